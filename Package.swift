@@ -1,0 +1,103 @@
+// swift-tools-version:6.1
+// Circus for Swift: a Circus-compatible process supervisor.
+
+import PackageDescription
+
+let upcoming: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "circus-swift",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "circusd", targets: ["circusd"]),
+        .library(name: "CircusClient", targets: ["CircusClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    ],
+    targets: [
+        // System libraries and C shims.
+        .systemLibrary(
+            name: "CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .target(name: "CCircusSys"),
+
+        // Pure layers: no processes, no sockets.
+        .target(
+            name: "CircusConfig",
+            dependencies: [.product(name: "OrderedCollections", package: "swift-collections")],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "CircusProtocol",
+            dependencies: ["CircusConfig", .product(name: "OrderedCollections", package: "swift-collections")],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "CircusCore",
+            dependencies: [
+                "CircusConfig",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: upcoming
+        ),
+
+        // Operating-system and wire layers.
+        .target(
+            name: "CircusSystem",
+            dependencies: ["CCircusSys"],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "CircusBus",
+            dependencies: ["CZeroMQ"],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "CircusClient",
+            dependencies: ["CircusBus", "CircusProtocol"],
+            swiftSettings: upcoming
+        ),
+
+        // The supervisor and the executable.
+        .target(
+            name: "CircusDaemon",
+            dependencies: [
+                "CircusConfig", "CircusProtocol", "CircusCore", "CircusSystem", "CircusBus",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "circusd",
+            dependencies: [
+                "CircusDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+
+        // Tests.
+        .testTarget(name: "CircusConfigTests", dependencies: ["CircusConfig"], swiftSettings: upcoming),
+        .testTarget(name: "CircusProtocolTests", dependencies: ["CircusProtocol"], swiftSettings: upcoming),
+        .testTarget(name: "CircusCoreTests", dependencies: ["CircusCore", "CircusConfig"], swiftSettings: upcoming),
+        .testTarget(name: "CircusSystemTests", dependencies: ["CircusSystem"], swiftSettings: upcoming),
+        .testTarget(name: "CircusBusTests", dependencies: ["CircusBus", "CircusClient"], swiftSettings: upcoming),
+        .testTarget(
+            name: "CircusdIntegrationTests",
+            dependencies: ["CircusClient", "CircusProtocol"],
+            swiftSettings: upcoming
+        ),
+    ]
+)

@@ -1,0 +1,138 @@
+// circusd's control endpoint: a ROUTER driven by the daemon's own epoll loop.
+//
+// The daemon has one loop thread that owns every ZeroMQ socket, so this type never
+// blocks and never starts a thread. It hands the loop a descriptor to watch and two
+// non-blocking calls, `drain` and `reply`. The subtle part is ZMQ_FD, explained on
+// `fileDescriptor`: getting it wrong loses wake-ups and the control channel stalls.
+
+internal import CZeroMQ
+
+/// The ROUTER socket circusd binds on `endpoint`, used without ever blocking.
+///
+/// Typical loop (the owner's thread owns the server):
+/// ```swift
+/// let server = try ControlServer(context: context, endpoint: "ipc:///run/circus/ctl.sock")
+/// epollAdd(server.fileDescriptor, EPOLLIN)               // level- or edge-triggered
+/// while running {
+///     epollWait()                                          // any event, not only this fd
+///     try server.drain { message in handle(message) }      // may call reply(...) inside
+///     flushFinishedAsyncCommands { try server.reply(to: $0, $1) }
+///     try server.drain { message in handle(message) }      // required after replies
+/// }
+/// ```
+///
+/// - Important: Not thread-safe. Create it on, or hand it to, the loop thread only.
+public final class ControlServer {
+    /// The endpoint as requested (e.g. `tcp://127.0.0.1:*`).
+    public let endpoint: String
+    /// The endpoint actually bound (`ZMQ_LAST_ENDPOINT`), e.g. `tcp://127.0.0.1:40123`.
+    /// Give this to clients when binding a wildcard port.
+    public let boundEndpoint: String
+
+    private let socket: ZMQSocket
+    private var isDraining = false
+
+    /// Creates a ROUTER socket and binds it.
+    ///
+    /// - Parameters:
+    ///   - context: The process's context; retained until the server is closed.
+    ///   - endpoint: `tcp://HOST:PORT` (port `*` picks a free one) or `ipc:///path`
+    ///     (the directory must exist; libzmq unlinks whatever is at the path, even a
+    ///     live daemon's socket).
+    ///   - reportUnroutableReplies: Sets `ZMQ_ROUTER_MANDATORY`. Off (the default, as in
+    ///     Circus), libzmq silently drops a reply whose client has gone or whose queue is
+    ///     full. On, ``reply(to:_:)`` throws `.peerUnreachable` or `.wouldBlock` in those
+    ///     cases instead. Either way the reply is dropped and nothing ever blocks, because
+    ///     every send uses `ZMQ_DONTWAIT`.
+    /// - Throws: `BusError` `.bindFailed` with a message such as
+    ///   `cannot bind tcp://127.0.0.1:5555: Address already in use`.
+    public init(context: ZMQContext, endpoint: String, reportUnroutableReplies: Bool = false) throws(BusError) {
+        let socket = try ZMQSocket(context: context, kind: .router)
+        try socket.setOption(ZMQ_ROUTER_MANDATORY, reportUnroutableReplies ? 1 : 0, name: "ZMQ_ROUTER_MANDATORY")
+        self.boundEndpoint = try socket.bind(endpoint)
+        self.endpoint = endpoint
+        self.socket = socket
+    }
+
+    /// The descriptor to register in the owner's epoll set for `EPOLLIN` (`ZMQ_FD`).
+    ///
+    /// It is not the network socket; it is libzmq's internal mailbox signal, and it only
+    /// reports *transitions*: it becomes readable when the socket's state may have changed,
+    /// and stops being readable as soon as libzmq processes its pending commands, which
+    /// happens inside *any* call on this socket, including `reply`. So:
+    /// - Register it level- or edge-triggered, for `EPOLLIN` only; never read it.
+    /// - Call ``drain(maxMessages:_:)`` after every readable notification, and also after
+    ///   every ``reply(to:_:)`` made outside a `drain` handler: the send may have consumed
+    ///   the signal for a request that is now waiting, and no notification will follow.
+    ///   (Replies made inside the handler are covered: `drain` keeps going until empty.)
+    /// - A notification with nothing to read is normal.
+    /// - Remove it from epoll before ``close()``.
+    public var fileDescriptor: Int32 { socket.fileDescriptor }
+
+    /// Whether a request is waiting (`ZMQ_EVENTS & ZMQ_POLLIN`); also re-arms the descriptor.
+    public var hasPendingMessages: Bool {
+        get throws(BusError) { try socket.hasPendingInput }
+    }
+
+    /// Whether ``close()`` has been called.
+    public var isClosed: Bool { socket.isClosed }
+
+    /// Receives every request that is waiting, without blocking, and hands each to `handler`.
+    ///
+    /// Loops until libzmq reports no input (a receive returns `EAGAIN` and `ZMQ_EVENTS`
+    /// agrees), which leaves the descriptor armed for the next arrival. The handler may
+    /// call ``reply(to:_:)``. A nested call to `drain` from inside the handler returns 0
+    /// at once; the outer call carries on.
+    ///
+    /// - Parameters:
+    ///   - maxMessages: Stop after this many, to let other events on the loop run. If the
+    ///     return value equals it, more may be waiting and the descriptor will *not* fire
+    ///     for them: call `drain` again soon (for example on the next loop turn).
+    ///   - handler: Called once per multipart message, in arrival order.
+    /// - Returns: The number of messages handed to `handler`.
+    /// - Throws: `BusError` `.closed` or `.receiveFailed` (context terminated).
+    @discardableResult
+    public func drain(maxMessages: Int = .max, _ handler: (ControlMessage) -> Void) throws(BusError) -> Int {
+        if isDraining { return 0 }
+        isDraining = true
+        defer { isDraining = false }
+        var count = 0
+        while count < maxMessages {
+            if let frames = try socket.tryReceive() {
+                count += 1
+                handler(ControlMessage(identity: frames[0], frames: Array(frames.dropFirst())))
+            } else if try !socket.hasPendingInput {
+                break
+            }
+        }
+        return count
+    }
+
+    /// Sends `[identity, payload]`, so the client's DEALER receives one frame: `payload`.
+    ///
+    /// Never blocks (`ZMQ_DONTWAIT`).
+    ///
+    /// - Important: Call ``drain(maxMessages:_:)`` afterwards unless you are inside its
+    ///   handler; see ``fileDescriptor``.
+    /// - Throws: `BusError` `.closed` or `.sendFailed`; with `reportUnroutableReplies`,
+    ///   also `.peerUnreachable` (client gone) or `.wouldBlock` (client's queue full).
+    ///   The reply is dropped in every error case; log it and carry on.
+    public func reply(to identity: [UInt8], _ payload: [UInt8]) throws(BusError) {
+        try socket.trySend([identity, payload], what: "reply to client \(describeIdentity(identity))")
+    }
+
+    /// Lets pending replies wait up to `milliseconds` at close (see `ZMQSocket.setLinger`).
+    public func setLinger(milliseconds: Int32) {
+        try? socket.setLinger(milliseconds: milliseconds)
+    }
+
+    /// Closes the socket. Idempotent.
+    ///
+    /// Remove ``fileDescriptor`` from epoll first. libzmq closes sockets asynchronously
+    /// (the listener goes away on its reaper thread shortly after, at the latest when the
+    /// context terminates). libzmq 4.3 leaves an `ipc://` socket file in place; the next
+    /// bind to that path replaces it.
+    public func close() {
+        socket.close()
+    }
+}

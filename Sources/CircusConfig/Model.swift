@@ -1,0 +1,211 @@
+// The typed configuration model shared by every layer of the daemon.
+//
+// These types are the contract between the INI loader (this module), the control
+// protocol (`add` / `set` build and change `WatcherConfig`s), the watcher state
+// machines in CircusCore and the supervisor. They hold already-validated values:
+// whoever builds one has reported bad input with a file, a line and an option.
+
+public import OrderedCollections
+
+/// Where a value came from, for error messages a user can act on.
+public struct SourceLocation: Hashable, Sendable, CustomStringConvertible {
+    /// The path of the file, as it was named (the main file's path or an include's).
+    public var file: String
+    /// One-based line number.
+    public var line: Int
+
+    public init(file: String, line: Int) {
+        self.file = file
+        self.line = line
+    }
+
+    public var description: String { "\(file):\(line)" }
+}
+
+/// Extra arguments of a watcher: Circus keeps INI values as a string (split with
+/// shlex at spawn time) and accepts a JSON list from `add`.
+public enum CommandArguments: Hashable, Sendable {
+    case string(String)
+    case list([String])
+}
+
+/// A hook bound in the configuration (`hooks.<name> = target[, ignore_failure]`).
+public struct HookSpec: Hashable, Sendable {
+    /// What to call: `path/lib.so:symbol` or a declared libffi signature (plugin ABI issue).
+    public var target: String
+    /// When true a failing hook never aborts the operation.
+    public var ignoreFailure: Bool
+
+    public init(target: String, ignoreFailure: Bool) {
+        self.target = target
+        self.ignoreFailure = ignoreFailure
+    }
+}
+
+/// One `[watcher:NAME]` section, or a watcher created by the `add` command.
+///
+/// Defaults are Circus 0.19's INI defaults (spec section 2.3).
+public struct WatcherConfig: Hashable, Sendable {
+    /// Name as written (case and spaces preserved).
+    public var name: String
+    /// Command template. `$(circus.env.*)` is already expanded; per-process variables
+    /// such as `$(circus.wid)` are expanded at spawn time.
+    public var cmd: String
+    public var args: CommandArguments? = nil
+    public var numprocesses: Int = 1
+    /// Seconds slept after each spawn (an int in INI, a float through `set`/`add`).
+    public var warmupDelay: Double = 0
+    /// Working directory; the loader fills in circusd's cwd when the option is absent.
+    public var workingDir: String? = nil
+    public var shell: Bool = false
+    public var shellArgs: CommandArguments? = nil
+    public var uid: String? = nil
+    public var gid: String? = nil
+    /// `executable` (argv[0] is still the first word of cmd; we honour it, Circus ignores it).
+    public var executable: String? = nil
+    public var copyEnv: Bool = false
+    public var copyPath: Bool = false
+    /// The environment from `[env]` and matching `[env:...]` sections, in order, after
+    /// `$VAR` expansion. With `copyEnv` the supervisor lays it over its own environment.
+    public var env: OrderedDictionary<String, String> = [:]
+    public var sendHup: Bool = false
+    public var stopSignal: Int32 = 15
+    public var stopChildren: Bool = false
+    /// Spawn attempts per process; -1 means forever, 0 never even tries.
+    public var maxRetry: Int = 5
+    public var gracefulTimeout: Double = 30
+    public var priority: Int = 0
+    public var singleton: Bool = false
+    public var useSockets: Bool = false
+    public var onDemand: Bool = false
+    public var autostart: Bool = true
+    public var respawn: Bool = true
+    public var closeChildStdin: Bool = true
+    public var closeChildStdout: Bool = false
+    public var closeChildStderr: Bool = false
+    /// `check_flapping` (default true): whether the flapping plugin watches this watcher.
+    /// Circus keeps it as a free-form option, so it is also in `extraOptions` when set.
+    public var checkFlapping: Bool = true
+    public var maxAge: Int = 0
+    public var maxAgeVariance: Int = 30
+    public var virtualenv: String? = nil
+    public var virtualenvPyVer: String? = nil
+    public var stdinSocket: String? = nil
+    /// Hooks by hook name (`before_start`, ...), in configuration order.
+    public var hooks: OrderedDictionary<String, HookSpec> = [:]
+    /// `stdout_stream.<key>` values, key without the prefix (`class`, `filename`, ...).
+    public var stdoutStream: OrderedDictionary<String, String> = [:]
+    public var stderrStream: OrderedDictionary<String, String> = [:]
+    /// `rlimit_<name>` by lower-case name (`nofile`, `core`, ...); nil means unlimited.
+    public var rlimits: OrderedDictionary<String, Int64?> = [:]
+    /// Every other option of the section (free-form: `check_flapping`, `flapping.*`, ...),
+    /// raw strings, reported by `options` and readable by plugins.
+    public var extraOptions: OrderedDictionary<String, String> = [:]
+    /// Where the section starts; nil for watchers created by `add`.
+    public var location: SourceLocation? = nil
+
+    public init(name: String, cmd: String) {
+        self.name = name
+        self.cmd = cmd
+    }
+}
+
+/// The `[circus]` section (spec section 2.2), after defaults and substitution.
+public struct CircusSettings: Hashable, Sendable {
+    public var endpoint: String = "tcp://127.0.0.1:5555"
+    public var endpointOwner: String? = nil
+    public var pubsubEndpoint: String = "tcp://127.0.0.1:5556"
+    public var multicastEndpoint: String = "udp://237.219.251.97:12027"
+    public var statsEndpoint: String = "tcp://127.0.0.1:5557"
+    public var statsd: Bool = false
+    public var checkDelay: Double = 5.0
+    /// Seconds slept after starting each watcher in start-all loops (an int, as in Circus).
+    public var warmupDelay: Int = 0
+    /// Process umask (parsed as octal), nil when not set.
+    public var umask: UInt32? = nil
+    public var pidfile: String? = nil
+    public var loglevel: String? = nil
+    public var logoutput: String? = nil
+    public var loggerconfig: String? = nil
+    public var include: [String] = []
+    public var includeDir: [String] = []
+    public var debug: Bool = false
+    public var debugGc: Bool = false
+    public var httpd: Bool = false
+    public var httpdHost: String = "localhost"
+    public var httpdPort: Int = 8080
+    public var fqdnPrefix: String? = nil
+    public var sshServer: String? = nil
+
+    public init() {}
+}
+
+/// A `[socket:NAME]` section (spec section 10.1); NAME lower-cased. Values are kept as
+/// validated strings/numbers; binding happens in the daemon.
+public struct SocketConfig: Hashable, Sendable {
+    public var name: String
+    public var host: String = "localhost"
+    public var port: Int = 8080
+    public var family: String = "AF_INET"
+    public var type: String = "SOCK_STREAM"
+    public var proto: String? = nil
+    public var backlog: Int = 2048
+    public var path: String? = nil
+    /// Decimal, as Circus parses it (default 8).
+    public var umask: Int = 8
+    public var replace: Bool = false
+    public var interface: String? = nil
+    public var soReusePort: Bool = false
+    public var blocking: Bool = false
+    /// All raw options of the section, for reloadconfig comparison.
+    public var raw: OrderedDictionary<String, String> = [:]
+    public var location: SourceLocation? = nil
+
+    public init(name: String) { self.name = name }
+}
+
+/// A `[plugin:NAME]` section (spec section 2.5). `name` is the full header (`plugin:NAME`).
+public struct PluginConfig: Hashable, Sendable {
+    public var name: String
+    public var use: String
+    public var priority: Int = 1
+    /// Every other key of the section, raw.
+    public var options: OrderedDictionary<String, String> = [:]
+    public var location: SourceLocation? = nil
+
+    public init(name: String, use: String) {
+        self.name = name
+        self.use = use
+    }
+}
+
+/// A whole configuration: what `circusd` loads at start and on `reloadconfig`.
+public struct CircusConfiguration: Hashable, Sendable {
+    /// The main file's absolute path.
+    public var path: String
+    public var settings: CircusSettings
+    /// Watchers sorted by name (plain string order, as Circus does).
+    public var watchers: [WatcherConfig]
+    /// Sockets sorted by name.
+    public var sockets: [SocketConfig]
+    /// Plugins sorted by name.
+    public var plugins: [PluginConfig]
+    /// The `[env]` section after expansion.
+    public var globalEnv: OrderedDictionary<String, String>
+
+    public init(
+        path: String,
+        settings: CircusSettings = CircusSettings(),
+        watchers: [WatcherConfig] = [],
+        sockets: [SocketConfig] = [],
+        plugins: [PluginConfig] = [],
+        globalEnv: OrderedDictionary<String, String> = [:]
+    ) {
+        self.path = path
+        self.settings = settings
+        self.watchers = watchers
+        self.sockets = sockets
+        self.plugins = plugins
+        self.globalEnv = globalEnv
+    }
+}

@@ -1,0 +1,106 @@
+// The vocabulary of the watcher state machine: what comes in, what goes out.
+//
+// CircusCore is pure: a transition takes the current state, one event and the time,
+// and returns effects as data. The supervisor performs them (spawn, signal, publish,
+// arm a timer) and feeds the results back as new events. Nothing here sleeps, logs,
+// touches the clock or imports Glibc, so every transition is testable with plain values.
+
+/// A reading of both clocks, taken once per event by the supervisor.
+public struct Moment: Hashable, Sendable {
+    /// Seconds on a monotonic clock: deadlines and durations.
+    public var monotonic: Double
+    /// Seconds since the epoch: the `time` fields of events and replies.
+    public var wall: Double
+
+    public init(monotonic: Double, wall: Double) {
+        self.monotonic = monotonic
+        self.wall = wall
+    }
+
+    /// The same moment `seconds` later on both clocks (for tests and computed deadlines).
+    public func advanced(by seconds: Double) -> Moment {
+        Moment(monotonic: monotonic + seconds, wall: wall + seconds)
+    }
+}
+
+/// A watcher's status, exactly as `status` reports it.
+public enum WatcherStatus: String, Hashable, Sendable {
+    case stopped
+    case starting
+    case active
+    case stopping
+}
+
+/// Which processes a signal reaches.
+public enum SignalScope: Hashable, Sendable {
+    /// The process alone.
+    case process
+    /// The process and every descendant (stop_children, SIGKILL escalation, `recursive`).
+    case tree
+}
+
+/// A timer the machine asks the supervisor to arm; keys are unique per watcher.
+public enum TimerKey: Hashable, Sendable {
+    /// The graceful timeout of a process being stopped ran out: escalate to SIGKILL.
+    case killDeadline(pid: Int32)
+    /// The `warmup_delay` after a spawn is over: go on with the operation.
+    case warmup
+    /// A crash-loop backoff is over: try respawning again.
+    case respawnBackoff
+    /// The earliest `max_age` expiry of a running process.
+    case maxAge
+}
+
+/// Payload of a watcher event, in Circus's shapes (spec section 4.2).
+public enum EventPayload: Hashable, Sendable {
+    /// `{"process_pid": p, "time": t}` (spawn, kill).
+    case process(pid: Int32, time: Double)
+    /// `{"process_pid": p, "time": t, "exit_code": c}` (reap).
+    case reap(pid: Int32, time: Double, exitCode: Int32)
+    /// `{"time": t}` (start, stop, reload, updated, add, remove).
+    case time(Double)
+}
+
+/// Log severity of a message the machine wants written.
+public enum LogLevel: Hashable, Sendable {
+    case debug, info, warning, error
+}
+
+/// An opaque token the supervisor uses to match an operation with its completion.
+public struct OperationID: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt64
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    public var description: String { "op#\(rawValue)" }
+}
+
+/// What an operation produced, for `waiting` replies (`{"info": {...}}`).
+public struct OperationResult: Hashable, Sendable {
+    public var stopped: [Int32] = []
+    public var started: [Int32] = []
+    public var kept: [Int32] = []
+    /// Set when the operation could not do what it was asked (spawn failures).
+    public var failure: String? = nil
+
+    public init(stopped: [Int32] = [], started: [Int32] = [], kept: [Int32] = [], failure: String? = nil) {
+        self.stopped = stopped
+        self.started = started
+        self.kept = kept
+        self.failure = failure
+    }
+}
+
+/// Something the supervisor must do on the machine's behalf.
+public enum Effect: Hashable, Sendable {
+    /// Spawn one process with this worker id, then report `processSpawned` or `spawnFailed`.
+    case spawn(wid: Int)
+    /// Send a signal. `publishKill` asks for a `kill` event for every pid signalled.
+    case signal(pid: Int32, signal: Int32, scope: SignalScope, publishKill: Bool)
+    /// Publish `watcher.<name>.<event>`.
+    case publish(event: String, payload: EventPayload)
+    /// Arm (or re-arm) a timer at a monotonic deadline; report `timerFired(key)`.
+    case armTimer(TimerKey, at: Double)
+    case cancelTimer(TimerKey)
+    case log(LogLevel, String)
+    /// An operation begun with `begin(_:id:at:)` has finished.
+    case finished(OperationID, OperationResult)
+}

@@ -1,0 +1,493 @@
+// The state machine of one watcher: its processes, its status, and the operations
+// (start, stop, reload, resize, kill) that change them over time.
+//
+// Circus runs these as coroutines that sleep and poll. Here each operation is a short
+// list of steps; a step either finishes at once or waits for something the supervisor
+// reports back (a spawn result, a process exit, a timer). Crashes are seen the moment a
+// child exits, so respawn is immediate; a crash loop is slowed down by a backoff
+// (see `crashBackoff(after:)`) instead of Circus's polling tick.
+
+public import CircusConfig
+public import OrderedCollections
+import DequeModule
+
+/// A command the supervisor runs on one watcher.
+public enum WatcherCommand: Hashable, Sendable {
+    /// Start a stopped watcher, or top up a running one.
+    case start
+    /// Stop every process (stop signal, graceful timeout, SIGKILL) and mark it stopped.
+    case stop
+    /// Stop then start.
+    case restart
+    /// Reload: graceful (new processes first), sequential (one by one), or a restart.
+    case reload(graceful: Bool, sequential: Bool)
+    /// Spawn missing processes (with warmup) and stop the oldest surplus (incr, decr, set).
+    case manage
+    /// Run the stop procedure on some (or all) processes; they are respawned afterwards.
+    case kill(pids: [Int32]?, signal: Int32?, gracefulTimeout: Double?)
+}
+
+/// One supervised process as the machine sees it.
+public struct ManagedProcess: Hashable, Sendable {
+    public let pid: Int32
+    /// Worker id: the smallest free integer in `1...2*numprocesses` at spawn time.
+    public let wid: Int
+    /// Wall-clock spawn time (the `time` of the `spawn` event, `started` in `stats`).
+    public let started: Double
+    /// Monotonic spawn time, for ages and backoff.
+    public let startedMonotonic: Double
+    /// Monotonic time at which `max_age` expires, if enabled.
+    public let expiresAt: Double?
+    /// True once the stop procedure began; such a process no longer counts as running.
+    public internal(set) var stopping: Bool = false
+}
+
+/// The whole state of one watcher. A value type: the supervisor owns one per watcher.
+public struct WatcherMachine: Sendable {
+    public private(set) var config: WatcherConfig
+    public private(set) var status: WatcherStatus = .stopped
+    /// Processes in spawn order (oldest first), including those being stopped.
+    public private(set) var processes: OrderedDictionary<Int32, ManagedProcess> = [:]
+    /// The last spawn error, shown by `status` and in logs; cleared by a successful spawn.
+    public private(set) var lastError: String?
+
+    private var current: Operation?
+    private var queue: Deque<(OperationID?, WatcherCommand)> = []
+    /// Consecutive exits of processes that lived less than `minimumUptime`.
+    private var quickExits = 0
+    private var backoffArmed = false
+    private var maxAgeArmedAt: Double?
+    private var random: SplitMix64
+
+    /// A process that lives at least this long resets the crash backoff.
+    public static let minimumUptime: Double = 1.0
+    /// Longest delay between respawns of a crash-looping watcher.
+    public static let maximumBackoff: Double = 10.0
+
+    public init(config: WatcherConfig, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
+        self.config = config
+        self.random = SplitMix64(seed: seed)
+    }
+
+    // MARK: - Queries
+
+    /// Pids of processes that are running and not being stopped, oldest first.
+    public var activePids: [Int32] { processes.values.filter { !$0.stopping }.map(\.pid) }
+    /// Every pid the watcher still owns, oldest first.
+    public var allPids: [Int32] { Array(processes.keys) }
+    /// True while an operation runs or waits its turn.
+    public var isBusy: Bool { current != nil || !queue.isEmpty }
+
+    /// How long to wait before respawning after `quickExits` consecutive quick exits:
+    /// 0 for the first, then 0.1 s doubling up to `maximumBackoff`.
+    public static func crashBackoff(after quickExits: Int) -> Double {
+        guard quickExits > 1 else { return 0 }
+        let exponent = min(quickExits - 2, 16)
+        return min(0.1 * Double(1 << exponent), maximumBackoff)
+    }
+
+    // MARK: - Inputs
+
+    /// Replaces the configuration (set, reloadconfig). The caller decides which command
+    /// applies it (`manage` or a reload).
+    public mutating func replaceConfig(_ config: WatcherConfig) {
+        self.config = config
+    }
+
+    /// Queues a command; it starts at once if nothing else runs on this watcher.
+    /// `id` nil marks an internal operation whose completion nobody awaits.
+    public mutating func begin(_ command: WatcherCommand, id: OperationID?, at now: Moment) -> [Effect] {
+        queue.append((id, command))
+        var effects: [Effect] = []
+        if current == nil { startNext(at: now, into: &effects) }
+        return effects
+    }
+
+    /// A spawn asked for by `.spawn(wid:)` succeeded. `now` is when the spawn began.
+    public mutating func processSpawned(wid: Int, pid: Int32, at now: Moment) -> [Effect] {
+        var effects: [Effect] = []
+        var expiry: Double? = nil
+        if config.maxAge > 0 {
+            let variance = config.maxAgeVariance > 0 ? Int(random.next() % UInt64(config.maxAgeVariance + 1)) : 0
+            expiry = now.monotonic + Double(config.maxAge + variance)
+        }
+        processes[pid] = ManagedProcess(
+            pid: pid, wid: wid, started: now.wall, startedMonotonic: now.monotonic, expiresAt: expiry)
+        lastError = nil
+        effects.append(.publish(event: "spawn", payload: .process(pid: pid, time: now.wall)))
+        guard var op = current, case .spawn(let awaited)? = op.waiting, awaited == wid else {
+            return effects
+        }
+        op.waiting = nil
+        op.retries = 0
+        op.result.started.append(pid)
+        if case .spawn(let remaining, let warmup)? = op.steps.first {
+            if let remaining { op.steps[0] = .spawn(count: remaining - 1, warmup: warmup) }
+            if warmup, config.warmupDelay > 0 {
+                op.waiting = .warmup
+                effects.append(.armTimer(.warmup, at: now.monotonic + config.warmupDelay))
+            }
+        }
+        current = op
+        if op.waiting == nil { advance(at: now, into: &effects) }
+        return effects
+    }
+
+    /// A spawn failed (exec error, unknown user, bad rlimit): retried up to `max_retry`
+    /// times, then the watcher stops with the error visible in `status` and the log.
+    public mutating func spawnFailed(wid: Int, message: String, at now: Moment) -> [Effect] {
+        var effects: [Effect] = [.log(.warning, "error in '\(config.name)': \(message)")]
+        lastError = message
+        guard var op = current, case .spawn(let awaited)? = op.waiting, awaited == wid else { return effects }
+        op.waiting = nil
+        op.retries += 1
+        if config.maxRetry == -1 {
+            // Retrying forever must not spin: go through the crash backoff.
+            quickExits += 1
+            op.waiting = .backoff
+            current = op
+            effects.append(.armTimer(.respawnBackoff, at: now.monotonic + max(0.1, Self.crashBackoff(after: quickExits))))
+            backoffArmed = true
+            return effects
+        }
+        if op.retries < config.maxRetry {
+            current = op
+            advance(at: now, into: &effects)
+            return effects
+        }
+        // Give up: stop the watcher, keep the reason.
+        op.result.failure = message
+        op.steps = Self.stopSteps(name: config.name)
+        current = op
+        effects.append(.log(.error, "'\(config.name)' stopped: could not spawn after \(op.retries) attempt(s): \(message)"))
+        advance(at: now, into: &effects)
+        return effects
+    }
+
+    /// A process exited (seen at once through its pidfd). Publishes `reap`, lets a waiting
+    /// operation go on, and respawns crashed processes of an active watcher.
+    public mutating func processExited(pid: Int32, exitCode: Int32, at now: Moment) -> [Effect] {
+        guard let process = processes.removeValue(forKey: pid) else { return [] }
+        var effects: [Effect] = []
+        if process.stopping { effects.append(.cancelTimer(.killDeadline(pid: pid))) }
+        effects.append(.publish(event: "reap", payload: .reap(pid: pid, time: now.wall, exitCode: exitCode)))
+        if !process.stopping {
+            if now.monotonic - process.startedMonotonic < Self.minimumUptime {
+                quickExits += 1
+            } else {
+                quickExits = 0
+            }
+        }
+        if var op = current {
+            if case .exits(var pids)? = op.waiting {
+                pids.remove(pid)
+                op.waiting = pids.isEmpty ? nil : .exits(pids)
+                current = op
+                if op.waiting == nil { advance(at: now, into: &effects) }
+            }
+            return effects
+        }
+        if !process.stopping { reconcile(at: now, into: &effects) }
+        return effects
+    }
+
+    /// A timer armed by an `.armTimer` effect fired.
+    public mutating func timerFired(_ key: TimerKey, at now: Moment) -> [Effect] {
+        var effects: [Effect] = []
+        switch key {
+        case .killDeadline(let pid):
+            guard processes[pid] != nil else { return [] }
+            // Graceful timeout over: SIGKILL the process and all its descendants.
+            effects.append(.signal(pid: pid, signal: 9, scope: .tree, publishKill: true))
+        case .warmup:
+            guard var op = current, op.waiting == .warmup else { return [] }
+            op.waiting = nil
+            current = op
+            advance(at: now, into: &effects)
+        case .respawnBackoff:
+            backoffArmed = false
+            if var op = current, op.waiting == .backoff {
+                op.waiting = nil
+                current = op
+                advance(at: now, into: &effects)
+            } else if current == nil, queue.isEmpty, status == .active {
+                // The wait is over: respawn now, whatever the count of quick exits.
+                startInternal(.manage, at: now, into: &effects)
+            }
+        case .maxAge:
+            maxAgeArmedAt = nil
+            guard current == nil, status == .active else { return [] }
+            for process in processes.values where !process.stopping {
+                if let expiry = process.expiresAt, expiry <= now.monotonic {
+                    beginStop(pid: process.pid, signal: nil, timeout: nil, at: now, into: &effects)
+                }
+            }
+            reconcile(at: now, into: &effects)
+        }
+        return effects
+    }
+
+    // MARK: - Operations
+
+    private enum Step: Hashable, Sendable {
+        case setStatus(WatcherStatus)
+        /// Spawn `count` processes, or (nil) until `numprocesses` run; `warmup` sleeps
+        /// `warmup_delay` after each spawn, the last one included, as Circus does.
+        case spawn(count: Int?, warmup: Bool)
+        case stopAll
+        case stopSurplus
+        case stopPids([Int32], signal: Int32?, timeout: Double?)
+        case hupAll
+        case publish(String)
+        case log(LogLevel, String)
+        /// A start that left no process running is a failed start.
+        case failIfNoProcess
+        /// Replaced by per-process steps once the operation starts.
+        case replaceSequentially
+    }
+
+    private enum Wait: Hashable, Sendable {
+        case spawn(wid: Int)
+        case exits(Set<Int32>)
+        case warmup
+        case backoff
+    }
+
+    private struct Operation: Sendable {
+        var id: OperationID?
+        var steps: [Step]
+        var waiting: Wait?
+        var retries = 0
+        var result = OperationResult()
+        var initialPids: [Int32]
+    }
+
+    private static func stopSteps(name: String) -> [Step] {
+        [.setStatus(.stopping), .stopAll, .publish("stop"), .setStatus(.stopped), .log(.info, "\(name) stopped")]
+    }
+
+    private func startSteps() -> [Step] {
+        if status != .stopped { return [.spawn(count: nil, warmup: true)] }
+        return [
+            .setStatus(.starting), .spawn(count: nil, warmup: true), .failIfNoProcess,
+            .setStatus(.active), .log(.info, "\(config.name) started"), .publish("start"),
+        ]
+    }
+
+    private func steps(for command: WatcherCommand) -> [Step] {
+        switch command {
+        case .start:
+            return startSteps()
+        case .stop:
+            return status == .stopped ? [] : Self.stopSteps(name: config.name)
+        case .restart:
+            return (status == .stopped ? [] : Self.stopSteps(name: config.name))
+                + [.setStatus(.starting), .spawn(count: nil, warmup: true), .failIfNoProcess,
+                   .setStatus(.active), .log(.info, "\(config.name) started"), .publish("start")]
+        case .reload(let graceful, let sequential):
+            if status == .stopped { return startSteps() }
+            if !graceful { return steps(for: .restart) }
+            if config.sendHup { return [.hupAll, .publish("reload"), .log(.info, "\(config.name) reloaded")] }
+            if sequential { return [.replaceSequentially, .publish("reload"), .log(.info, "\(config.name) reloaded")] }
+            return [.spawn(count: config.numprocesses, warmup: false), .stopSurplus, .publish("reload"),
+                    .log(.info, "\(config.name) reloaded")]
+        case .manage:
+            return status == .stopped || status == .stopping ? [] : [.spawn(count: nil, warmup: true), .stopSurplus]
+        case .kill(let pids, let signal, let timeout):
+            return [.stopPids(pids ?? activePids, signal: signal, timeout: timeout)]
+        }
+    }
+
+    private mutating func startNext(at now: Moment, into effects: inout [Effect]) {
+        while current == nil, let (id, command) = queue.popFirst() {
+            current = Operation(id: id, steps: steps(for: command), initialPids: activePids)
+            advance(at: now, into: &effects)
+        }
+    }
+
+    /// Runs steps until one has to wait, or the operation is over.
+    private mutating func advance(at now: Moment, into effects: inout [Effect]) {
+        while var op = current, op.waiting == nil {
+            guard let step = op.steps.first else {
+                finish(op, into: &effects)
+                current = nil
+                if queue.isEmpty { reconcile(at: now, into: &effects) } else { startNext(at: now, into: &effects) }
+                return
+            }
+            switch step {
+            case .setStatus(let s):
+                status = s
+                if s == .stopped || s == .stopping { cancelIdleTimers(into: &effects) }
+                op.steps.removeFirst()
+            case .spawn(let count, _):
+                let wanted = count.map { $0 > 0 } ?? (activePids.count < config.numprocesses)
+                if !wanted || status == .stopped || status == .stopping {
+                    op.steps.removeFirst()
+                } else if config.maxRetry == 0 {
+                    // Circus: max_retry 0 never even tries, so the watcher stops.
+                    op.result.failure = "max_retry is 0: no spawn attempted"
+                    op.steps = Self.stopSteps(name: config.name)
+                } else {
+                    let wid = nextWid()
+                    op.waiting = .spawn(wid: wid)
+                    effects.append(.spawn(wid: wid))
+                }
+            case .stopAll:
+                op.steps.removeFirst()
+                let pids = allPids
+                op.result.stopped.append(contentsOf: activePids)
+                for pid in pids { beginStop(pid: pid, signal: nil, timeout: nil, at: now, into: &effects) }
+                if !pids.isEmpty { op.waiting = .exits(Set(pids)) }
+            case .stopSurplus:
+                op.steps.removeFirst()
+                let live = activePids
+                if live.count > config.numprocesses {
+                    let surplus = Array(live.prefix(live.count - config.numprocesses))
+                    op.result.stopped.append(contentsOf: surplus)
+                    for pid in surplus { beginStop(pid: pid, signal: nil, timeout: nil, at: now, into: &effects) }
+                    op.waiting = .exits(Set(surplus))
+                }
+            case .stopPids(let pids, let signal, let timeout):
+                op.steps.removeFirst()
+                let targets = pids.filter { processes[$0] != nil }
+                op.result.stopped.append(contentsOf: targets.filter { processes[$0]?.stopping == false })
+                for pid in targets { beginStop(pid: pid, signal: signal, timeout: timeout, at: now, into: &effects) }
+                if !targets.isEmpty { op.waiting = .exits(Set(targets)) }
+            case .hupAll:
+                op.steps.removeFirst()
+                for pid in activePids {
+                    effects.append(.log(.info, "SENDING HUP to \(pid)"))
+                    effects.append(.signal(pid: pid, signal: 1, scope: .process, publishKill: false))
+                }
+            case .publish(let event):
+                op.steps.removeFirst()
+                effects.append(.publish(event: event, payload: .time(now.wall)))
+            case .log(let level, let message):
+                op.steps.removeFirst()
+                effects.append(.log(level, message))
+            case .failIfNoProcess:
+                op.steps.removeFirst()
+                if activePids.isEmpty {
+                    if op.result.failure == nil { op.result.failure = "no process could be started" }
+                    op.steps = Self.stopSteps(name: config.name)
+                }
+            case .replaceSequentially:
+                op.steps.removeFirst()
+                var expanded: [Step] = []
+                for pid in activePids {
+                    expanded.append(.stopPids([pid], signal: nil, timeout: nil))
+                    expanded.append(.spawn(count: 1, warmup: true))
+                }
+                op.steps.insert(contentsOf: expanded, at: 0)
+            }
+            current = op
+        }
+    }
+
+    private func finish(_ op: Operation, into effects: inout [Effect]) {
+        guard let id = op.id else { return }
+        var result = op.result
+        let stopped = Set(result.stopped)
+        let started = Set(result.started)
+        result.kept = op.initialPids.filter { !stopped.contains($0) && !started.contains($0) && processes[$0] != nil }
+        if config.sendHup, result.stopped.isEmpty, result.started.isEmpty {
+            result.kept = activePids
+        }
+        effects.append(.finished(id, result))
+    }
+
+    /// What an idle, active watcher does on its own: respawn what crashed (with backoff),
+    /// stop when `respawn = false` left nothing running, honour `max_age`.
+    private mutating func reconcile(at now: Moment, into effects: inout [Effect]) {
+        guard current == nil, queue.isEmpty, status == .active else { return }
+        let live = activePids.count
+        if live < config.numprocesses {
+            if config.respawn {
+                let delay = Self.crashBackoff(after: quickExits)
+                if delay > 0 {
+                    if !backoffArmed {
+                        backoffArmed = true
+                        effects.append(.log(.warning, "\(config.name): process exited within \(Self.minimumUptime)s "
+                            + "\(quickExits) times in a row; respawning in \(delay)s"))
+                        effects.append(.armTimer(.respawnBackoff, at: now.monotonic + delay))
+                    }
+                } else {
+                    startInternal(.manage, at: now, into: &effects)
+                    return
+                }
+            } else if processes.isEmpty {
+                current = Operation(id: nil, steps: Self.stopSteps(name: config.name), initialPids: [])
+                advance(at: now, into: &effects)
+                return
+            }
+        } else if live > config.numprocesses {
+            startInternal(.manage, at: now, into: &effects)
+            return
+        }
+        armMaxAge(into: &effects)
+    }
+
+    private mutating func startInternal(_ command: WatcherCommand, at now: Moment, into effects: inout [Effect]) {
+        current = Operation(id: nil, steps: steps(for: command), initialPids: activePids)
+        advance(at: now, into: &effects)
+    }
+
+    private mutating func armMaxAge(into effects: inout [Effect]) {
+        let earliest = processes.values.filter { !$0.stopping }.compactMap(\.expiresAt).min()
+        guard let earliest, earliest != maxAgeArmedAt else { return }
+        maxAgeArmedAt = earliest
+        effects.append(.armTimer(.maxAge, at: earliest))
+    }
+
+    private mutating func cancelIdleTimers(into effects: inout [Effect]) {
+        if backoffArmed {
+            backoffArmed = false
+            effects.append(.cancelTimer(.respawnBackoff))
+        }
+        if maxAgeArmedAt != nil {
+            maxAgeArmedAt = nil
+            effects.append(.cancelTimer(.maxAge))
+        }
+        quickExits = 0
+    }
+
+    /// The stop procedure for one process (spec 6.7): stop signal (to the tree with
+    /// `stop_children`), a `kill` event, and SIGKILL when the graceful timeout runs out.
+    private mutating func beginStop(pid: Int32, signal: Int32?, timeout: Double?, at now: Moment,
+                                    into effects: inout [Effect]) {
+        guard var process = processes[pid], !process.stopping else { return }
+        process.stopping = true
+        processes[pid] = process
+        let sig = signal ?? config.stopSignal
+        let grace = timeout ?? config.gracefulTimeout
+        effects.append(.signal(pid: pid, signal: sig, scope: config.stopChildren ? .tree : .process, publishKill: true))
+        if sig == 9 { return }
+        if grace <= 0 {
+            effects.append(.signal(pid: pid, signal: 9, scope: .tree, publishKill: true))
+        } else {
+            effects.append(.armTimer(.killDeadline(pid: pid), at: now.monotonic + grace))
+        }
+    }
+
+    /// Smallest worker id in `1...2*numprocesses` not used by a process of this watcher
+    /// (beyond that range, the next integer: Circus raises there, we keep going).
+    private func nextWid() -> Int {
+        let used = Set(processes.values.map(\.wid))
+        var wid = 1
+        while used.contains(wid) { wid += 1 }
+        return wid
+    }
+}
+
+/// A tiny deterministic generator for `max_age_variance` draws, so tests are repeatable.
+struct SplitMix64: Sendable {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,622 @@
+// The 24 commands of Circus's control protocol (spec section 3.4).
+//
+// Read-only commands answer at once from the current state. Commands that change
+// watchers run as jobs: without `waiting` they answer `ok` at once, with it they answer
+// when the job is over. Jobs queue behind the jobs they overlap instead of failing.
+
+import CircusBus
+import CircusConfig
+import CircusCore
+import CircusProtocol
+import CircusSystem
+import Glibc
+import Logging
+import OrderedCollections
+
+/// Sends the answer to one request (nothing for casts).
+struct Responder {
+    let request: Request
+    let identity: [UInt8]
+    unowned let supervisor: Supervisor
+
+    func ok(_ payload: JSONObject = [:]) {
+        if let bytes = request.okReply(payload, time: EventLoop.wallNow()) { supervisor.reply(bytes, to: identity) }
+    }
+
+    func fail(_ error: CommandError) {
+        if let bytes = request.errorReply(error, time: EventLoop.wallNow()) { supervisor.reply(bytes, to: identity) }
+    }
+}
+
+extension Supervisor {
+    // MARK: - Dispatch
+
+    func handle(_ message: ControlMessage) {
+        // A DEALER sends exactly one frame; REQ sockets add an empty delimiter. Circus
+        // drops anything else without a reply, and so do we.
+        guard message.frames.count == 1 else {
+            logger.warning("got unexpected message with \(message.frames.count) frames from \(message.identityDescription)")
+            return
+        }
+        let now = EventLoop.wallNow()
+        switch Request.decode(message.frames[0]) {
+        case .invalidJSON:
+            logger.warning("json invalid from \(message.identityDescription)")
+            reply(Reply.error(id: .null, time: now, error: .invalidJSON), to: message.identity)
+        case .noReply(let reason):
+            logger.warning("ignored request from \(message.identityDescription): \(reason)")
+        case .invalidProperties(let request, let error):
+            let respond = Responder(request: request, identity: message.identity, supervisor: self)
+            if CommandName(request: request.command) == nil {
+                respond.fail(.unknownCommand(request.commandAsSent))
+            } else {
+                respond.fail(error)
+            }
+        case .request(let request):
+            dispatch(request, Responder(request: request, identity: message.identity, supervisor: self))
+        }
+    }
+
+    func dispatch(_ request: Request, _ respond: Responder) {
+        guard let command = CommandName(request: request.command) else {
+            logger.warning("unknown command: \(request.commandAsSent)")
+            return respond.fail(.unknownCommand(request.commandAsSent))
+        }
+        let props = request.properties
+        do throws(CommandError) {
+            try command.checkRequiredProperties(props)
+            switch command {
+            case .add: try add(props, respond)
+            case .rm: try rm(props, respond)
+            case .start, .stop, .restart: try startStopRestart(command, props, respond)
+            case .reload: try reload(props, respond)
+            case .reloadconfig: reloadConfig(respond)
+            case .quit: quitCommand(respond)
+            case .list: try list(props, respond)
+            case .status: try status(props, respond)
+            case .numwatchers: respond.ok(["numwatchers": .int(Int64(watchers.count))])
+            case .numprocesses: try numprocesses(props, respond)
+            case .incr, .decr: try incrDecr(command == .incr, props, respond)
+            case .get: try get(props, respond)
+            case .options: try options(props, respond)
+            case .set: try set(props, respond)
+            case .signal: try signal(props, respond)
+            case .kill: try kill(props, respond)
+            case .stats: try stats(props, respond)
+            case .dstats: dstats(respond)
+            case .listsockets: respond.ok(["sockets": .array([])])
+            case .globaloptions: try globalOptions(props, respond)
+            case .listen: throw .usePubSubSocket
+            case .ipython:
+                respond.ok(["shell": false, "msg": "IPython is not supported by circus-swift: there is no Python inside"])
+            }
+        } catch {
+            if error.code == .messageError {
+                logger.debug("\(request.command): \(error.reason)")
+            } else {
+                logger.warning("\(request.command): \(error.reason)")
+            }
+            respond.fail(error)
+        }
+    }
+
+    /// Runs an asynchronous command as a job. Without `waiting` the client gets `ok` now;
+    /// with it, the payload (or the error) once `body` finishes.
+    func runJob(_ respond: Responder, scope: JobScope,
+                _ body: @escaping (_ finish: @escaping (Result<JSONObject, CommandError>) -> Void) -> Void)
+    {
+        let waiting = respond.request.isWaiting
+        if !waiting { respond.ok() }
+        let command = respond.request.command
+        scheduler.submit(scope) { [unowned self] done in
+            body { result in
+                switch result {
+                case .success(let payload): if waiting { respond.ok(payload) }
+                case .failure(let error):
+                    self.logger.warning("\(command): \(error.reason)")
+                    if waiting { respond.fail(error) }
+                }
+                done()
+            }
+        }
+    }
+
+    func requireWatcher(_ props: JSONObject) throws(CommandError) -> WatcherEntry {
+        let name = try props.requireString("name")
+        guard let entry = watcher(named: name) else { throw .programNotFound(name) }
+        return entry
+    }
+
+    // MARK: - add / rm
+
+    private func add(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
+        let name = try props.requireString("name")
+        let cmd = try props.requireString("cmd")
+        let options = try props["options"].map { (v) throws(CommandError) in try OptionValidation.validate(options: v) } ?? [:]
+        for key in options.keys where OptionValidation.rejectedByAdd.contains(key) { throw .unknownKey(key) }
+        if let owner = configuration.settings.endpointOwner {
+            try OptionValidation.checkEndpointOwner(options: options, owner: owner)
+        }
+        if name.isEmpty { return respond.ok() }  // Circus: ok, nothing added
+        if watcher(named: name) != nil {
+            throw .unexpected(rawRequest: respond.request.raw, CommandError.Text.alreadyExist(name))
+        }
+        var config = WatcherConfig(name: name, cmd: cmd)
+        config.workingDir = currentDirectory
+        switch props["args"] {
+        case .string(let s)?: config.args = .string(s)
+        case .array(let list)?: config.args = .list(list.map { $0.stringValue ?? JSONWriter.string($0) })
+        default: break
+        }
+        for (key, value) in options {
+            try apply(option: key, value: value, to: &config, raw: respond.request.raw)
+        }
+        let entry = WatcherEntry(config: config)
+        watchers.append(entry)
+        publish(.add(time: EventLoop.wallNow()), for: name)
+        logger.info("\(name) added")
+        guard props.flag("start") else { return respond.ok() }
+        runJob(respond, scope: .watchers([entry.key])) { [unowned self] finish in
+            self.run(.start, on: entry) { result in
+                finish(self.outcome(result) { ["started": .pids($0.started), "kept": .pids($0.kept)] })
+            }
+        }
+    }
+
+    private func rm(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
+        let entry = try requireWatcher(props)
+        let nostop = props.flag("nostop")
+        runJob(respond, scope: .watchers([entry.key])) { [unowned self] finish in
+            self.publish(.remove(time: EventLoop.wallNow()), for: entry.name)
+            self.watchers.removeAll { $0 === entry }
+            entry.attached = false
+            self.logger.info("\(entry.name) removed")
+            if nostop { return finish(.success([:])) }
+            self.run(.stop, on: entry) { _ in finish(.success([:])) }
+        }
+    }
+
+    // MARK: - start / stop / restart / reload
+
+    /// The watchers a `start`/`stop`/`restart` names, with Circus's match modes.
+    private func matching(_ props: JSONObject) throws(CommandError) -> [WatcherEntry] {
+        let name = try props.requireString("name")
+        let match = try props.string("match") ?? "glob"
+        let lowered = name.lowercased()
+        let found: [WatcherEntry]
+        switch match {
+        case "simple":
+            found = watchers.filter { $0.key == lowered }
+        case "glob":
+            found = watchers.filter { Fnmatch.matches(pattern: lowered, name: $0.key) }
+        case "regex":
+            guard let regex = try? Regex(lowered) else { throw .message("invalid regex \(name)") }
+            found = watchers.filter { (try? regex.prefixMatch(in: $0.key)) != nil }
+        default:
+            throw .unknownMatchMethod(props["match"] ?? .null)
+        }
+        if found.isEmpty { throw .programNotFound(name) }
+        return found
+    }
+
+    private func startStopRestart(_ command: CommandName, _ props: JSONObject, _ respond: Responder)
+        throws(CommandError)
+    {
+        guard props["name"] != nil, props["name"] != .null else {
+            switch command {
+            case .start:
+                runJob(respond, scope: .all) { [unowned self] finish in
+                    self.startAll(self.watchers.filter { $0.config.autostart }) { finish(.success([:])) }
+                }
+            case .stop:
+                runJob(respond, scope: .all) { [unowned self] finish in
+                    self.stopAll(self.watchers) { finish(.success([:])) }
+                }
+            default:
+                runJob(respond, scope: .all) { [unowned self] finish in
+                    self.restartArbiter { finish($0) }
+                }
+            }
+            return
+        }
+        let found = try matching(props)
+        let scope = JobScope.watchers(Set(found.map(\.key)))
+        if found.count == 1, let entry = found.first {
+            runJob(respond, scope: scope) { [unowned self] finish in
+                switch command {
+                case .start:
+                    self.run(.start, on: entry) { result in
+                        finish(self.outcome(result) { ["info": ["started": .pids($0.started), "kept": .pids($0.kept)]] })
+                    }
+                case .stop:
+                    self.run(.stop, on: entry) { _ in finish(.success(["info": .null])) }
+                default:
+                    self.run(.restart, on: entry) { result in finish(self.outcome(result) { ["info": .result($0)] }) }
+                }
+            }
+            return
+        }
+        runJob(respond, scope: scope) { [unowned self] finish in
+            switch command {
+            case .start: self.startAll(found.filter { $0.config.autostart }) { finish(.success([:])) }
+            case .stop: self.stopAll(found) { finish(.success([:])) }
+            default:
+                self.stopAll(found) { self.startAll(found) { finish(.success([:])) } }
+            }
+        }
+    }
+
+    private func reload(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
+        let graceful = try props.bool("graceful") ?? true
+        let sequential = try props.bool("sequential") ?? false
+        if let name = try props.string("name") {
+            guard let entry = watcher(named: name) else { throw .programNotFound(name) }
+            runJob(respond, scope: .watchers([entry.key])) { [unowned self] finish in
+                self.run(.reload(graceful: graceful, sequential: sequential), on: entry) { result in
+                    finish(self.outcome(result) { ["info": .result($0)] })
+                }
+            }
+            return
+        }
+        runJob(respond, scope: .all) { [unowned self] finish in
+            self.logSink.reopen()
+            self.reloadAll(graceful: graceful, sequential: sequential) { finish(.success([:])) }
+        }
+    }
+
+    /// Maps an operation's result to a reply payload, or errno 6 when it failed.
+    func outcome(_ result: OperationResult, _ payload: (OperationResult) -> JSONObject)
+        -> Result<JSONObject, CommandError>
+    {
+        if let failure = result.failure {
+            return .failure(CommandError(code: .badMessageData, reason: "server error: \(failure)"))
+        }
+        return .success(payload(result))
+    }
+
+    // MARK: - quit / reloadconfig / restart
+
+    private func quitCommand(_ respond: Responder) {
+        let waiting = respond.request.isWaiting
+        if !waiting { respond.ok() }
+        quit { if waiting { respond.ok() } }
+    }
+
+    private func reloadConfig(_ respond: Responder) {
+        runJob(respond, scope: .all) { [unowned self] finish in
+            self.applyReloadedConfiguration { finish($0) }
+        }
+    }
+
+    // MARK: - Read-only commands
+
+    private func list(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
+        if props["name"] != nil, props["name"] != .null {
+            let entry = try requireWatcher(props)
+            return respond.ok(["pids": .pids(entry.machine.activePids)])
+        }
+        respond.ok(["watchers": .array(watchers.map(\.key).sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }.map(JSON.string))])
+    }
+
+    private func status(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
+        if props["name"] != nil, props["name"] != .null {
+            let entry = try requireWatcher(props)
+            var payload: JSONObject = ["status": .string(entry.machine.status.rawValue)]
+            // Not in Circus: why the watcher could not spawn (circusctl ignores extra keys).
+            if let error = entry.machine.lastError { payload["last_error"] = .string(error) }
+            return respond.ok(payload)
+        }
+        var statuses = JSONObject()
+        for entry in watchers { statuses[entry.name] = .string(entry.machine.status.rawValue) }
+        respond.ok(["statuses": .object(statuses)])
+    }
+
+    private func numprocesses(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
+        if props["name"] != nil, props["name"] != .null {
+            let entry = try requireWatcher(props)
+            return respond.ok([
+                "numprocesses": .int(Int64(entry.machine.processes.count)), "watcher_name": props["name"] ?? .null,
+            ])
+        }
+        respond.ok(["numprocesses": .int(Int64(watchers.reduce(0) { $0 + $1.machine.processes.count }))])
+    }
+
+    private func incrDecr(_ increase: Bool, _ props: JSONObject, _ respond: Responder) throws(CommandError) {
+        let entry = try requireWatcher(props)
+        let nb = Int(try props.int("nb") ?? 1)
+        if entry.config.singleton {
+            return respond.ok(["numprocesses": .int(Int64(entry.config.numprocesses)), "singleton": true])
+        }
+        runJob(respond, scope: .watchers([entry.key])) { [unowned self] finish in
+            var config = entry.config
+            config.numprocesses = max(0, config.numprocesses + (increase ? nb : -nb))
+            entry.machine.replaceConfig(config)
+            let target = config.numprocesses
+            self.run(.manage, on: entry) { _ in finish(.success(["numprocesses": .int(Int64(target))])) }
+        }
+    }
+
+    private func get(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
+        let entry = try requireWatcher(props)
+        let keys = try props.requireList("keys")
+        let all = optionsObject(entry.config)
+        var result = JSONObject()
+        for key in keys {
+            guard let name = key.stringValue, let value = all[name] else { throw .optionNotFound(key) }
+            result[name] = value
+        }
+        respond.ok(["options": .object(result)])
+    }
+
+    private func options(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
+        let entry = try requireWatcher(props)
+        respond.ok(["options": .object(optionsObject(entry.config))])
+    }
+
+    private func globalOptions(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
+        let settings = configuration.settings
+        let all: JSONObject = [
+            "endpoint": .string(settings.endpoint), "stats_endpoint": .string(settings.statsEndpoint),
+            "pubsub_endpoint": .string(settings.pubsubEndpoint), "check_delay": .double(settings.checkDelay),
+            "multicast_endpoint": .string(settings.multicastEndpoint),
+        ]
+        if let option = props["option"], option != .null {
+            guard let key = option.stringValue, let value = all[key] else { throw .notAnExistingOption(option) }
+            return respond.ok(["options": .object([key: value])])
+        }
+        respond.ok(["options": .object(all)])
+    }
+
+    // MARK: - set
+
+    private func set(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
+        let entry = try requireWatcher(props)
+        guard case .object = try props.require("options") else { throw .optionsNotAnObject }
+        let options = try OptionValidation.validate(options: props["options"]!)
+        var config = entry.config
+        var needsReload = false
+        for (key, value) in options {
+            try apply(option: key, value: value, to: &config, raw: respond.request.raw)
+            if Self.reloadingOptions.contains(key) { needsReload = true }
+        }
+        let changedKeys = Array(options.keys)
+        runJob(respond, scope: .watchers([entry.key])) { [unowned self] finish in
+            entry.machine.replaceConfig(config)
+            for _ in changedKeys { self.publish(.updated(time: EventLoop.wallNow()), for: entry.name) }
+            let command: WatcherCommand =
+                needsReload && entry.machine.status != .stopped ? .reload(graceful: true, sequential: false) : .manage
+            self.run(command, on: entry) { _ in finish(.success([:])) }
+        }
+    }
+
+    /// Options whose change needs new processes (spec 6.21: "graceful reload").
+    static let reloadingOptions: Set<String> = [
+        "working_dir", "uid", "gid", "shell", "env", "cmd", "args", "max_age", "max_age_variance",
+    ]
+
+    /// Applies one validated `set`/`add` option to a configuration.
+    func apply(option key: String, value: JSON, to config: inout WatcherConfig, raw: [UInt8]) throws(CommandError) {
+        func string(_ v: JSON) -> String? {
+            switch v {
+            case .null: return nil
+            case .string(let s): return s
+            default: return JSONWriter.string(v)
+            }
+        }
+        switch key {
+        case "numprocesses":
+            let n = Int(value.pythonInt ?? 0)
+            if config.singleton, n > 1 {
+                throw .unexpected(rawRequest: raw, CommandError.Text.singletonHasSingleProcess)
+            }
+            config.numprocesses = max(0, n)
+        case "warmup_delay": config.warmupDelay = value.doubleValue ?? 0
+        case "working_dir": config.workingDir = string(value)
+        case "uid": config.uid = string(value)
+        case "gid": config.gid = string(value)
+        case "send_hup": config.sendHup = value.isTruthy
+        case "stop_signal":
+            guard let n = value.pythonInt else { throw .notAnInteger(key) }
+            config.stopSignal = Int32(truncatingIfNeeded: n)
+        case "stop_children": config.stopChildren = value.isTruthy
+        case "shell": config.shell = value.isTruthy
+        case "env":
+            var env = OrderedDictionary<String, String>()
+            for (k, v) in value.objectValue ?? [:] { env[k] = v.stringValue ?? "" }
+            config.env = env
+        case "cmd": config.cmd = string(value) ?? ""
+        case "args":
+            if case .array(let list) = value { config.args = .list(list.compactMap(string)) } else {
+                config.args = string(value).map(CommandArguments.string)
+            }
+        case "copy_env": config.copyEnv = value.isTruthy
+        case "max_retry": config.maxRetry = Int(value.pythonInt ?? 5)
+        case "graceful_timeout": config.gracefulTimeout = value.doubleValue ?? 30
+        case "max_age": config.maxAge = Int(value.pythonInt ?? 0)
+        case "max_age_variance": config.maxAgeVariance = Int(value.pythonInt ?? 30)
+        case "respawn": config.respawn = value.isTruthy
+        case "singleton": config.singleton = value.isTruthy
+        case "close_child_stdin": config.closeChildStdin = value.isTruthy
+        case "close_child_stdout": config.closeChildStdout = value.isTruthy
+        case "close_child_stderr": config.closeChildStderr = value.isTruthy
+        case "retry_in": break  // accepted by Circus, used by nothing
+        case "hooks":
+            for (name, target) in value.objectValue ?? [:] {
+                let text = target.arrayValue.flatMap { $0.first?.stringValue } ?? target.stringValue ?? ""
+                config.hooks[name] = HookSpec(target: text, ignoreFailure: target.arrayValue?.dropFirst().first?.isTruthy ?? false)
+            }
+        case "stdout_stream", "stderr_stream":
+            var stream = OrderedDictionary<String, String>()
+            for (k, v) in value.objectValue ?? [:] { stream[k] = string(v) ?? "" }
+            if key == "stdout_stream" { config.stdoutStream = stream } else { config.stderrStream = stream }
+        default:
+            if key.hasPrefix("rlimit_") {
+                config.rlimits[String(key.dropFirst(7)).lowercased()] = value.pythonInt
+            } else if key.hasPrefix("stdout_stream.") {
+                config.stdoutStream[String(key.dropFirst("stdout_stream.".count))] = string(value) ?? ""
+            } else if key.hasPrefix("stderr_stream.") {
+                config.stderrStream[String(key.dropFirst("stderr_stream.".count))] = string(value) ?? ""
+            } else if key.hasPrefix("hooks.") {
+                config.hooks[String(key.dropFirst(6))] = HookSpec(target: string(value) ?? "", ignoreFailure: false)
+            } else {
+                config.extraOptions[key] = string(value) ?? ""
+            }
+        }
+    }
+
+    /// Every option `options` reports (spec 3.6), sorted by name as Circus's reply is.
+    func optionsObject(_ config: WatcherConfig) -> JSONObject {
+        func opt(_ s: String?) -> JSON { s.map(JSON.string) ?? .null }
+        func args(_ a: CommandArguments?, fallback: JSON) -> JSON {
+            switch a {
+            case .string(let s)?: return .string(s)
+            case .list(let l)?: return .array(l.map(JSON.string))
+            case nil: return fallback
+            }
+        }
+        func stream(_ s: OrderedDictionary<String, String>) -> JSON {
+            var o = JSONObject()
+            for (k, v) in s where k != "class" { o[k] = .string(v) }
+            return .object(o)
+        }
+        let warmup: JSON = config.warmupDelay == config.warmupDelay.rounded() && config.location != nil
+            ? .int(Int64(config.warmupDelay)) : .double(config.warmupDelay)
+        var env = JSONObject()
+        for (k, v) in config.env { env[k] = .string(v) }
+        var all: [(String, JSON)] = [
+            ("args", args(config.args, fallback: config.location == nil ? .null : "")),
+            ("close_child_stderr", .bool(config.closeChildStderr)),
+            ("close_child_stdin", .bool(config.closeChildStdin)),
+            ("close_child_stdout", .bool(config.closeChildStdout)),
+            ("cmd", .string(config.cmd)), ("copy_env", .bool(config.copyEnv)), ("env", .object(env)),
+            ("executable", opt(config.executable)), ("gid", opt(config.gid)),
+            ("graceful_timeout", .double(config.gracefulTimeout)), ("max_age", .int(Int64(config.maxAge))),
+            ("max_age_variance", .int(Int64(config.maxAgeVariance))), ("max_retry", .int(Int64(config.maxRetry))),
+            ("numprocesses", .int(Int64(config.numprocesses))), ("on_demand", .bool(config.onDemand)),
+            ("priority", .int(Int64(config.priority))), ("respawn", .bool(config.respawn)),
+            ("send_hup", .bool(config.sendHup)), ("shell", .bool(config.shell)),
+            ("shell_args", args(config.shellArgs, fallback: .null)), ("singleton", .bool(config.singleton)),
+            ("stderr_stream_conf", stream(config.stderrStream)), ("stdout_stream_conf", stream(config.stdoutStream)),
+            ("stop_children", .bool(config.stopChildren)), ("stop_signal", .int(Int64(config.stopSignal))),
+            ("uid", opt(config.uid)), ("use_sockets", .bool(config.useSockets)), ("warmup_delay", warmup),
+            ("working_dir", opt(config.workingDir ?? currentDirectory)),
+        ]
+        for (key, value) in config.extraOptions where !all.contains(where: { $0.0 == key }) {
+            all.append((key, .string(value)))
+        }
+        // Python sorts str by code point.
+        all.sort { $0.0.unicodeScalars.lexicographicallyPrecedes($1.0.unicodeScalars) }
+        return JSONObject(uniqueKeysWithValues: all)
+    }
+
+    // MARK: - signal / kill
+
+    private func signal(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
+        let entry = try requireWatcher(props)
+        guard let signo = try props.signal("signum") else { throw .signalInvalid }
+        let pid = try props.int("pid").map { Int32(truncatingIfNeeded: $0) }
+        let childpid = try props.int("childpid").map { Int32(truncatingIfNeeded: $0) }
+        let raw = respond.request.raw
+        if childpid != nil, pid == nil {
+            throw .unexpected(rawRequest: raw, CommandError.Text.cannotSpecifyChildpidWithoutPid)
+        }
+        let targets = pid.map { [$0] } ?? entry.machine.activePids
+        for target in targets {
+            if let childpid {
+                guard ProcessTree.children(of: target).contains(childpid) else {
+                    throw .unexpected(rawRequest: raw, "child \(childpid) not found")
+                }
+                try? ChildMonitor.signal(pid: childpid, signo)
+            } else if props.flag("children") {
+                guard entry.machine.processes[target] != nil else {
+                    throw .unexpected(rawRequest: raw, String(target))
+                }
+                for child in ProcessTree.children(of: target) { try? ChildMonitor.signal(pid: child, signo) }
+            } else {
+                // An unknown pid is silently ignored, as in Circus.
+                guard entry.machine.processes[target] != nil else { continue }
+                let descendants = props.flag("recursive") ? ProcessTree.descendants(of: target) : []
+                try? monitor.signal(target, signo)
+                for child in descendants { try? ChildMonitor.signal(pid: child, signo) }
+            }
+        }
+        respond.ok()
+    }
+
+    private func kill(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
+        let entry = try requireWatcher(props)
+        var pid: Int32? = nil
+        if let value = props["pid"], value != .null {
+            guard let n = value.pythonInt ?? value.stringValue.flatMap({ Int64($0.trimmingASCIIWhitespace()) }) else {
+                throw .unexpected(rawRequest: respond.request.raw, "invalid literal for int() with base 10: \(JSONWriter.string(value))")
+            }
+            pid = Int32(truncatingIfNeeded: n)
+        }
+        let signo = try props.signal("signum")
+        var timeout: Double? = nil
+        if let value = props["graceful_timeout"], value != .null {
+            // circusctl sends it as a string.
+            guard let t = value.doubleValue ?? value.stringValue.flatMap({ Double($0.trimmingASCIIWhitespace()) })
+            else { throw .notANumber("graceful_timeout") }
+            timeout = t
+        }
+        runJob(respond, scope: .watchers([entry.key])) { [unowned self] finish in
+            self.run(.kill(pids: pid.map { [$0] }, signal: signo, gracefulTimeout: timeout), on: entry) { _ in
+                finish(.success([:]))
+            }
+        }
+    }
+
+    // MARK: - stats / dstats
+
+    func sample(_ pid: Int32, withChildren: Bool) -> CircusProtocol.ProcessSample? {
+        guard let raw = sampler.sample(pid) else { return nil }
+        let children = withChildren ? ProcessTree.children(of: pid).compactMap { sample($0, withChildren: false) } : []
+        return CircusProtocol.ProcessSample(
+            pid: Int64(pid), rssBytes: Int64(raw.rss), vmsBytes: Int64(raw.vms), cpuPercent: raw.cpuPercent,
+            memPercent: raw.memoryPercent, cpuTimeSeconds: raw.cpuTime, username: raw.username,
+            nice: raw.isZombie ? .zombie : .value(Int64(raw.nice)), createTime: raw.createTime, argv: [raw.name],
+            children: children)
+    }
+
+    private func processInfo(_ process: ManagedProcess, now: Double) -> JSON {
+        guard let sample = sample(process.pid, withChildren: true) else { return ProcessStats.noSuchProcess }
+        return .object(ProcessStats.watcherProcessInfo(sample, now: now, started: process.started, wid: Int64(process.wid)))
+    }
+
+    private func watcherInfo(_ entry: WatcherEntry, now: Double) -> JSONObject {
+        ProcessStats.byPid(entry.machine.processes.values.map { (pid: Int64($0.pid), info: processInfo($0, now: now)) })
+    }
+
+    private func stats(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
+        let now = EventLoop.wallNow()
+        guard props["name"] != nil, props["name"] != .null else {
+            var infos = JSONObject()
+            for entry in watchers { infos[entry.name] = .object(watcherInfo(entry, now: now)) }
+            return respond.ok(["infos": .object(infos)])
+        }
+        let entry = try requireWatcher(props)
+        if let process = props["process"], process != .null {
+            guard let pid = process.pythonInt, let managed = entry.machine.processes[Int32(truncatingIfNeeded: pid)]
+            else { throw .processNotFound(process: process, name: props["name"] ?? .null) }
+            return respond.ok(["process": process, "info": processInfo(managed, now: now)])
+        }
+        respond.ok(["name": props["name"] ?? .null, "info": .object(watcherInfo(entry, now: now))])
+    }
+
+    private func dstats(_ respond: Responder) {
+        let now = EventLoop.wallNow()
+        guard let sample = sample(getpid(), withChildren: false) else {
+            return respond.fail(.osError("cannot read /proc/self"))
+        }
+        respond.ok(["info": .object(ProcessStats.info(sample, now: now))])
+    }
+}
+
+extension JSON {
+    static func pids(_ pids: [Int32]) -> JSON { .array(pids.map { .int(Int64($0)) }) }
+
+    static func result(_ result: OperationResult) -> JSON {
+        ["stopped": .pids(result.stopped), "started": .pids(result.started), "kept": .pids(result.kept)]
+    }
+}

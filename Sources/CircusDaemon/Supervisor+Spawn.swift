@@ -1,0 +1,167 @@
+// Turns a watcher's configuration into one spawn request: the command line with its
+// per-process variables expanded, the environment, ids, limits and descriptors.
+
+import CircusConfig
+import CircusSystem
+import OrderedCollections
+
+extension Supervisor {
+    /// The environment a process of `config` gets: with `copy_env`, circusd's environment
+    /// overlaid by the watcher's; without it, only the watcher's (`[env]` sections), as in
+    /// Circus (no PATH, no HOME).
+    func childEnvironment(for config: WatcherConfig) -> OrderedDictionary<String, String> {
+        var env: OrderedDictionary<String, String> = [:]
+        if config.copyEnv {
+            for (key, value) in environment { env[key] = value }
+        }
+        for (key, value) in config.env { env[key] = value }
+        return env
+    }
+
+    /// Per-process template variables (spec 2.6 step 3): `$(circus.wid)`,
+    /// `$(circus.env.X)`, `$(circus.sockets.X)` and every watcher option.
+    func spawnVariables(for config: WatcherConfig, wid: Int, env: OrderedDictionary<String, String>)
+        -> OrderedDictionary<String, SubstitutionValue>
+    {
+        func text(_ value: Bool) -> String { value ? "True" : "False" }
+        var variables: OrderedDictionary<String, SubstitutionValue> = [:]
+        for (key, value) in config.extraOptions { variables[key] = .string(value) }
+        let options: [(String, String)] = [
+            ("name", config.name), ("cmd", config.cmd), ("numprocesses", String(config.numprocesses)),
+            ("warmup_delay", pythonNumber(config.warmupDelay)), ("working_dir", config.workingDir ?? currentDirectory),
+            ("uid", config.uid ?? "None"), ("gid", config.gid ?? "None"), ("send_hup", text(config.sendHup)),
+            ("stop_signal", String(config.stopSignal)), ("stop_children", text(config.stopChildren)),
+            ("shell", text(config.shell)), ("max_retry", String(config.maxRetry)),
+            ("graceful_timeout", pythonFloat(config.gracefulTimeout)), ("executable", config.executable ?? "None"),
+            ("use_sockets", text(config.useSockets)), ("priority", String(config.priority)),
+            ("copy_env", text(config.copyEnv)), ("singleton", text(config.singleton)),
+            ("max_age", String(config.maxAge)), ("max_age_variance", String(config.maxAgeVariance)),
+            ("respawn", text(config.respawn)), ("on_demand", text(config.onDemand)),
+        ]
+        for (key, value) in options { variables[key] = .string(value) }
+        variables["wid"] = .string(String(wid))
+        variables["env"] = .dictionary(env)
+        variables["sockets"] = .dictionary([:])
+        return variables
+    }
+
+    /// Builds the spawn request for worker `wid` of `config`.
+    ///
+    /// - Throws: `SpawnFailure` for a command line that does not split, an unknown user
+    ///   or group; the watcher reports it like an exec failure.
+    func makeSpawnRequest(for config: WatcherConfig, wid: Int) throws(SpawnFailure) -> SpawnRequest {
+        let env = childEnvironment(for: config)
+        let table = Substitution.Table(ordered: spawnVariables(for: config, wid: wid, env: env))
+        func expand(_ text: String) -> String {
+            // `$WID` is Circus's deprecated spelling of `$(circus.wid)`.
+            Substitution.replace(text, table: table).replacingAll("$WID", with: String(wid))
+        }
+        let command = expand(Substitution.replace(config.cmd, variables: ["env": .dictionary(config.env)]))
+        var extra: [String] = []
+        var extraText = ""
+        do {
+            switch config.args {
+            case .string(let s)?:
+                extraText = expand(s)
+                extra = try Shlex.split(extraText)
+            case .list(let list)?:
+                extra = list.map(expand)
+                extraText = Shlex.join(extra)
+            case nil:
+                break
+            }
+        } catch {
+            throw SpawnFailure(message: "args of '\(config.name)': \(error)")
+        }
+
+        var arguments: [String]
+        var executable: String
+        if config.shell {
+            // `shell = true` runs the command through the shell, as its name promises
+            // (Circus quotes every word, which disables the shell; see README).
+            let line = extraText.isEmpty ? command : command + " " + extraText
+            arguments = ["/bin/sh", "-c", line]
+            switch config.shellArgs {
+            case .string(let s)?:
+                do { arguments += try Shlex.split(expand(s)) } catch {
+                    throw SpawnFailure(message: "shell_args of '\(config.name)': \(error)")
+                }
+            case .list(let list)?:
+                arguments += list.map(expand)
+            case nil:
+                break
+            }
+            executable = "/bin/sh"
+        } else {
+            do {
+                arguments = try Shlex.split(command) + extra
+            } catch {
+                throw SpawnFailure(message: "cmd of '\(config.name)': \(error)")
+            }
+            guard let first = arguments.first else {
+                throw SpawnFailure(message: "cmd of '\(config.name)' is empty")
+            }
+            executable = config.executable.map(expand) ?? first
+        }
+
+        var uid: UInt32? = nil
+        var gid: UInt32? = nil
+        var groups: [UInt32]? = nil
+        do {
+            if let uidText = config.uid {
+                let user = try UserDatabase.user(expand(uidText))
+                uid = user.uid
+                gid = user.gid
+                groups = UserDatabase.groupList(user: user.name, gid: user.gid)
+            }
+            if let gidText = config.gid {
+                gid = try UserDatabase.group(expand(gidText)).gid
+                if uid == nil { groups = [] }
+            }
+        } catch {
+            throw SpawnFailure(message: error.description)
+        }
+
+        let limits = config.rlimits.map { ResourceLimit(name: $0.key, value: $0.value) }
+        return SpawnRequest(
+            executable: executable,
+            arguments: arguments,
+            environment: env.map { (key: $0.key, value: $0.value) },
+            searchPath: env["PATH"] ?? SpawnRequest.defaultSearchPath,
+            workingDirectory: config.workingDir ?? currentDirectory,
+            uid: uid,
+            gid: gid,
+            supplementaryGroups: groups,
+            resourceLimits: limits,
+            stdin: config.closeChildStdin ? .null : .inherit,
+            stdout: config.closeChildStdout ? .null : .inherit,
+            stderr: config.closeChildStderr ? .null : .inherit,
+            keepFDs: [],
+            newSession: true
+        )
+    }
+}
+
+/// Python's `repr` of a float (`30.0`, `0.5`).
+func pythonFloat(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e16 ? String(Int64(value)) + ".0" : String(value)
+}
+
+/// An int when the value is integral (INI ints), else a Python float.
+func pythonNumber(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e16 ? String(Int64(value)) : String(value)
+}
+
+extension String {
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty, contains(target) else { return self }
+        var result = ""
+        var rest = self[...]
+        while let range = rest.firstRange(of: target) {
+            result += rest[..<range.lowerBound]
+            result += replacement
+            rest = rest[range.upperBound...]
+        }
+        return result + rest
+    }
+}

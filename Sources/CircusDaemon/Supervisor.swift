@@ -1,0 +1,446 @@
+// The supervisor: the one owner of all daemon state, driven by one event loop thread.
+//
+// Every input (a child's exit seen on its pidfd, a timer, a control request readable on
+// the ROUTER's ZMQ_FD, a signal read from a signalfd) is a callback on the loop thread.
+// Watcher transitions are computed by the pure `WatcherMachine`; the effects they return
+// are performed here, and their outcomes (spawned, failed, exited, fired) go back into
+// the machine. Nothing blocks the loop except the spawn itself (a vfork-style clone that
+// returns once the child has exec'd).
+
+import CircusBus
+public import CircusConfig
+import CircusCore
+import CircusProtocol
+import CircusSystem
+import DequeModule
+import Glibc
+public import Logging
+
+/// Runs watchers from a configuration and serves Circus's control protocol.
+public final class Supervisor {
+    let loop: EventLoop
+    let context: ZMQContext
+    var server: ControlServer?
+    var serverRegistration: EventLoop.Registration?
+    var publisher: EventPublisher?
+    let monitor: ChildMonitor
+    let spawner = Spawner()
+    let sampler = ProcessSampler()
+    var signalSource: SignalSource?
+    var logger: Logger
+    let logSink: LogSink
+
+    /// The configuration as loaded (reloadconfig compares with it).
+    var configuration: CircusConfiguration
+    /// Watchers in arbiter order: configuration watchers sorted by name, then added ones.
+    var watchers: [WatcherEntry] = []
+    let scheduler = JobScheduler()
+    var completions: [OperationID: (OperationResult) -> Void] = [:]
+    var nextOperation: UInt64 = 1
+    /// The daemon's own environment (`copy_env` and `$VAR` expansion).
+    let environment: [(key: String, value: String)]
+    let currentDirectory: String
+    private var performDepth = 0
+    private var deferred: Deque<() -> Void> = []
+    private var drainScheduled = false
+    /// Set once quit began; the loop stops when every watcher is down.
+    private(set) var quitting = false
+    let startTime: Double
+
+    /// Creates a supervisor for `configuration`. Nothing is bound or spawned until `run()`.
+    ///
+    /// - Parameters:
+    ///   - configuration: the loaded configuration.
+    ///   - environment: circusd's environment (children with `copy_env` inherit it).
+    ///   - currentDirectory: circusd's working directory.
+    ///   - logger: where the daemon logs.
+    ///   - logSink: the sink behind `logger`, reopened on SIGUSR1/SIGHUP.
+    public init(
+        configuration: CircusConfiguration,
+        environment: [(key: String, value: String)],
+        currentDirectory: String,
+        logger: Logger,
+        logSink: LogSink
+    ) throws(DaemonError) {
+        do {
+            loop = try EventLoop()
+        } catch {
+            throw DaemonError("cannot create the event loop: \(error)")
+        }
+        context = ZMQContext()
+        monitor = ChildMonitor(loop: loop)
+        self.configuration = configuration
+        self.environment = environment
+        self.currentDirectory = currentDirectory
+        self.logger = logger
+        self.logSink = logSink
+        self.startTime = EventLoop.wallNow()
+        watchers = configuration.watchers.map(WatcherEntry.init(config:))
+    }
+
+    // MARK: - Running
+
+    /// Binds the endpoints, starts every autostart watcher and serves until `quit` or a
+    /// terminating signal; returns once every child is gone.
+    ///
+    /// - Throws: `DaemonError` when an endpoint cannot be bound (nothing was spawned then).
+    public func run() throws(DaemonError) {
+        logger.info("Starting master on pid \(getpid())")
+        if let mask = configuration.settings.umask { umask(mode_t(mask)) }
+        try bindEndpoints()
+        do {
+            signalSource = try SignalSource(loop: loop) { [unowned self] signo in self.handleSignal(signo) }
+        } catch {
+            throw DaemonError("cannot read signals: \(error)")
+        }
+        logger.info("Arbiter now waiting for commands")
+        scheduler.submit(.all) { [unowned self] done in
+            self.startAll(self.watchers.filter { $0.config.autostart }, done: done)
+        }
+        drainDeferred()
+        loop.run()
+        shutdownEndpoints()
+        logger.info("Arbiter exiting")
+    }
+
+    private func bindEndpoints() throws(DaemonError) {
+        let settings = configuration.settings
+        // Circus binds the PUB socket before the ROUTER.
+        do {
+            publisher = try EventPublisher(context: context, endpoint: settings.pubsubEndpoint)
+        } catch {
+            throw DaemonError("pubsub_endpoint: \(error)")
+        }
+        let server: ControlServer
+        do {
+            server = try ControlServer(context: context, endpoint: settings.endpoint)
+        } catch {
+            throw DaemonError("endpoint: \(error)")
+        }
+        self.server = server
+        if let owner = settings.endpointOwner, settings.endpoint.hasPrefix("ipc://") {
+            let path = String(settings.endpoint.dropFirst("ipc://".count))
+            if let user = try? UserDatabase.user(owner) {
+                if chown(path, user.uid, gid_t(bitPattern: -1)) != 0 {
+                    logger.warning("cannot chown \(path) to \(owner): \(errnoDescription(errno))")
+                }
+            } else {
+                logger.warning("endpoint_owner: unknown user '\(owner)'")
+            }
+        }
+        do {
+            serverRegistration = try loop.register(fd: server.fileDescriptor) { [unowned self] _ in
+                self.drainControl()
+            }
+        } catch {
+            throw DaemonError("cannot watch the control socket: \(error)")
+        }
+        // Messages may already be queued before the fd was registered.
+        drainControl()
+    }
+
+    private func shutdownEndpoints() {
+        if let serverRegistration { loop.unregister(serverRegistration) }
+        serverRegistration = nil
+        server?.close()
+        server = nil
+        publisher?.close()
+        publisher = nil
+        signalSource?.close()
+        signalSource = nil
+    }
+
+    /// Begins a graceful shutdown: every watcher is stopped, then the loop ends.
+    func quit(then: @escaping () -> Void = {}) {
+        guard !quitting else {
+            then()
+            return
+        }
+        quitting = true
+        scheduler.submit(.all) { [unowned self] done in
+            self.stopAll(self.watchers) {
+                then()
+                done()
+                // Let the last replies leave before the loop (and the sockets) go away.
+                self.finishQuit()
+            }
+        }
+    }
+
+    private func finishQuit() {
+        server?.setLinger(milliseconds: 1000)
+        loop.stop()
+    }
+
+    // MARK: - Signals
+
+    private func handleSignal(_ signo: Int32) {
+        let name = Signals.name(signo).replacingFirst("SIG", with: "SIG_")
+        if signo != SIGCHLD { logger.info("Got signal \(name)") }
+        switch signo {
+        case SIGTERM, SIGINT, SIGQUIT:
+            quit()
+        case SIGHUP:
+            logSink.reopen()
+            scheduler.submit(.all) { [unowned self] done in
+                self.reloadAll(graceful: true, sequential: false, done: done)
+            }
+        case SIGUSR1:
+            logSink.reopen()
+        default:
+            break
+        }
+        drainDeferred()
+    }
+
+    // MARK: - Watcher operations
+
+    /// Runs `command` on `entry` and calls `completion` with its result when it is over.
+    func run(_ command: WatcherCommand, on entry: WatcherEntry, completion: @escaping (OperationResult) -> Void) {
+        let id = OperationID(nextOperation)
+        nextOperation += 1
+        completions[id] = completion
+        perform(entry.machine.begin(command, id: id, at: moment()), on: entry)
+    }
+
+    /// Runs `command` on each entry one after another (start-all is sequential in Circus).
+    func runSequentially(_ command: WatcherCommand, on entries: [WatcherEntry], pause: Double = 0,
+                         done: @escaping () -> Void) {
+        guard let first = entries.first else { return done() }
+        run(command, on: first) { [unowned self] _ in
+            let rest = Array(entries.dropFirst())
+            if pause > 0, !rest.isEmpty {
+                _ = self.loop.schedule(after: pause) {
+                    self.runSequentially(command, on: rest, pause: pause, done: done)
+                    self.drainDeferred()
+                }
+            } else {
+                self.runSequentially(command, on: rest, pause: pause, done: done)
+            }
+        }
+    }
+
+    /// Runs `command` on every entry at once and calls `done` when all finished.
+    func runConcurrently(_ command: WatcherCommand, on entries: [WatcherEntry], done: @escaping () -> Void) {
+        guard !entries.isEmpty else { return done() }
+        var remaining = entries.count
+        for entry in entries {
+            run(command, on: entry) { _ in
+                remaining -= 1
+                if remaining == 0 { done() }
+            }
+        }
+    }
+
+    /// Watchers sorted for starting: priority descending, ties in arbiter order.
+    func startOrder(_ entries: [WatcherEntry]) -> [WatcherEntry] {
+        entries.enumerated().sorted { a, b in
+            a.element.config.priority != b.element.config.priority
+                ? a.element.config.priority > b.element.config.priority : a.offset < b.offset
+        }.map(\.element)
+    }
+
+    func startAll(_ entries: [WatcherEntry], done: @escaping () -> Void) {
+        runSequentially(.start, on: startOrder(entries), pause: Double(configuration.settings.warmupDelay), done: done)
+    }
+
+    func stopAll(_ entries: [WatcherEntry], done: @escaping () -> Void) {
+        // Stop signals go out lowest priority first; completion is concurrent.
+        runConcurrently(.stop, on: startOrder(entries).reversed(), done: done)
+    }
+
+    func reloadAll(graceful: Bool, sequential: Bool, done: @escaping () -> Void) {
+        runSequentially(.reload(graceful: graceful, sequential: sequential), on: startOrder(watchers), done: done)
+    }
+
+    // MARK: - Effects
+
+    func moment() -> Moment {
+        Moment(monotonic: EventLoop.monotonicNow(), wall: EventLoop.wallNow())
+    }
+
+    /// Performs a machine's effects, feeding spawn results straight back into it.
+    func perform(_ effects: [Effect], on entry: WatcherEntry) {
+        performDepth += 1
+        var queue = Deque(effects)
+        while let effect = queue.popFirst() {
+            switch effect {
+            case .spawn(let wid):
+                let now = moment()
+                switch spawnProcess(for: entry, wid: wid) {
+                case .success(let pid):
+                    queue.append(contentsOf: entry.machine.processSpawned(wid: wid, pid: pid, at: now))
+                case .failure(let message):
+                    queue.append(contentsOf: entry.machine.spawnFailed(wid: wid, message: message.message, at: now))
+                }
+            case .signal(let pid, let signo, let scope, let publishKill):
+                sendSignal(signo, to: pid, scope: scope, publishKill: publishKill, entry: entry)
+            case .publish(let event, let payload):
+                publish(event, payload, for: entry)
+            case .armTimer(let key, let deadline):
+                if let old = entry.timers[key] { loop.cancel(old) }
+                entry.timers[key] = loop.schedule(at: deadline) { [unowned self, unowned entry] in
+                    entry.timers[key] = nil
+                    self.perform(entry.machine.timerFired(key, at: self.moment()), on: entry)
+                    self.drainDeferred()
+                }
+            case .cancelTimer(let key):
+                if let timer = entry.timers.removeValue(forKey: key) { loop.cancel(timer) }
+            case .log(let level, let message):
+                log(level, message)
+            case .finished(let id, let result):
+                if let completion = completions.removeValue(forKey: id) {
+                    deferred.append { completion(result) }
+                }
+            }
+        }
+        performDepth -= 1
+        if performDepth == 0 { drainDeferred() }
+    }
+
+    /// Runs completions queued while effects were performed; they may start new operations.
+    func drainDeferred() {
+        guard performDepth == 0 else { return }
+        while let work = deferred.popFirst() { work() }
+    }
+
+    private func log(_ level: LogLevel, _ message: String) {
+        switch level {
+        case .debug: logger.debug("\(message)")
+        case .info: logger.info("\(message)")
+        case .warning: logger.warning("\(message)")
+        case .error: logger.error("\(message)")
+        }
+    }
+
+    private func sendSignal(_ signo: Int32, to pid: Int32, scope: SignalScope, publishKill: Bool, entry: WatcherEntry) {
+        // Collect the descendants before signalling: a parent that dies first would
+        // otherwise take the list with it (Circus's stop_children defect).
+        let targets = scope == .tree ? [pid] + ProcessTree.descendants(of: pid) : [pid]
+        let now = EventLoop.wallNow()
+        for target in targets {
+            do {
+                if monitor.isWatching(target) {
+                    try monitor.signal(target, signo)
+                } else {
+                    try ChildMonitor.signal(pid: target, signo)
+                }
+            } catch {
+                logger.debug("signal \(signo) to \(target): \(error)")
+            }
+            if publishKill { publish(.kill(pid: Int64(target), time: now), for: entry.name) }
+        }
+    }
+
+    func publish(_ event: String, _ payload: EventPayload, for entry: WatcherEntry) {
+        let message: WatcherEvent
+        switch (event, payload) {
+        case ("spawn", .process(let pid, let time)): message = .spawn(pid: Int64(pid), time: time)
+        case ("kill", .process(let pid, let time)): message = .kill(pid: Int64(pid), time: time)
+        case (_, .reap(let pid, let time, let code)): message = .reap(pid: Int64(pid), time: time, exitCode: Int64(code))
+        case ("start", .time(let t)): message = .start(time: t)
+        case ("stop", .time(let t)): message = .stop(time: t)
+        case ("reload", .time(let t)): message = .reload(time: t)
+        case ("updated", .time(let t)): message = .updated(time: t)
+        default:
+            logger.error("internal: unexpected event \(event) \(payload)")
+            return
+        }
+        publish(message, for: entry.name)
+    }
+
+    func publish(_ event: WatcherEvent, for watcherName: String) {
+        let message = event.message(watcher: watcherName)
+        do {
+            try publisher?.publish(topic: message.topic, payload: message.payloadFrame)
+        } catch {
+            logger.debug("publish \(message.topic): \(error)")
+        }
+    }
+
+    // MARK: - Children
+
+    /// Spawns one process and watches its pidfd. Returns the pid or the error text.
+    private func spawnProcess(for entry: WatcherEntry, wid: Int) -> Result<Int32, SpawnFailure> {
+        let request: SpawnRequest
+        do {
+            request = try makeSpawnRequest(for: entry.config, wid: wid)
+        } catch {
+            return .failure(error)
+        }
+        let child: SpawnedProcess
+        do {
+            child = try spawner.spawn(request)
+        } catch {
+            return .failure(SpawnFailure(message: error.description))
+        }
+        do {
+            try monitor.watch(child) { [unowned self, unowned entry] pid, status in
+                self.childExited(pid: pid, status: status, entry: entry)
+            }
+        } catch {
+            // Cannot watch it: do not leave it running unsupervised.
+            try? child.signal(SIGKILL)
+            _ = try? child.waitForExit()
+            child.close()
+            return .failure(SpawnFailure(message: "cannot watch pid \(child.pid): \(error)"))
+        }
+        return .success(child.pid)
+    }
+
+    private func childExited(pid: Int32, status: ProcessExitStatus, entry: WatcherEntry) {
+        sampler.forget(pid)
+        let code = status.exitCode ?? 0
+        perform(entry.machine.processExited(pid: pid, exitCode: code, at: moment()), on: entry)
+        drainDeferred()
+    }
+
+    // MARK: - Control channel
+
+    /// Reads every pending control request. Called when the ROUTER's fd is readable and
+    /// after replies sent outside a read, because ZMQ_FD only signals edges.
+    func drainControl() {
+        guard let server else { return }
+        do {
+            _ = try server.drain { message in self.handle(message) }
+        } catch {
+            logger.error("control socket: \(error)")
+        }
+        drainDeferred()
+    }
+
+    /// Sends a reply to a client and makes sure the ROUTER is drained again afterwards.
+    func reply(_ bytes: [UInt8], to identity: [UInt8]) {
+        guard let server else { return }
+        do {
+            try server.reply(to: identity, bytes)
+        } catch {
+            logger.debug("reply dropped: \(error)")
+        }
+        if !drainScheduled {
+            drainScheduled = true
+            _ = loop.schedule(after: 0) { [unowned self] in
+                self.drainScheduled = false
+                self.drainControl()
+            }
+        }
+    }
+
+    // MARK: - Lookup
+
+    func watcher(named name: String) -> WatcherEntry? {
+        let key = name.lowercased()
+        return watchers.first { $0.key == key }
+    }
+}
+
+/// A spawn that did not happen, with the text shown in logs and `status`.
+struct SpawnFailure: Error {
+    let message: String
+}
+
+extension String {
+    func replacingFirst(_ prefix: String, with replacement: String) -> String {
+        hasPrefix(prefix) ? replacement + dropFirst(prefix.count) : self
+    }
+}

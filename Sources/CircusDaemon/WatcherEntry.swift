@@ -1,0 +1,28 @@
+// One watcher as the supervisor holds it: the pure state machine plus the handles of
+// the effects it asked for (timers).
+
+import CircusConfig
+import CircusCore
+import CircusSystem
+
+/// A watcher owned by the supervisor. Reference type so that timers and exit handlers
+/// can reach it after it was removed from the arbiter (rm --nostop still reaps).
+final class WatcherEntry {
+    var machine: WatcherMachine
+    /// The configuration the watcher was created from, for reloadconfig's diff (Circus
+    /// compares with the creation config, not with what `set` changed since).
+    var creationConfig: WatcherConfig
+    var timers: [TimerKey: EventLoop.TimerID] = [:]
+    /// False once `rm` took it out of the arbiter.
+    var attached = true
+
+    init(config: WatcherConfig) {
+        machine = WatcherMachine(config: config, seed: UInt64.random(in: 1...UInt64.max))
+        creationConfig = config
+    }
+
+    var name: String { machine.config.name }
+    /// The lookup key: Circus matches names case-insensitively.
+    var key: String { machine.config.name.lowercased() }
+    var config: WatcherConfig { machine.config }
+}

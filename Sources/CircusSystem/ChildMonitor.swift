@@ -1,0 +1,107 @@
+// Sees a child's exit the moment it happens: each child's pidfd becomes readable when it
+// ends, so the loop wakes once per exit and reaps exactly that child. No waitpid(-1), no
+// periodic reaping (Circus polls every check_delay; we do not).
+
+import CCircusSys
+import Glibc
+
+/// Watches spawned children through their pidfds on an `EventLoop` and reports each exit.
+///
+/// Loop-thread only. The monitor owns the pidfds it watches: it closes each one right after
+/// reaping (or in `forget(pid:)`'s caller, or at deinit), so signalling through it can never
+/// reach a recycled pid.
+public final class ChildMonitor {
+    /// Called on the loop thread with the pid and how it ended, after the process has been
+    /// reaped and its pidfd closed.
+    public typealias ExitHandler = (_ pid: Int32, _ status: ProcessExitStatus) -> Void
+
+    private struct Watched {
+        let process: SpawnedProcess
+        let registration: EventLoop.Registration
+        let onExit: ExitHandler
+    }
+
+    private let loop: EventLoop
+    private var watched: [Int32: Watched] = [:]
+
+    /// Creates a monitor that registers pidfds with `loop`.
+    public init(loop: EventLoop) {
+        self.loop = loop
+    }
+
+    deinit {
+        for (_, w) in watched {
+            loop.unregister(w.registration)
+            w.process.close()
+        }
+    }
+
+    /// Starts watching `process`; `onExit` is called once, on the loop thread, when it ends.
+    ///
+    /// - Throws: `SystemError` when the pidfd cannot be registered; the caller still owns the
+    ///   process then.
+    public func watch(_ process: SpawnedProcess, onExit: @escaping ExitHandler) throws(SystemError) {
+        precondition(watched[process.pid] == nil, "ChildMonitor.watch: pid \(process.pid) is already watched")
+        let pid = process.pid
+        let registration = try loop.register(fd: process.pidfd) { [weak self] _ in
+            self?.pidfdReady(pid)
+        }
+        watched[pid] = Watched(process: process, registration: registration, onExit: onExit)
+    }
+
+    /// Whether `pid` is watched (spawned, not yet reaped).
+    public func isWatching(_ pid: Int32) -> Bool { watched[pid] != nil }
+
+    /// The pids being watched.
+    public var pids: [Int32] { Array(watched.keys) }
+
+    /// Sends `signo` to a watched child through its pidfd (pidfd_send_signal), so a pid that
+    /// was reaped and reused by another process is never hit.
+    ///
+    /// - Throws: `SystemError` with ESRCH when `pid` is not (or no longer) watched, or the
+    ///   kernel's error (EPERM, EINVAL for a bad signal number).
+    public func signal(_ pid: Int32, _ signo: Int32) throws(SystemError) {
+        guard let w = watched[pid] else {
+            throw SystemError("pidfd_send_signal(\(pid), \(signo))", errno: ESRCH)
+        }
+        try w.process.signal(signo)
+    }
+
+    /// Stops watching `pid` without reaping it, and hands its pidfd back to the caller
+    /// (who must reap and close it).
+    public func forget(_ pid: Int32) -> SpawnedProcess? {
+        guard let w = watched.removeValue(forKey: pid) else { return nil }
+        loop.unregister(w.registration)
+        return w.process
+    }
+
+    private func pidfdReady(_ pid: Int32) {
+        guard let w = watched[pid] else { return }
+        let status: ProcessExitStatus
+        do {
+            guard let reaped = try w.process.tryReap() else { return }  // spurious wakeup
+            status = reaped
+        } catch {
+            status = .unknown  // EINVAL/ECHILD would mean the pidfd no longer names a child of ours
+        }
+        watched[pid] = nil
+        loop.unregister(w.registration)
+        w.process.close()
+        w.onExit(pid, status)
+    }
+
+    // MARK: Processes we did not spawn
+
+    /// Signals a process we only know by pid (a worker's child found in /proc) through a
+    /// fresh pidfd: pidfd_open pins the process, so a reuse between open and send cannot be
+    /// hit. (A reuse between listing /proc and the open is still possible, as with kill.)
+    ///
+    /// - Throws: `SystemError` with ESRCH when the process is gone.
+    public static func signal(pid: Int32, _ signo: Int32) throws(SystemError) {
+        let fd = circus_pidfd_open(pid)
+        if fd < 0 { throw SystemError("pidfd_open(\(pid))", errno: -fd) }
+        defer { _ = close(fd) }
+        let r = circus_pidfd_send_signal(fd, signo)
+        if r < 0 { throw SystemError("pidfd_send_signal(\(pid), \(signo))", errno: -r) }
+    }
+}

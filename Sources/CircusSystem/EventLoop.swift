@@ -1,0 +1,313 @@
+// The daemon's one loop: epoll for descriptors, a min-heap for timers (as epoll_wait's
+// timeout), an eventfd for wakeups from other threads. Nothing polls: with no timers armed
+// the loop sleeps in epoll_wait(-1).
+
+import CCircusSys
+import Glibc
+import Synchronization
+
+/// A single-threaded event loop over epoll.
+///
+/// Everything except `remote` (and `post(_:)`, which goes through it) must be used on the
+/// thread that calls `run()`; callbacks run on that thread, one at a time, and may register,
+/// unregister, schedule and cancel freely (changes apply at once: an fd unregistered by an
+/// earlier callback in the same batch is not dispatched).
+///
+/// Descriptors are level-triggered: a callback must consume what made its fd ready, or it is
+/// called again on the next iteration.
+public final class EventLoop {
+    /// Readiness conditions, as epoll reports them.
+    public struct Events: OptionSet, Hashable, Sendable {
+        /// The EPOLL* bits.
+        public let rawValue: UInt32
+        /// Wraps EPOLL* bits.
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// Data to read, or a peer closed its end (EPOLLIN).
+        public static let readable = Events(rawValue: EPOLLIN.rawValue)
+        /// Room to write (EPOLLOUT).
+        public static let writable = Events(rawValue: EPOLLOUT.rawValue)
+        /// An error condition (EPOLLERR; always reported).
+        public static let error = Events(rawValue: EPOLLERR.rawValue)
+        /// Hang-up (EPOLLHUP; always reported).
+        public static let hangup = Events(rawValue: EPOLLHUP.rawValue)
+    }
+
+    /// A registered descriptor; pass it to `unregister(_:)` or `modify(_:events:)`.
+    public struct Registration: Hashable, Sendable {
+        /// The descriptor.
+        public let fd: Int32
+        let token: UInt64
+    }
+
+    /// A scheduled timer; pass it to `cancel(_:)`.
+    public struct TimerID: Hashable, Sendable {
+        let raw: UInt64
+    }
+
+    /// The thread-safe side of a loop: posting work and stopping it from any thread.
+    ///
+    /// It owns the eventfd, so a foreign thread that outlives the loop still writes to a
+    /// valid descriptor (whose wakeups nobody reads any more).
+    public final class Remote: Sendable {
+        struct State {
+            var jobs: [@Sendable () -> Void] = []
+            var stopRequested = false
+            var wakePending = false
+        }
+
+        let eventFD: Int32
+        let state = Mutex(State())
+
+        init(eventFD: Int32) { self.eventFD = eventFD }
+
+        deinit { _ = close(eventFD) }
+
+        /// Runs `job` on the loop thread, after the current callback, in posting order.
+        ///
+        /// Safe from any thread, including the loop's own.
+        public func post(_ job: @escaping @Sendable () -> Void) {
+            let wake = state.withLock { s -> Bool in
+                s.jobs.append(job)
+                defer { s.wakePending = true }
+                return !s.wakePending
+            }
+            if wake { signal() }
+        }
+
+        /// Makes `run()` return once the loop thread has handled the wakeup.
+        public func stop() {
+            let wake = state.withLock { s -> Bool in
+                s.stopRequested = true
+                defer { s.wakePending = true }
+                return !s.wakePending
+            }
+            if wake { signal() }
+        }
+
+        private func signal() {
+            var one: UInt64 = 1
+            while write(eventFD, &one, 8) < 0 && errno == EINTR {}
+        }
+
+        /// Takes the queued work; called by the loop after draining the eventfd.
+        func take() -> (jobs: [@Sendable () -> Void], stop: Bool) {
+            state.withLock { s in
+                let taken = (s.jobs, s.stopRequested)
+                s.jobs = []
+                s.stopRequested = false
+                s.wakePending = false
+                return taken
+            }
+        }
+    }
+
+    private struct Handler {
+        let fd: Int32
+        let callback: (Events) -> Void
+    }
+
+    /// The handle other threads use to post work or stop the loop.
+    public let remote: Remote
+
+    private let epollFD: Int32
+    private var handlers: [UInt64: Handler] = [:]
+    private var nextToken: UInt64 = 1  // 0 is the eventfd
+    private var timers = TimerHeap()
+    private var timerCallbacks: [UInt64: () -> Void] = [:]
+    private var nextTimer: UInt64 = 1
+    private var stopRequested = false
+    private var running = false
+    private let eventBuffer: UnsafeMutablePointer<circus_epoll_event>
+    private static let eventCapacity: Int32 = 64
+
+    /// How many times `epoll_wait` has returned (events, timeouts, or interruptions), for
+    /// tests that prove the loop does not poll and for diagnostics.
+    public private(set) var wakeupCount: UInt64 = 0
+
+    /// Creates a loop with its epoll instance and eventfd.
+    ///
+    /// - Throws: `SystemError` when the descriptors cannot be created (EMFILE, ENFILE, ENOMEM).
+    public init() throws(SystemError) {
+        let ep = try retryingSyscall("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+        let efd: Int32
+        do throws(SystemError) {
+            efd = try retryingSyscall("eventfd") { eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)) }
+        } catch {
+            _ = close(ep)
+            throw error
+        }
+        epollFD = ep
+        remote = Remote(eventFD: efd)
+        eventBuffer = .allocate(capacity: Int(Self.eventCapacity))
+        let r = circus_epoll_ctl(ep, EPOLL_CTL_ADD, efd, EPOLLIN.rawValue, 0)
+        precondition(r == 0, "epoll_ctl(ADD, eventfd) failed on a fresh epoll instance: \(errnoDescription(-r))")
+    }
+
+    deinit {
+        _ = close(epollFD)
+        eventBuffer.deallocate()
+    }
+
+    // MARK: Descriptors
+
+    /// Watches `fd` and calls `callback` on the loop thread whenever it is ready.
+    ///
+    /// The loop does not own `fd`: unregister it before closing it.
+    /// - Throws: `SystemError` (EEXIST when `fd` is already registered, EPERM for regular
+    ///   files, ENOMEM, ENOSPC).
+    @discardableResult
+    public func register(
+        fd: Int32, events: Events = .readable, callback: @escaping (Events) -> Void
+    ) throws(SystemError) -> Registration {
+        let token = nextToken
+        nextToken += 1
+        let r = circus_epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, events.rawValue, token)
+        if r < 0 {
+            precondition(-r != EBADF, "EventLoop.register: fd \(fd) is not open (a bug in the caller)")
+            throw SystemError("epoll_ctl(ADD, \(fd))", errno: -r)
+        }
+        handlers[token] = Handler(fd: fd, callback: callback)
+        return Registration(fd: fd, token: token)
+    }
+
+    /// Changes the conditions watched for a registration (e.g. add `.writable` while a
+    /// write is pending).
+    public func modify(_ registration: Registration, events: Events) throws(SystemError) {
+        guard handlers[registration.token] != nil else { return }
+        let r = circus_epoll_ctl(epollFD, EPOLL_CTL_MOD, registration.fd, events.rawValue, registration.token)
+        if r < 0 { throw SystemError("epoll_ctl(MOD, \(registration.fd))", errno: -r) }
+    }
+
+    /// Stops watching; pending events for it are dropped. Unregistering twice is harmless.
+    public func unregister(_ registration: Registration) {
+        guard handlers.removeValue(forKey: registration.token) != nil else { return }
+        // ENOENT/EBADF mean the caller closed the fd first, which already removed it.
+        _ = circus_epoll_ctl(epollFD, EPOLL_CTL_DEL, registration.fd, 0, 0)
+    }
+
+    /// The number of registered descriptors (the internal eventfd not included).
+    public var registrationCount: Int { handlers.count }
+
+    // MARK: Timers
+
+    /// Calls `callback` once on the loop thread at `deadline` (on the `monotonicNow()`
+    /// clock), or as soon as possible if it is already past. Timers with equal deadlines fire
+    /// in scheduling order.
+    @discardableResult
+    public func schedule(at deadline: Double, _ callback: @escaping () -> Void) -> TimerID {
+        let id = nextTimer
+        nextTimer += 1
+        timers.insert(.init(deadline: deadline, id: id))
+        timerCallbacks[id] = callback
+        return TimerID(raw: id)
+    }
+
+    /// Calls `callback` once after `seconds`.
+    @discardableResult
+    public func schedule(after seconds: Double, _ callback: @escaping () -> Void) -> TimerID {
+        schedule(at: Self.monotonicNow() + seconds, callback)
+    }
+
+    /// Cancels a timer that has not fired yet; cancelling a fired or cancelled one is harmless.
+    public func cancel(_ timer: TimerID) {
+        guard timerCallbacks.removeValue(forKey: timer.raw) != nil else { return }
+        if timers.count > 64 && timers.count > 2 * timerCallbacks.count {
+            timers.compact { timerCallbacks[$0] != nil }
+        }
+    }
+
+    /// The number of armed timers.
+    public var timerCount: Int { timerCallbacks.count }
+
+    // MARK: Running
+
+    /// Runs callbacks until `stop()` (or `remote.stop()`) is called.
+    ///
+    /// - Important: not reentrant; call it from the thread that owns the loop.
+    public func run() {
+        precondition(!running, "EventLoop.run() called while the loop is already running")
+        running = true
+        defer {
+            running = false
+            stopRequested = false
+        }
+        while !stopRequested {
+            let timeout = fireDueTimers()
+            if stopRequested { break }
+            let n = circus_epoll_wait(epollFD, eventBuffer, Self.eventCapacity, timeout)
+            wakeupCount &+= 1
+            if n < 0 {
+                precondition(-n == EINTR, "epoll_wait failed: \(errnoDescription(-n))")
+                continue
+            }
+            for i in 0..<Int(n) {
+                let event = eventBuffer[i]
+                if event.data == 0 {
+                    drainRemote()
+                } else if let handler = handlers[event.data] {
+                    handler.callback(Events(rawValue: event.events))
+                }
+                if stopRequested { break }
+            }
+        }
+    }
+
+    /// Makes `run()` return after the current callback. From another thread use
+    /// `remote.stop()`.
+    public func stop() {
+        stopRequested = true
+    }
+
+    /// Runs `job` on the loop thread; safe from any thread (see `Remote.post(_:)`).
+    public func post(_ job: @escaping @Sendable () -> Void) {
+        remote.post(job)
+    }
+
+    /// Fires every timer that is due now, oldest deadline first, and returns epoll_wait's
+    /// timeout for the next one (-1 when none is armed: sleep until an fd is ready).
+    private func fireDueTimers() -> Int32 {
+        guard !timers.isEmpty else { return -1 }
+        let now = Self.monotonicNow()
+        // Timers scheduled by these callbacks wait for the next pass, so a timer that re-arms
+        // itself at `now` cannot starve descriptors.
+        let limit = nextTimer
+        while let top = timers.min, top.deadline <= now, top.id < limit {
+            timers.popMin()
+            if let callback = timerCallbacks.removeValue(forKey: top.id) {
+                callback()
+                if stopRequested { return 0 }
+            }
+        }
+        while let top = timers.min, timerCallbacks[top.id] == nil { timers.popMin() }
+        guard let next = timers.min else { return -1 }
+        let delay = next.deadline - Self.monotonicNow()
+        if delay <= 0 { return 0 }
+        // Round up: waking a little late is harmless, waking early would spin.
+        return Int32(Swift.min((delay * 1000).rounded(.up), Double(Int32.max)))
+    }
+
+    private func drainRemote() {
+        var counter: UInt64 = 0
+        _ = read(remote.eventFD, &counter, 8)
+        let (jobs, stop) = remote.take()
+        for job in jobs { job() }
+        if stop { stopRequested = true }
+    }
+
+    // MARK: Clocks
+
+    /// Seconds on CLOCK_MONOTONIC: for deadlines and intervals (never jumps with the wall
+    /// clock).
+    public static func monotonicNow() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// Seconds since the epoch (CLOCK_REALTIME): Circus's `time.time()` for wire timestamps.
+    public static func wallNow() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}

@@ -1,0 +1,47 @@
+// A plain pthread for blocking work that must stay off Swift's cooperative pool (house rule
+// 4): a ZeroMQ socket owner, a plugin executor, a test's foreign thread.
+
+import Glibc
+import Synchronization
+
+/// A joinable OS thread running one closure.
+public final class OSThread: Sendable {
+    private let handle: pthread_t
+    private let joined = Atomic<Bool>(false)
+
+    private final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+
+    private init(handle: pthread_t) { self.handle = handle }
+
+    /// Starts `body` on a new thread. The thread inherits the caller's signal mask, so call
+    /// `SignalSource.blockDaemonSignals()` first in the daemon.
+    ///
+    /// - Throws: `SystemError` (EAGAIN) when the thread cannot be created.
+    public static func start(_ body: @escaping @Sendable () -> Void) throws(SystemError) -> OSThread {
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        var handle = pthread_t()
+        let r = pthread_create(&handle, nil, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
+        if r != 0 {
+            Unmanaged<Box>.fromOpaque(box).release()
+            throw SystemError("pthread_create", errno: r)
+        }
+        return OSThread(handle: handle)
+    }
+
+    /// Waits for the thread to finish. Joining twice is a no-op.
+    public func join() {
+        guard !joined.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        pthread_join(handle, nil)
+    }
+
+    deinit {
+        if !joined.load(ordering: .acquiring) { pthread_detach(handle) }
+    }
+}

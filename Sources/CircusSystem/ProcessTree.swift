@@ -1,0 +1,83 @@
+// Who descends from whom, from /proc: for stop_children (signal a worker's children) and
+// for the recursive SIGKILL at the end of a graceful timeout (spec 6.7, 6.8).
+
+/// Parent/child relations read from /proc.
+public enum ProcessTree {
+    /// The direct children of `pid`, ascending; empty when it has none or is gone.
+    ///
+    /// Reads `/proc/<pid>/task/*/children` where the kernel has it (CONFIG_PROC_CHILDREN),
+    /// else scans every `/proc/*/stat` for the parent pid.
+    public static func children(of pid: Int32) -> [Int32] {
+        if let fromTasks = childrenFromTasks(of: pid) { return fromTasks }
+        return childrenByScanning(of: pid)
+    }
+
+    /// Every descendant of `pid` (children, grandchildren, ...), nearest generation first.
+    ///
+    /// With the /proc scan this reads /proc once for the whole tree.
+    public static func descendants(of pid: Int32) -> [Int32] {
+        var result: [Int32] = []
+        if childrenFromTasks(of: pid) != nil {
+            var frontier = [pid]
+            while !frontier.isEmpty {
+                var next: [Int32] = []
+                for p in frontier { next.append(contentsOf: childrenFromTasks(of: p) ?? []) }
+                result.append(contentsOf: next)
+                frontier = next
+            }
+            return result
+        }
+        let byParent = parentMap()
+        var frontier = [pid]
+        var seen: Set<Int32> = [pid]
+        while !frontier.isEmpty {
+            var next: [Int32] = []
+            for p in frontier {
+                for c in byParent[p] ?? [] where seen.insert(c).inserted { next.append(c) }
+            }
+            result.append(contentsOf: next)
+            frontier = next
+        }
+        return result
+    }
+
+    /// The parent pid of `pid`, or nil when it is gone.
+    public static func parent(of pid: Int32) -> Int32? {
+        guard let stat = ProcFS.statFields(pid), stat.fields.count > 1 else { return nil }
+        return Int32(stat.fields[1])
+    }
+
+    /// nil when the kernel has no `children` files (then the caller scans).
+    static func childrenFromTasks(of pid: Int32) -> [Int32]? {
+        guard let tasks = ProcFS.list("/proc/\(pid)/task") else { return [] }  // pid gone
+        var result: [Int32] = []
+        for tid in tasks {
+            guard let text = ProcFS.readString("/proc/\(pid)/task/\(tid)/children") else { return nil }
+            result.append(contentsOf: text.split(separator: " ").compactMap { Int32($0.trimmingCharacters()) })
+        }
+        return result.sorted()
+    }
+
+    static func childrenByScanning(of pid: Int32) -> [Int32] {
+        (parentMap()[pid] ?? []).sorted()
+    }
+
+    /// ppid -> pids, from one pass over /proc.
+    static func parentMap() -> [Int32: [Int32]] {
+        var map: [Int32: [Int32]] = [:]
+        for p in ProcFS.pids() {
+            if let ppid = parent(of: p) { map[ppid, default: []].append(p) }
+        }
+        return map
+    }
+}
+
+extension Substring {
+    /// Without surrounding ASCII whitespace (a `children` file ends with a space or newline).
+    fileprivate func trimmingCharacters() -> Substring {
+        var s = self
+        while let c = s.first, c == " " || c == "\n" || c == "\t" { s.removeFirst() }
+        while let c = s.last, c == " " || c == "\n" || c == "\t" { s.removeLast() }
+        return s
+    }
+}

@@ -1,0 +1,126 @@
+// circusd: the command line of the daemon. Everything it does lives in CircusDaemon;
+// this file parses options, loads the configuration and hands over.
+
+import ArgumentParser
+import CircusConfig
+import CircusDaemon
+import CircusSystem
+import Glibc
+import Logging
+
+@main
+struct Circusd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "circusd",
+        abstract: "Run the Circus process supervisor (circus-swift).",
+        discussion: "Reads a Circus 0.19 INI file and serves Circus's ZeroMQ control protocol.",
+        version: "0.19.0"
+    )
+
+    @Option(name: .customLong("log-level"),
+            help: "Log level: critical, error, warning, info or debug (default: [circus] loglevel, else info).")
+    var logLevel: String?
+
+    @Option(name: .customLong("log-output"),
+            help: "Where to log: '-' or 'stdout' for stderr (as Circus), else a file path.")
+    var logOutput: String?
+
+    @Option(name: .customLong("logger-config"), help: "Python logging config: not supported, ignored with a warning.")
+    var loggerConfig: String?
+
+    @Flag(name: .customLong("daemon"), help: "Run in the background (double fork, stdio on /dev/null).")
+    var daemon = false
+
+    @Option(name: .customLong("pidfile"), help: "Write the daemon's pid to this file.")
+    var pidfile: String?
+
+    @Argument(help: "The configuration file (circus.ini).")
+    var config: String?
+
+    func validate() throws {
+        if let logLevel, !["critical", "error", "warning", "info", "debug"].contains(logLevel.lowercased()) {
+            throw ValidationError("invalid --log-level '\(logLevel)': choose critical, error, warning, info or debug")
+        }
+    }
+
+    func run() throws {
+        guard let config else {
+            // Circus prints its usage and exits 0 without a configuration.
+            print(Circusd.usageString())
+            return
+        }
+        var environment: [String: String] = [:]
+        var environmentList: [(key: String, value: String)] = []
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") {
+                let key = String(text[..<eq])
+                let value = String(text[text.index(after: eq)...])
+                if environment[key] == nil { environmentList.append((key, value)) }
+                environment[key] = value
+            }
+            cursor += 1
+        }
+        let cwd = WorkingDirectory.current(environment: environment) ?? "/"
+
+        // The whole configuration is validated before anything starts, daemon or not.
+        let loaded: LoadResult
+        do {
+            loaded = try ConfigLoader.load(path: config, environment: environment, currentDirectory: cwd)
+        } catch {
+            fail("circusd: configuration error: \(error)")
+        }
+        let settings = loaded.configuration.settings
+        if daemon {
+            do { try Daemonizer.daemonize() } catch { fail("circusd: cannot daemonize: \(error)") }
+        }
+        // Block the signals we read through a signalfd before libzmq starts its threads.
+        _ = SignalSource.blockDaemonSignals()
+
+        let sink: LogSink
+        do {
+            sink = try LogSink(output: logOutput ?? settings.logoutput)
+        } catch {
+            fail("circusd: \(error)")
+        }
+        let level = CircusLogHandler.level(named: logLevel ?? settings.loglevel)
+        LoggingSystem.bootstrap { label in CircusLogHandler(label: label, sink: sink, level: level) }
+        let logger = Logger(label: "circus")
+        for warning in loaded.warnings { logger.warning("\(warning)") }
+        if loggerConfig ?? settings.loggerconfig != nil {
+            logger.warning("loggerconfig is a Python logging configuration: not supported, ignored")
+        }
+
+        if let mask = settings.umask { umask(mode_t(mask)) }
+        var pid: Pidfile? = nil
+        if let path = pidfile ?? settings.pidfile {
+            let file = Pidfile(path: path)
+            do { try file.create() } catch {
+                print(error.description)
+                throw ExitCode(1)
+            }
+            pid = file
+        }
+        defer { pid?.unlink() }
+
+        let supervisor: Supervisor
+        do {
+            supervisor = try Supervisor(
+                configuration: loaded.configuration, environment: environmentList, currentDirectory: cwd,
+                logger: logger, logSink: sink)
+            try supervisor.run()
+        } catch {
+            logger.critical("\(error)")
+            pid?.unlink()
+            pid = nil
+            throw ExitCode(1)
+        }
+    }
+
+    private func fail(_ message: String) -> Never {
+        var text = message + "\n"
+        text.withUTF8 { buffer in _ = write(2, buffer.baseAddress, buffer.count) }
+        Glibc.exit(1)
+    }
+}

@@ -1,0 +1,149 @@
+// The loop: timer order and cancellation, descriptors, foreign-thread posts, and proof that
+// an idle loop sleeps instead of polling.
+
+import CircusSystem
+import Glibc
+import Synchronization
+import Testing
+
+extension CircusSystemTests {
+    @Suite struct EventLoopTests {
+        @Test func timersFireInDeadlineOrderAndCancelWorks() throws {
+            let loop = try EventLoop()
+            var fired: [String] = []
+            let now = EventLoop.monotonicNow()
+            loop.schedule(at: now + 0.03) { fired.append("c") }
+            loop.schedule(at: now + 0.01) { fired.append("a") }
+            let cancelled = loop.schedule(at: now + 0.015) { fired.append("cancelled") }
+            loop.schedule(at: now + 0.02) { fired.append("b") }
+            loop.schedule(at: now + 0.01) { fired.append("a2") }  // same deadline: after "a"
+            loop.schedule(at: now - 1) { fired.append("past") }  // already due: first
+            loop.schedule(at: now + 0.04) { loop.stop() }
+            loop.cancel(cancelled)
+            loop.cancel(cancelled)  // twice is harmless
+            #expect(loop.timerCount == 6)
+            loop.run()
+            #expect(fired == ["past", "a", "a2", "b", "c"])
+            #expect(loop.timerCount == 0)
+            #expect(EventLoop.monotonicNow() >= now + 0.04)
+        }
+
+        @Test func manyCancelledTimersAreCompacted() throws {
+            let loop = try EventLoop()
+            var ids: [EventLoop.TimerID] = []
+            for i in 0..<1000 { ids.append(loop.schedule(after: 100 + Double(i)) {}) }
+            for id in ids { loop.cancel(id) }
+            #expect(loop.timerCount == 0)
+            var ran = false
+            loop.schedule(after: 0) {
+                ran = true
+                loop.stop()
+            }
+            loop.run()
+            #expect(ran)
+        }
+
+        @Test func timerRescheduledFromCallbackDoesNotStarveDescriptors() throws {
+            let loop = try EventLoop()
+            let p = Support.pipe()
+            defer {
+                close(p.read)
+                close(p.write)
+            }
+            _ = write(p.write, "x", 1)
+            var ticks = 0
+            func tick() {
+                ticks += 1
+                loop.schedule(after: 0) { tick() }
+            }
+            tick()
+            try loop.register(fd: p.read) { _ in loop.stop() }
+            loop.run()
+            #expect(ticks < 5)
+        }
+
+        @Test func descriptorCallbacksAndUnregisterWithinABatch() throws {
+            let loop = try EventLoop()
+            let a = Support.pipe()
+            let b = Support.pipe()
+            defer { for fd in [a.read, a.write, b.read, b.write] { close(fd) } }
+            _ = write(a.write, "1", 1)
+            _ = write(b.write, "2", 1)
+            var calls: [Int32] = []
+            var regA: EventLoop.Registration?
+            var regB: EventLoop.Registration?
+            regA = try loop.register(fd: a.read) { events in
+                #expect(events.contains(.readable))
+                calls.append(a.read)
+                loop.unregister(regB!)
+                loop.unregister(regA!)
+                loop.schedule(after: 0.01) { loop.stop() }
+            }
+            regB = try loop.register(fd: b.read) { _ in
+                calls.append(b.read)
+                loop.unregister(regA!)
+                loop.unregister(regB!)
+                loop.schedule(after: 0.01) { loop.stop() }
+            }
+            #expect(loop.registrationCount == 2)
+            loop.run()
+            // Both were ready in the same epoll batch; whichever ran first removed the other.
+            #expect(calls.count == 1)
+            #expect(loop.registrationCount == 0)
+
+            // Registering the same fd twice is an error, not a silent replacement.
+            let reg = try loop.register(fd: a.read) { _ in }
+            #expect(throws: SystemError.self) { try loop.register(fd: a.read) { _ in } }
+            loop.unregister(reg)
+        }
+
+        @Test func postFromAnotherThreadRunsOnTheLoopThread() throws {
+            let loop = try EventLoop()
+            let remote = loop.remote
+            let ranOn = Mutex<[pthread_t]>([])
+            let thread = try OSThread.start {
+                for _ in 0..<3 {
+                    remote.post { ranOn.withLock { $0.append(pthread_self()) } }
+                }
+                remote.stop()
+            }
+            loop.run()
+            thread.join()
+            let threads = ranOn.withLock { $0 }
+            #expect(threads.count == 3)
+            #expect(threads.allSatisfy { pthread_equal($0, pthread_self()) != 0 })
+        }
+
+        @Test func idleLoopBlocksInEpollWait() throws {
+            let loop = try EventLoop()
+            let remote = loop.remote
+            let thread = try OSThread.start {
+                Support.sleep(milliseconds: 300)
+                remote.stop()
+            }
+            let cpuBefore = Self.threadCPUTime()
+            let wallBefore = EventLoop.monotonicNow()
+            loop.run()
+            let cpu = Self.threadCPUTime() - cpuBefore
+            thread.join()
+            #expect(EventLoop.monotonicNow() - wallBefore >= 0.29)
+            // One wakeup in 300 ms: the stop. A polling loop would have woken many times.
+            #expect(loop.wakeupCount == 1)
+            #expect(cpu < 0.05)
+        }
+
+        @Test func clocks() {
+            let mono = EventLoop.monotonicNow()
+            let wall = EventLoop.wallNow()
+            #expect(mono > 0)
+            #expect(wall > 1_700_000_000)
+            #expect(EventLoop.monotonicNow() >= mono)
+        }
+
+        static func threadCPUTime() -> Double {
+            var ts = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+            return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+        }
+    }
+}

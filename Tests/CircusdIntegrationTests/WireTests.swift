@@ -1,0 +1,122 @@
+// Bad input on the control socket, casts, framing, and how concurrent commands are ordered.
+
+import CircusBus
+import CircusProtocol
+import Foundation
+import Testing
+
+@Suite("Wire") struct WireTests {
+    @Test func malformedRequestsGetCircusErrors() async throws {
+        try await withDaemon(sleeperINI) { h in
+            let notJSON = try await h.raw(Array("not json".utf8))
+            let reply = try JSONParser.parse(notJSON ?? [])
+            expectError(reply, errno: 1, reason: "json invalid")
+            #expect(reply["id"] == .null)
+            #expect(reply["tb"] == .null)
+            // Python's json.dumps separators.
+            #expect(String(decoding: notJSON ?? [], as: UTF8.self).hasPrefix(#"{"status": "error", "reason": "json invalid", "tb": null, "time": "#))
+
+            let unknown = try await h.call("nope", id: "a3")
+            expectError(unknown, errno: 2, reason: "unknown command: 'nope'")
+            #expect(unknown["id"] == "a3")
+
+            expectError(try await h.call("get", ["name": "sleeper"]), errno: 3, reason: "message invalid 'keys' is missing")
+            // Wrong property types.
+            expectError(try await h.call("set", ["name": "sleeper", "options": ["numprocesses": "3"]], id: "t2"),
+                        errno: 3, reason: "'numprocesses' isn't an integer")
+            expectError(try await h.call("set", ["name": "sleeper", "options": ["numprocesses": 1.5]]),
+                        errno: 3, reason: "'numprocesses' isn't an integer")
+
+            // Padding around the JSON is stripped.
+            let padded = try await h.raw(Array("  {\"id\":\"p\",\"command\":\"numwatchers\"}\n ".utf8))
+            #expect(try JSONParser.parse(padded ?? [])["numwatchers"] == 1)
+        }
+    }
+
+    @Test func silentInputsGetNoReply() async throws {
+        try await withDaemon(sleeperINI) { h in
+            try await h.waitPids("sleeper", count: 2)
+            // A cast runs but is never answered.
+            #expect(try await h.cast("incr", ["name": "sleeper"]) == nil)
+            try await h.waitPids("sleeper", count: 3)
+            // A cast of a failing command: still no reply.
+            #expect(try await h.cast("nope") == nil)
+            // JSON without a command, JSON that is not an object, an empty body.
+            #expect(try await h.raw(Array(#"{"id":"a9"}"#.utf8), timeout: .milliseconds(700)) == nil)
+            #expect(try await h.raw(Array("[1,2]".utf8), timeout: .milliseconds(700)) == nil)
+            #expect(try await h.raw([], timeout: .milliseconds(700)) == nil)
+            #expect(try await h.raw(Array("   ".utf8), timeout: .milliseconds(700)) == nil)
+            // A REQ socket adds an empty delimiter frame: dropped.
+            let list = Array(#"{"id":"r","command":"list"}"#.utf8)
+            #expect(try await h.rawFrames([list], kind: .req) == nil)
+            // Three frames from a DEALER: dropped; so is a DEALER imitating REQ.
+            #expect(try await h.rawFrames([Array("a".utf8), Array("b".utf8), list]) == nil)
+            #expect(try await h.rawFrames([[], list]) == nil)
+            // The daemon is still fine and the cast's incr took effect.
+            #expect(try await h.call("numprocesses", ["name": "sleeper"])["numprocesses"] == 3)
+        }
+    }
+
+    @Test func tenMegabytesOfGarbage() async throws {
+        try await withDaemon(sleeperINI) { h in
+            var state: UInt64 = 0x1234_5678
+            var garbage = [UInt8](repeating: 0, count: 10 * 1024 * 1024)
+            for i in garbage.indices {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                garbage[i] = UInt8(truncatingIfNeeded: state >> 56)
+            }
+            garbage[0] = UInt8(ascii: "{")
+            let reply = try await h.raw(garbage, timeout: .seconds(10))
+            let parsed = try JSONParser.parse(reply ?? [])
+            expectError(parsed, errno: 1, reason: "json invalid")
+            expectOK(try await h.call("list"), keys: ["watchers"])
+            // A million nested arrays must not overflow the daemon's stack.
+            let deep = [UInt8](repeating: UInt8(ascii: "["), count: 1_000_000)
+            if let deepReply = try await h.raw(deep, timeout: .seconds(10)) {
+                #expect(try JSONParser.parse(deepReply)["status"] == "error")
+            }
+            expectOK(try await h.call("list"), keys: ["watchers"])
+        }
+    }
+
+    /// A 3 s graceful stop on one watcher: a command on another watcher completes at once,
+    /// one on the same watcher waits its turn; both succeed (Circus answers errno 5
+    /// "arbiter is already running watcher_stop command" to both).
+    @Test func commandsQueueInsteadOfFailing() async throws {
+        try await withDaemon("""
+            [watcher:stubborn]
+            cmd = sh -c 'trap "" TERM; sleep 100'
+            graceful_timeout = 3
+
+            [watcher:sleeper]
+            cmd = sleep 984
+            """) { h in
+            let stubborn = try await h.waitPids("stubborn", count: 1)[0]
+            try await h.waitPids("sleeper", count: 1)
+            let mark = h.mark
+            async let slowStop = h.call("stop", ["name": "stubborn", "waiting": true], id: "slow")
+            try await h.waitEvent("watcher.stubborn.kill", pid: stubborn, since: mark)
+
+            let other = try await h.call("incr", ["name": "sleeper", "waiting": true], id: "v3")
+            expectOK(other, keys: ["numprocesses"])
+            #expect(other["numprocesses"] == 2)
+            #expect(!h.events(since: mark).contains { $0.topic == "watcher.stubborn.stop" },
+                    "incr on another watcher waited for the slow stop")
+            let list = try await h.call("list", ["name": "stubborn"])
+            expectOK(list, keys: ["pids"])
+
+            let same = try await h.call("start", ["name": "stubborn", "waiting": true], id: "same")
+            expectOK(same, keys: ["info"])
+            #expect(h.events(since: mark).contains { $0.topic == "watcher.stubborn.stop" },
+                    "start on the same watcher must wait for the stop to finish")
+            #expect(same["info"]?["started"]?.pids.count == 1)
+
+            let stop = try await slowStop
+            expectOK(stop, keys: ["info"])
+            #expect(try await h.status("stubborn") == "active")
+            // Let the escalation of the next stop at teardown be short.
+            expectOK(try await h.call("set", ["name": "stubborn", "options": ["graceful_timeout": 0.5],
+                                              "waiting": true]))
+        }
+    }
+}

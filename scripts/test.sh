@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests (config, protocol, state machines), system tests
+# with real children, integration tests that drive the built circusd, then the
+# compatibility tests that run Python's circusctl (from PyPI) against it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+swift build
+CIRCUSD_BIN="$PWD/.build/debug/circusd" swift test
+CIRCUSD="$PWD/.build/debug/circusd" .venv/bin/pytest compat -q -p no:cacheprovider
