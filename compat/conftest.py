@@ -388,6 +388,13 @@ class Daemon:
             self.returncode = self.proc.returncode
             self._err.close()
             self._out.close()
+        # anything still running in our work dir was started by this daemon
+        # (the default working_dir), even if we never saw its pid
+        for p in psutil.process_iter(["pid", "cwd"]):
+            cwd = p.info.get("cwd") or ""
+            if cwd == str(self.workdir) or cwd.startswith(
+                    str(self.workdir) + "/"):
+                self.track(p.info["pid"])
         leftovers = []
         if self.tracked:
             # stop procedure may still be finishing in children of children

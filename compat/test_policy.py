@@ -159,10 +159,14 @@ def _stubborn_stop(d):
 @pytest.mark.swift_only
 def test_commands_are_queued_not_refused(make_daemon):
     d = make_daemon(STUBBORN)
-    _stubborn_stop(d)
+    pid = _stubborn_stop(d)
     r = d.ctl("incr", "sleeper", "--waiting", timeout=10)
     assert (r.returncode, r.stderr, r.stdout) == (0, "", "3\n")
-    assert d.cmd("status", name="stubborn")["status"] == "stopped"
+    assert len(d.pids("sleeper")) == 3
+    # (whether incr waited for the unrelated stop is up to the daemon)
+    wait_until(lambda: d.cmd("status", name="stubborn")["status"] ==
+               "stopped", timeout=5)
+    assert dead(pid)
 
 
 @pytest.mark.python_only

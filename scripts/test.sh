@@ -6,5 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build
-CIRCUSD_BIN="$PWD/.build/debug/circusd" swift test
+# The system tests count the process's open descriptors to catch leaks, so they run
+# on their own, without the other suites opening sockets in parallel.
+CIRCUSD_BIN="$PWD/.build/debug/circusd" swift test --skip CircusSystemTests
+swift test --filter CircusSystemTests
 CIRCUSD="$PWD/.build/debug/circusd" .venv/bin/pytest compat -q -p no:cacheprovider

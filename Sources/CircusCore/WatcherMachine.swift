@@ -94,6 +94,16 @@ public struct WatcherMachine: Sendable {
         self.config = config
     }
 
+    /// Lets go of the processes without stopping them (`rm --nostop`): the watcher is
+    /// marked stopped, so exits are still reaped and published but nothing respawns.
+    public mutating func abandon() -> [Effect] {
+        var effects: [Effect] = []
+        status = .stopped
+        queue.removeAll()
+        cancelIdleTimers(into: &effects)
+        return effects
+    }
+
     /// Queues a command; it starts at once if nothing else runs on this watcher.
     /// `id` nil marks an internal operation whose completion nobody awaits.
     public mutating func begin(_ command: WatcherCommand, id: OperationID?, at now: Moment) -> [Effect] {

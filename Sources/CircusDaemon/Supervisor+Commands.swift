@@ -171,7 +171,11 @@ extension Supervisor {
             self.watchers.removeAll { $0 === entry }
             entry.attached = false
             self.logger.info("\(entry.name) removed")
-            if nostop { return finish(.success([:])) }
+            if nostop {
+                // The processes run on; their exits are still reaped, never replaced.
+                self.perform(entry.machine.abandon(), on: entry)
+                return finish(.success([:]))
+            }
             self.run(.stop, on: entry) { _ in finish(.success([:])) }
         }
     }

@@ -279,7 +279,9 @@ public final class Supervisor {
                 publish(event, payload, for: entry)
             case .armTimer(let key, let deadline):
                 if let old = entry.timers[key] { loop.cancel(old) }
-                entry.timers[key] = loop.schedule(at: deadline) { [unowned self, unowned entry] in
+                // The closure keeps the entry alive: a watcher removed by rm or reloadconfig
+                // still has timers and children to see through.
+                entry.timers[key] = loop.schedule(at: deadline) { [unowned self] in
                     entry.timers[key] = nil
                     self.perform(entry.machine.timerFired(key, at: self.moment()), on: entry)
                     self.drainDeferred()
@@ -375,7 +377,7 @@ public final class Supervisor {
             return .failure(SpawnFailure(message: error.description))
         }
         do {
-            try monitor.watch(child) { [unowned self, unowned entry] pid, status in
+            try monitor.watch(child) { [unowned self] pid, status in
                 self.childExited(pid: pid, status: status, entry: entry)
             }
         } catch {

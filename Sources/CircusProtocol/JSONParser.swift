@@ -2,8 +2,9 @@
 //
 // Requests come from any program that can open a DEALER socket, so the parser must be
 // fast on large bodies and safe on hostile ones: it works on one contiguous byte buffer,
-// never recurses deeper than `maximumDepth`, and reports every failure as a typed error
-// instead of trapping.
+// keeps open containers on an explicit stack (no recursion, so a thread's stack size
+// does not matter), caps nesting at `maximumDepth`, and reports every failure as a typed
+// error instead of trapping.
 
 internal import OrderedCollections
 
@@ -56,7 +57,8 @@ public struct JSONParseError: Error, Hashable, Sendable, CustomStringConvertible
 /// keeps but a Swift `String` cannot hold, become U+FFFD.
 public enum JSONParser {
     /// The deepest nesting of arrays and objects accepted. Circus's own messages nest
-    /// four levels at most; the cap keeps the parser's stack use small and bounded.
+    /// four levels at most; the cap bounds the memory a hostile body can pin and keeps
+    /// the recursive consumers of a parsed value (writer, `repr`, deallocation) shallow.
     public static let maximumDepth = 512
 
     /// Python's `sys.get_int_max_str_digits()` default.
@@ -125,15 +127,20 @@ private struct Parser {
         JSONParseError(kind, at: position)
     }
 
-    /// Containers being filled, innermost last. An explicit stack instead of recursion
-    /// keeps the machine stack flat whatever the input's nesting.
-    enum Frame {
-        case array([JSON])
-        case object(JSONObject, key: String)
+    /// What kind of container is open at each level, innermost last. An explicit
+    /// stack instead of recursion keeps the machine stack flat whatever the nesting.
+    enum Container {
+        case array
+        case object
     }
 
     mutating func parseDocument() throws(JSONParseError) -> JSON {
-        var stack: [Frame] = []
+        // The open containers' contents live in separate stacks and are mutated in place
+        // through their last element, so each one stays uniquely referenced (no copies).
+        var containers: [Container] = []
+        var arrays: [[JSON]] = []
+        var objects: [JSONObject] = []
+        var keys: [String] = []
         skipWhitespace()
         parsing: while true {
             var value: JSON
@@ -141,25 +148,28 @@ private struct Parser {
             guard position < input.count else { throw fail(.unexpectedEnd) }
             switch input[position] {
             case Byte.openBracket:
-                guard stack.count < JSONParser.maximumDepth else { throw fail(.nestingTooDeep) }
+                guard containers.count < JSONParser.maximumDepth else { throw fail(.nestingTooDeep) }
                 position += 1
                 skipWhitespace()
                 if position < input.count, input[position] == Byte.closeBracket {
                     position += 1
                     value = .array([])
                 } else {
-                    stack.append(.array([]))
+                    containers.append(.array)
+                    arrays.append([])
                     continue parsing
                 }
             case Byte.openBrace:
-                guard stack.count < JSONParser.maximumDepth else { throw fail(.nestingTooDeep) }
+                guard containers.count < JSONParser.maximumDepth else { throw fail(.nestingTooDeep) }
                 position += 1
                 skipWhitespace()
                 if position < input.count, input[position] == Byte.closeBrace {
                     position += 1
                     value = .object([:])
                 } else {
-                    stack.append(.object([:], key: try parseKey()))
+                    keys.append(try parseKey())
+                    containers.append(.object)
+                    objects.append([:])
                     continue parsing
                 }
             default:
@@ -167,36 +177,35 @@ private struct Parser {
             }
             // A value is complete: hand it to the enclosing containers, closing those
             // that end here, until one continues with a comma (or the document ends).
-            while let frame = stack.popLast() {
+            while let container = containers.last {
                 skipWhitespace()
                 guard position < input.count else { throw fail(.unexpectedEnd) }
                 let byte = input[position]
-                switch frame {
-                case .array(var elements):
-                    elements.append(value)
+                switch container {
+                case .array:
+                    arrays[arrays.count - 1].append(value)
                     if byte == Byte.comma {
                         position += 1
                         skipWhitespace()
-                        stack.append(.array(elements))
                         continue parsing
                     }
                     guard byte == Byte.closeBracket else { throw fail(.unexpectedByte(byte)) }
                     position += 1
-                    value = .array(elements)
-                case .object(var object, let key):
+                    value = .array(arrays.removeLast())
+                case .object:
                     // Python: a repeated key keeps its first position and takes the last value.
-                    object[key] = value
+                    objects[objects.count - 1][keys.removeLast()] = value
                     if byte == Byte.comma {
                         position += 1
                         skipWhitespace()
-                        let next = try parseKey()
-                        stack.append(.object(object, key: next))
+                        keys.append(try parseKey())
                         continue parsing
                     }
                     guard byte == Byte.closeBrace else { throw fail(.unexpectedByte(byte)) }
                     position += 1
-                    value = .object(object)
+                    value = .object(objects.removeLast())
                 }
+                containers.removeLast()
             }
             skipWhitespace()
             guard position == input.count else { throw fail(.trailingData) }
@@ -216,7 +225,6 @@ private struct Parser {
         skipWhitespace()
         return key
     }
-
 
     mutating func skipWhitespace() {
         while position < input.count {

@@ -46,7 +46,7 @@ struct Circusd: ParsableCommand {
     func run() throws {
         guard let config else {
             // Circus prints its usage and exits 0 without a configuration.
-            print(Circusd.usageString())
+            print("usage: " + Circusd.usageString())
             return
         }
         var environment: [String: String] = [:]

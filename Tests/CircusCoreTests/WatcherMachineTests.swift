@@ -402,6 +402,19 @@ struct WatcherMachineTests {
         #expect(d.machine.status == .active)
     }
 
+    @Test func abandonedProcessesAreReapedButNotReplaced() {
+        var d = Driver { $0.numprocesses = 2 }
+        d.command(.start)
+        d.advance(5)
+        d.apply(d.machine.abandon())
+        d.clearLog()
+        #expect(d.signals.isEmpty)
+        d.exit(101, code: -9)
+        #expect(d.events == ["reap 101 -9"])
+        #expect(d.machine.activePids == [102])
+        #expect(d.machine.status == .stopped)
+    }
+
     @Test func stopOfAStoppedWatcherFinishesAtOnce() {
         var d = Driver()
         let op = d.command(.stop)

@@ -100,7 +100,7 @@ struct JSONParserTests {
         #expect(throws: JSONParseError(.nestingTooDeep, at: depth)) { try JSONParser.parse(hostile) }
     }
 
-    @Test("a 10 MB message parses quickly")
+    @Test("a 10 MB message parses")
     func largeMessage() throws {
         // An array of 100 000 objects with escaped and non-ASCII strings, about 10 MB.
         var text = #"{"id":"big","command":"set","properties":{"name":"x","options":{"env":{"#
@@ -115,15 +115,12 @@ struct JSONParserTests {
         }
         text += "}},\"numbers\":[" + (0..<50_000).map { "\($0).5" }.joined(separator: ",") + "]}}"
         let bytes = Array(text.utf8)
-        let clock = ContinuousClock()
-        var parsed: JSON = .null
-        let elapsed = try clock.measure { parsed = try JSONParser.parse(bytes) }
+        let parsed = try JSONParser.parse(bytes)
         let env = parsed["properties"]?["options"]?["env"]?.objectValue
         #expect(env?.count == index)
         #expect(env?["KEY_7"] == .string("valé\n-0123456789-abcdefghijklmnopqrstuvwxyz-0123456789-é-ABCDEFGHIJKLMNOPQ"))
         #expect(parsed["properties"]?["numbers"]?.arrayValue?.count == 50_000)
-        // Generous bound so that debug builds on slow machines pass; release takes ~0.1 s.
-        #expect(elapsed < .seconds(10))
+        // Speed is measured by Benchmarks/, never asserted here (the machine is shared).
         // Writing it back is also bounded and byte-identical on a second round trip.
         let written = JSONWriter.serialize(parsed)
         #expect(try JSONParser.parse(written) == parsed)

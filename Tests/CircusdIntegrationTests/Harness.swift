@@ -464,7 +464,8 @@ final class DaemonHarness: @unchecked Sendable {
 
     private func trackPids(in json: JSON) {
         if let pids = json["pids"]?.arrayValue { for pid in pids { if let p = pid.intValue { track(Int32(p)) } } }
-        for key in ["started", "kept", "stopped"] {
+        // Not "stopped": those are dead, and their pids may already name someone else.
+        for key in ["started", "kept"] {
             for pid in json[key]?.arrayValue ?? [] { if let p = pid.intValue { track(Int32(p)) } }
             for pid in json["info"]?[key]?.arrayValue ?? [] { if let p = pid.intValue { track(Int32(p)) } }
         }
