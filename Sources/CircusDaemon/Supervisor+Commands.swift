@@ -288,7 +288,7 @@ extension Supervisor {
 
     private func reloadConfig(_ respond: Responder) {
         runJob(respond, scope: .all) { [unowned self] finish in
-            self.applyReloadedConfiguration { finish($0) }
+            self.applyReloadedConfiguration { result, _ in finish(result) }
         }
     }
 

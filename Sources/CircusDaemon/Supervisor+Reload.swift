@@ -36,13 +36,19 @@ extension Supervisor {
     /// any other change restarts that watcher with its new configuration. Unchanged
     /// watchers are not touched. (Circus restarts every watcher when `[circus]` changed
     /// and then ignores the new values; we apply what can be applied.)
-    func applyReloadedConfiguration(_ finish: @escaping (Result<JSONObject, CommandError>) -> Void) {
+    ///
+    /// - Parameter finish: called when every change is applied, with the reply payload or
+    ///   errno 6 when the file could not be loaded (nothing changed then), and the
+    ///   watchers that were created or restarted by the diff.
+    func applyReloadedConfiguration(
+        _ finish: @escaping (Result<JSONObject, CommandError>, _ fresh: [WatcherEntry]) -> Void
+    ) {
         let new: CircusConfiguration
         do {
             new = try reloadConfigurationFile()
         } catch {
             logger.error("reloadconfig: \(error)")
-            return finish(.failure(CommandError(code: .badMessageData, reason: "server error: \(error)")))
+            return finish(.failure(CommandError(code: .badMessageData, reason: "server error: \(error)")), [])
         }
         applySettings(new.settings)
         configuration.watchers = new.watchers
@@ -75,7 +81,8 @@ extension Supervisor {
                 replaced.append((entry, WatcherEntry(config: config)))
             }
         }
-        let group = Countdown(3) { finish(.success([:])) }
+        let fresh = replaced.map(\.new) + added
+        let group = Countdown(3) { finish(.success([:]), fresh) }
         // Removed watchers: stopped and dropped (no `remove` event, as in Circus).
         watchers.removeAll { entry in removed.contains { $0 === entry } }
         for entry in removed { entry.attached = false }
@@ -88,9 +95,21 @@ extension Supervisor {
         }
         watchers.append(contentsOf: added)
         stopAll(replaced.map(\.old)) { [unowned self] in
-            self.startAll((replaced.map(\.new) + added).filter { $0.config.autostart }) { group.done() }
+            self.startAll(fresh.filter { $0.config.autostart }) { group.done() }
         }
         logger.info("reloadconfig: \(added.count) added, \(removed.count) removed, \(replaced.count) restarted, \(resized.count) resized")
+    }
+
+    /// SIGHUP: read the configuration again and apply its changes (as reloadconfig),
+    /// then gracefully reload every watcher the diff did not already restart, and reopen
+    /// the log file. A configuration that no longer loads is logged and the watchers are
+    /// reloaded with the one in force.
+    func reloadOnHangup(done: @escaping () -> Void) {
+        logSink.reopen()
+        applyReloadedConfiguration { [unowned self] _, fresh in
+            let others = self.watchers.filter { entry in !fresh.contains { $0 === entry } }
+            self.runSequentially(.reload(graceful: true, sequential: false), on: self.startOrder(others), done: done)
+        }
     }
 
     /// A configuration with what reloadconfig must not compare (where it was written).

@@ -181,10 +181,7 @@ public final class Supervisor {
         case SIGTERM, SIGINT, SIGQUIT:
             quit()
         case SIGHUP:
-            logSink.reopen()
-            scheduler.submit(.all) { [unowned self] done in
-                self.reloadAll(graceful: true, sequential: false, done: done)
-            }
+            scheduler.submit(.all) { [unowned self] done in self.reloadOnHangup(done: done) }
         case SIGUSR1:
             logSink.reopen()
         default:

@@ -151,6 +151,34 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
         }
     }
 
+    @Test func sighupReadsTheConfigurationAgain() async throws {
+        try await withDaemon(sleeperINI + "\n\n[watcher:steady]\ncmd = sleep 1001\n") { h in
+            let old = try await h.waitPids("sleeper", count: 2)
+            let steady = try await h.waitPids("steady", count: 1)
+            try h.rewriteConfig("""
+                [watcher:sleeper]
+                cmd = sleep 1000
+                numprocesses = 3
+                graceful_timeout = 2
+
+                [watcher:steady]
+                cmd = sleep 1001
+
+                [watcher:fresh]
+                cmd = sleep 1002
+                """)
+            let mark = h.mark
+            kill(h.pid, SIGHUP)
+            // The new watcher starts, the resized one grows, and every watcher that the
+            // diff did not restart is reloaded gracefully (new pids).
+            try await h.waitPids("fresh", count: 1)
+            try await h.waitEvent("watcher.steady.reload", since: mark)
+            try await h.waitPids("sleeper", count: 3) { Set($0).isDisjoint(with: old) }
+            try await h.waitPids("steady", count: 1) { Set($0).isDisjoint(with: steady) }
+            #expect(h.process.isRunning)
+        }
+    }
+
     @Test func sigusr1KeepsTheDaemonAliveAndReopensTheLog() async throws {
         try await withDaemon(sleeperINI, arguments: ["--log-output", "%DIR%/out.log"]) { h in
             let pids = try await h.waitPids("sleeper", count: 2)
