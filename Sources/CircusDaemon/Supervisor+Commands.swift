@@ -92,7 +92,7 @@ extension Supervisor {
             }
         } catch {
             if error.code == .messageError {
-                logger.debug("\(request.command): \(error.reason)")
+                logger.info("\(request.command): \(error.reason)")
             } else {
                 logger.warning("\(request.command): \(error.reason)")
             }
@@ -273,7 +273,7 @@ extension Supervisor {
         -> Result<JSONObject, CommandError>
     {
         if let failure = result.failure {
-            return .failure(CommandError(code: .badMessageData, reason: "server error: \(failure)"))
+            return .failure(.serverError)
         }
         return .success(payload(result))
     }

@@ -48,7 +48,7 @@ extension Supervisor {
             new = try reloadConfigurationFile()
         } catch {
             logger.error("reloadconfig: \(error)")
-            return finish(.failure(CommandError(code: .badMessageData, reason: "server error: \(error)")), [])
+            return finish(.failure(.serverError), [])
         }
         applySettings(new.settings)
         configuration.watchers = new.watchers
