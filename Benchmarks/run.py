@@ -489,6 +489,9 @@ def scenario_respawn(args, runners, bare):
                 sub.connect(d.pubsub)
                 sub.setsockopt(zmq.SUBSCRIBE, b"watcher.w.spawn")
                 time.sleep(0.3)  # slow joiner
+                # pid -> perf_counter() when its spawn event arrived (for the first
+                # processes: when they were listed, an upper bound of their age)
+                born = {pid: time.perf_counter() for pid in pids}
                 for k in range(per):
                     # Random phase: Python reaps on a 5 s tick, so a kill right after
                     # the previous respawn (= right after a tick) would always measure
@@ -501,8 +504,10 @@ def scenario_respawn(args, runners, bare):
                         raise RuntimeError(f"{victim} is not a child of {d.label}")
                     # A process that dies less than 1 s after its spawn counts as a
                     # crash-loop exit for our daemon (respawned with backoff); measure
-                    # the respawn of a process that was running normally.
-                    age = time.time() - proc.create_time()
+                    # the respawn of a process that was running normally.  Ages come
+                    # from when we saw the spawn event (psutil's create_time is only
+                    # accurate to the second: /proc/stat's btime is an integer).
+                    age = time.perf_counter() - born.get(victim, float("-inf"))
                     if age < MIN_VICTIM_AGE:
                         time.sleep(MIN_VICTIM_AGE - age)
                     while sub.poll(0):
@@ -517,8 +522,10 @@ def scenario_respawn(args, runners, bare):
                         if rem <= 0 or not sub.poll(rem * 1000):
                             break
                         topic, payload = sub.recv_multipart()
-                        if json.loads(payload).get("process_pid") not in known:
+                        spawned = json.loads(payload).get("process_pid")
+                        if spawned not in known:
                             got = time.perf_counter() - t0
+                            born[spawned] = t0 + got
                             break
                     if got is None:
                         timeouts[label] = timeouts.get(label, 0) + 1
