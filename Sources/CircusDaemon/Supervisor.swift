@@ -95,7 +95,12 @@ public final class Supervisor {
         }
         logger.info("Arbiter now waiting for commands")
         scheduler.submit(.all) { [unowned self] done in
-            self.startAll(self.watchers.filter { $0.config.autostart }, done: done)
+            self.startAll(self.watchers.filter { $0.config.autostart }) {
+                done()
+                // Once start-up is over and the loop is idle, give back the code pages
+                // only start-up used (see MemoryTrim).
+                _ = self.loop.schedule(after: 1.0) { MemoryTrim.releaseStartupPages() }
+            }
         }
         drainDeferred()
         loop.run()
