@@ -45,18 +45,38 @@ extension Supervisor {
         return variables
     }
 
+    /// Whether any text expanded at spawn time may hold a variable.
+    static func hasTemplates(_ config: WatcherConfig) -> Bool {
+        func marked(_ text: String) -> Bool { text.contains("$(") || text.contains("((") || text.contains("$WID") }
+        func marked(_ args: CommandArguments?) -> Bool {
+            switch args {
+            case .string(let s)?: return marked(s)
+            case .list(let list)?: return list.contains(where: marked)
+            case nil: return false
+            }
+        }
+        return marked(config.cmd) || marked(config.args) || marked(config.shellArgs)
+            || config.executable.map(marked) == true || config.uid.map(marked) == true
+            || config.gid.map(marked) == true
+    }
+
     /// Builds the spawn request for worker `wid` of `config`.
     ///
     /// - Throws: `SpawnFailure` for a command line that does not split, an unknown user
     ///   or group; the watcher reports it like an exec failure.
     func makeSpawnRequest(for config: WatcherConfig, wid: Int) throws(SpawnFailure) -> SpawnRequest {
         let env = childEnvironment(for: config)
-        let table = Substitution.Table(ordered: spawnVariables(for: config, wid: wid, env: env))
+        // Most commands have no template at all: skip building the variable table then
+        // (respawn latency is what a supervisor is judged by).
+        let table = Self.hasTemplates(config)
+            ? Substitution.Table(ordered: spawnVariables(for: config, wid: wid, env: env)) : nil
         func expand(_ text: String) -> String {
+            guard let table else { return text }
             // `$WID` is Circus's deprecated spelling of `$(circus.wid)`.
-            Substitution.replace(text, table: table).replacingAll("$WID", with: String(wid))
+            return Substitution.replace(text, table: table).replacingAll("$WID", with: String(wid))
         }
-        let command = expand(Substitution.replace(config.cmd, variables: ["env": .dictionary(config.env)]))
+        let command = table == nil
+            ? config.cmd : expand(Substitution.replace(config.cmd, variables: ["env": .dictionary(config.env)]))
         var extra: [String] = []
         var extraText = ""
         do {
