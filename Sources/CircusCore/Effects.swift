@@ -51,14 +51,16 @@ public enum TimerKey: Hashable, Sendable {
     case maxAge
 }
 
-/// Payload of a watcher event, in Circus's shapes (spec section 4.2).
-public enum EventPayload: Hashable, Sendable {
-    /// `{"process_pid": p, "time": t}` (spawn, kill).
-    case process(pid: Int32, time: Double)
-    /// `{"process_pid": p, "time": t, "exit_code": c}` (reap).
+/// An event the machine publishes about its watcher (spec section 4.2). `kill` events
+/// come from `.signal` effects; `updated`, `add` and `remove` from the supervisor.
+public enum MachineEvent: Hashable, Sendable {
+    /// A process was spawned; `time` is when the spawn began.
+    case spawn(pid: Int32, time: Double)
+    /// A process ended; `exitCode` is negative for a signal.
     case reap(pid: Int32, time: Double, exitCode: Int32)
-    /// `{"time": t}` (start, stop, reload, updated, add, remove).
-    case time(Double)
+    case start(time: Double)
+    case stop(time: Double)
+    case reload(time: Double)
 }
 
 /// Log severity of a message the machine wants written.
@@ -96,7 +98,7 @@ public enum Effect: Hashable, Sendable {
     /// Send a signal. `publishKill` asks for a `kill` event for every pid signalled.
     case signal(pid: Int32, signal: Int32, scope: SignalScope, publishKill: Bool)
     /// Publish `watcher.<name>.<event>`.
-    case publish(event: String, payload: EventPayload)
+    case publish(MachineEvent)
     /// Arm (or re-arm) a timer at a monotonic deadline; report `timerFired(key)`.
     case armTimer(TimerKey, at: Double)
     case cancelTimer(TimerKey)

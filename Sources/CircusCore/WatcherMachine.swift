@@ -124,7 +124,7 @@ public struct WatcherMachine: Sendable {
         processes[pid] = ManagedProcess(
             pid: pid, wid: wid, started: now.wall, startedMonotonic: now.monotonic, expiresAt: expiry)
         lastError = nil
-        effects.append(.publish(event: "spawn", payload: .process(pid: pid, time: now.wall)))
+        effects.append(.publish(.spawn(pid: pid, time: now.wall)))
         guard var op = current, case .spawn(let awaited)? = op.waiting, awaited == wid else {
             return effects
         }
@@ -180,7 +180,7 @@ public struct WatcherMachine: Sendable {
         guard let process = processes.removeValue(forKey: pid) else { return [] }
         var effects: [Effect] = []
         if process.stopping { effects.append(.cancelTimer(.killDeadline(pid: pid))) }
-        effects.append(.publish(event: "reap", payload: .reap(pid: pid, time: now.wall, exitCode: exitCode)))
+        effects.append(.publish(.reap(pid: pid, time: now.wall, exitCode: exitCode)))
         if !process.stopping {
             if now.monotonic - process.startedMonotonic < Self.minimumUptime {
                 quickExits += 1
@@ -248,12 +248,17 @@ public struct WatcherMachine: Sendable {
         case stopSurplus
         case stopPids([Int32], signal: Int32?, timeout: Double?)
         case hupAll
-        case publish(String)
+        /// Publish the event that ends a phase.
+        case publish(PhaseEvent)
         case log(LogLevel, String)
         /// A start that left no process running is a failed start.
         case failIfNoProcess
         /// Replaced by per-process steps once the operation starts.
         case replaceSequentially
+    }
+
+    private enum PhaseEvent: Hashable, Sendable {
+        case start, stop, reload
     }
 
     private enum Wait: Hashable, Sendable {
@@ -273,14 +278,14 @@ public struct WatcherMachine: Sendable {
     }
 
     private static func stopSteps(name: String) -> [Step] {
-        [.setStatus(.stopping), .stopAll, .publish("stop"), .setStatus(.stopped), .log(.info, "\(name) stopped")]
+        [.setStatus(.stopping), .stopAll, .publish(.stop), .setStatus(.stopped), .log(.info, "\(name) stopped")]
     }
 
     private func startSteps() -> [Step] {
         if status != .stopped { return [.spawn(count: nil, warmup: true)] }
         return [
             .setStatus(.starting), .spawn(count: nil, warmup: true), .failIfNoProcess,
-            .setStatus(.active), .log(.info, "\(config.name) started"), .publish("start"),
+            .setStatus(.active), .log(.info, "\(config.name) started"), .publish(.start),
         ]
     }
 
@@ -293,13 +298,13 @@ public struct WatcherMachine: Sendable {
         case .restart:
             return (status == .stopped ? [] : Self.stopSteps(name: config.name))
                 + [.setStatus(.starting), .spawn(count: nil, warmup: true), .failIfNoProcess,
-                   .setStatus(.active), .log(.info, "\(config.name) started"), .publish("start")]
+                   .setStatus(.active), .log(.info, "\(config.name) started"), .publish(.start)]
         case .reload(let graceful, let sequential):
             if status == .stopped { return startSteps() }
             if !graceful { return steps(for: .restart) }
-            if config.sendHup { return [.hupAll, .publish("reload"), .log(.info, "\(config.name) reloaded")] }
-            if sequential { return [.replaceSequentially, .publish("reload"), .log(.info, "\(config.name) reloaded")] }
-            return [.spawn(count: config.numprocesses, warmup: false), .stopSurplus, .publish("reload"),
+            if config.sendHup { return [.hupAll, .publish(.reload), .log(.info, "\(config.name) reloaded")] }
+            if sequential { return [.replaceSequentially, .publish(.reload), .log(.info, "\(config.name) reloaded")] }
+            return [.spawn(count: config.numprocesses, warmup: false), .stopSurplus, .publish(.reload),
                     .log(.info, "\(config.name) reloaded")]
         case .manage:
             return status == .stopped || status == .stopping ? [] : [.spawn(count: nil, warmup: true), .stopSurplus]
@@ -371,7 +376,11 @@ public struct WatcherMachine: Sendable {
                 }
             case .publish(let event):
                 op.steps.removeFirst()
-                effects.append(.publish(event: event, payload: .time(now.wall)))
+                switch event {
+                case .start: effects.append(.publish(.start(time: now.wall)))
+                case .stop: effects.append(.publish(.stop(time: now.wall)))
+                case .reload: effects.append(.publish(.reload(time: now.wall)))
+                }
             case .log(let level, let message):
                 op.steps.removeFirst()
                 effects.append(.log(level, message))

@@ -272,7 +272,7 @@ extension Supervisor {
     func outcome(_ result: OperationResult, _ payload: (OperationResult) -> JSONObject)
         -> Result<JSONObject, CommandError>
     {
-        if let failure = result.failure {
+        if result.failure != nil {  // the reason is in the log and in `status`
             return .failure(.serverError)
         }
         return .success(payload(result))

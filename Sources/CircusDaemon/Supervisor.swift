@@ -301,8 +301,8 @@ public final class Supervisor {
                 }
             case .signal(let pid, let signo, let scope, let publishKill):
                 sendSignal(signo, to: pid, scope: scope, publishKill: publishKill, entry: entry)
-            case .publish(let event, let payload):
-                publish(event, payload, for: entry)
+            case .publish(let event):
+                publish(event, for: entry)
             case .armTimer(let key, let deadline):
                 if let old = entry.timers[key] { loop.cancel(old) }
                 // The closure keeps the entry alive: a watcher removed by rm or reloadconfig
@@ -360,19 +360,14 @@ public final class Supervisor {
         }
     }
 
-    func publish(_ event: String, _ payload: EventPayload, for entry: WatcherEntry) {
+    func publish(_ event: MachineEvent, for entry: WatcherEntry) {
         let message: WatcherEvent
-        switch (event, payload) {
-        case ("spawn", .process(let pid, let time)): message = .spawn(pid: Int64(pid), time: time)
-        case ("kill", .process(let pid, let time)): message = .kill(pid: Int64(pid), time: time)
-        case (_, .reap(let pid, let time, let code)): message = .reap(pid: Int64(pid), time: time, exitCode: Int64(code))
-        case ("start", .time(let t)): message = .start(time: t)
-        case ("stop", .time(let t)): message = .stop(time: t)
-        case ("reload", .time(let t)): message = .reload(time: t)
-        case ("updated", .time(let t)): message = .updated(time: t)
-        default:
-            logger.error("internal: unexpected event \(event) \(payload)")
-            return
+        switch event {
+        case .spawn(let pid, let time): message = .spawn(pid: Int64(pid), time: time)
+        case .reap(let pid, let time, let code): message = .reap(pid: Int64(pid), time: time, exitCode: Int64(code))
+        case .start(let time): message = .start(time: time)
+        case .stop(let time): message = .stop(time: time)
+        case .reload(let time): message = .reload(time: time)
         }
         publish(message, for: entry.name)
     }

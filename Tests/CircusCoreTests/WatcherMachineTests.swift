@@ -65,11 +65,13 @@ struct Driver {
     /// Published events as "event pid" strings, in order.
     var events: [String] {
         log.compactMap {
-            guard case .publish(let event, let payload) = $0 else { return nil }
-            switch payload {
-            case .process(let pid, _): return "\(event) \(pid)"
-            case .reap(let pid, _, let code): return "\(event) \(pid) \(code)"
-            case .time: return event
+            guard case .publish(let event) = $0 else { return nil }
+            switch event {
+            case .spawn(let pid, _): return "spawn \(pid)"
+            case .reap(let pid, _, let code): return "reap \(pid) \(code)"
+            case .start: return "start"
+            case .stop: return "stop"
+            case .reload: return "reload"
             }
         }
     }
