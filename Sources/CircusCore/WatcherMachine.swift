@@ -106,11 +106,32 @@ public struct WatcherMachine: Sendable {
 
     /// Queues a command; it starts at once if nothing else runs on this watcher.
     /// `id` nil marks an internal operation whose completion nobody awaits.
+    ///
+    /// A `stop` does not wait for an operation that is only sleeping (a start between two
+    /// warmup delays, a spawn retry in backoff): that operation ends at once, reporting
+    /// the interruption as its failure, so that an operator (or SIGTERM) is never held
+    /// up by a slow start.
     public mutating func begin(_ command: WatcherCommand, id: OperationID?, at now: Moment) -> [Effect] {
-        queue.append((id, command))
         var effects: [Effect] = []
+        if command == .stop, let op = current, let wait = op.waiting, wait == .warmup || wait == .backoff {
+            interrupt(op, waitingOn: wait, into: &effects)
+        }
+        queue.append((id, command))
         if current == nil { startNext(at: now, into: &effects) }
         return effects
+    }
+
+    private mutating func interrupt(_ op: Operation, waitingOn wait: Wait, into effects: inout [Effect]) {
+        var op = op
+        if wait == .warmup {
+            effects.append(.cancelTimer(.warmup))
+        } else {
+            backoffArmed = false
+            effects.append(.cancelTimer(.respawnBackoff))
+        }
+        op.result.failure = "interrupted by stop"
+        finish(op, into: &effects)
+        current = nil
     }
 
     /// A spawn asked for by `.spawn(wid:)` succeeded. `now` is when the spawn began.

@@ -48,6 +48,11 @@ final class JobScheduler {
         pump()
     }
 
+    /// Forgets every job that has not started (the daemon is exiting); running jobs go on.
+    func dropWaiting() {
+        waiting.removeAll()
+    }
+
     private func pump() {
         if pumping {
             pumpAgain = true

@@ -186,13 +186,14 @@ public final class Supervisor {
             return
         }
         quitting = true
-        scheduler.submit(.all) { [unowned self] done in
-            self.stopAll(self.watchers) {
-                then()
-                done()
-                // Let the last replies leave before the loop (and the sockets) go away.
-                self.finishQuit()
-            }
+        // Quit does not queue behind other jobs: what has not started never will, what
+        // runs stops at its next step (see runSequentially), and the stops below end an
+        // operation that is only sleeping (a slow start's warmup).
+        scheduler.dropWaiting()
+        stopAll(watchers) {
+            then()
+            // Let the last replies leave before the loop (and the sockets) go away.
+            self.finishQuit()
         }
     }
 
@@ -232,7 +233,7 @@ public final class Supervisor {
     /// Runs `command` on each entry one after another (start-all is sequential in Circus).
     func runSequentially(_ command: WatcherCommand, on entries: [WatcherEntry], pause: Double = 0,
                          done: @escaping () -> Void) {
-        guard let first = entries.first else { return done() }
+        guard !quitting, let first = entries.first else { return done() }
         run(command, on: first) { [unowned self] _ in
             let rest = Array(entries.dropFirst())
             if pause > 0, !rest.isEmpty {

@@ -417,6 +417,24 @@ struct WatcherMachineTests {
         #expect(d.machine.status == .stopped)
     }
 
+    @Test func stopInterruptsAStartSleepingInItsWarmup() {
+        var d = Driver {
+            $0.numprocesses = 3
+            $0.warmupDelay = 30
+        }
+        let start = d.command(.start)
+        #expect(d.timers[.warmup] != nil)
+        let stop = d.command(.stop)
+        #expect(d.timers[.warmup] == nil)
+        #expect(d.finished[start]?.failure == "interrupted by stop")
+        #expect(d.finished[start]?.started == [101])
+        #expect(d.signals == ["101:15"])
+        d.exit(101, code: -15)
+        #expect(d.finished[stop] != nil)
+        #expect(d.machine.status == .stopped)
+        #expect(d.events == ["spawn 101", "reap 101 -15", "stop"])
+    }
+
     @Test func stopOfAStoppedWatcherFinishesAtOnce() {
         var d = Driver()
         let op = d.command(.stop)

@@ -140,6 +140,31 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
         }
     }
 
+    /// SIGTERM is not held up by a slow start: the warmup sleep is interrupted, the
+    /// watchers not started yet never start, and the daemon exits with no child left.
+    @Test func sigtermDuringASlowStartExitsPromptly() async throws {
+        try await withDaemon("""
+            [circus]
+            warmup_delay = 60
+
+            [watcher:aaa]
+            cmd = sleep 1003
+            numprocesses = 3
+            warmup_delay = 60
+
+            [watcher:zzz]
+            cmd = sleep 1004
+            """) { h in
+            let first = try await h.waitPids("aaa", count: 1)
+            #expect(try await h.call("status", ["name": "aaa"])["status"] == "starting")
+            kill(h.pid, SIGTERM)
+            #expect(await h.waitExit(timeout: 10), "a 60 s warmup must not delay SIGTERM")
+            #expect(h.process.terminationStatus == 0)
+            #expect(first.allSatisfy { h.trackedStat($0) == nil }, "children left after SIGTERM")
+            #expect(!h.events().contains { $0.watcher == "zzz" }, "zzz was never started")
+        }
+    }
+
     @Test func sighupReloadsWithNewPids() async throws {
         try await withDaemon(sleeperINI) { h in
             let old = try await h.waitPids("sleeper", count: 2)
