@@ -224,10 +224,20 @@ public final class Supervisor {
 
     /// Runs `command` on `entry` and calls `completion` with its result when it is over.
     func run(_ command: WatcherCommand, on entry: WatcherEntry, completion: @escaping (OperationResult) -> Void) {
+        // A watcher that rm or reloadconfig took out while this job waited must not get
+        // new processes: nobody would stop them.
+        if !entry.attached, command != .stop, !Self.isKill(command) {
+            return completion(OperationResult(failure: "\(entry.name) was removed"))
+        }
         let id = OperationID(nextOperation)
         nextOperation += 1
         completions[id] = completion
         perform(entry.machine.begin(command, id: id, at: moment()), on: entry)
+    }
+
+    private static func isKill(_ command: WatcherCommand) -> Bool {
+        if case .kill = command { return true }
+        return false
     }
 
     /// Runs `command` on each entry one after another (start-all is sequential in Circus).

@@ -73,6 +73,31 @@ let sleeperINI = """
         }
     }
 
+    /// `add --start` queued behind a reloadconfig that drops the new watcher (it is not in
+    /// the file) must not leave processes nobody supervises.
+    @Test func addedWatcherRemovedByAQueuedReloadconfigNeverSpawns() async throws {
+        try await withDaemon("""
+            [watcher:slow]
+            cmd = sleep 1005
+            numprocesses = 2
+            warmup_delay = 1
+            """) { h in
+            // The start-up job runs for about 2 s (two 1 s warmups): queue behind it.
+            #expect(try await h.call("status", ["name": "slow"])["status"] == "starting")
+            expectOK(try await h.call("reloadconfig"))
+            expectOK(try await h.call("add", ["name": "dyn", "cmd": "sleep 1006", "start": true]))
+            try await h.waitUntil("slow started", timeout: 10) {
+                try await h.call("status", ["name": "slow"])["status"] == "active"
+            }
+            try await h.waitUntil("dyn gone", timeout: 10) {
+                try await h.call("list")["watchers"] == ["slow"]
+            }
+            // Give a wrongly started dyn time to show up.
+            try await Task.sleep(for: .seconds(1))
+            #expect(!h.events().contains { $0.watcher == "dyn" && $0.name == "spawn" })
+        }
+    }
+
     @Test func rmStopsAndRemoves() async throws {
         try await withDaemon(sleeperINI) { h in
             let pids = try await h.waitPids("sleeper", count: 2)
