@@ -6,7 +6,7 @@
 // splits them.
 
 /// Character classes and text operations with Python 3.11 semantics (internal helpers).
-enum PythonText {
+package enum PythonText {
     /// Python `str.isspace()`: bidirectional class WS, B or S, or category Zs.
     ///
     /// This is also what `\s` matches in a `str` regular expression and what
@@ -93,7 +93,7 @@ enum PythonText {
 
     /// Python `repr()` of a string, used so our messages quote values as Circus's do
     /// (`'maybe' is not a boolean`).
-    static func repr(_ text: String) -> String {
+    package static func repr(_ text: String) -> String {
         let scalars = text.unicodeScalars
         let quote: Unicode.Scalar = scalars.contains("'") && !scalars.contains("\"") ? "\"" : "'"
         var out = String.UnicodeScalarView()
@@ -142,7 +142,7 @@ enum PythonText {
 
     /// Compares two strings code point by code point, as Python's `<` on `str` does
     /// (Swift's `<` compares canonical equivalents equal, Python does not).
-    static func precedes(_ a: String, _ b: String) -> Bool {
+    package static func precedes(_ a: String, _ b: String) -> Bool {
         a.unicodeScalars.lexicographicallyPrecedes(b.unicodeScalars)
     }
 }

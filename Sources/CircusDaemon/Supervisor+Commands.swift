@@ -299,7 +299,7 @@ extension Supervisor {
             let entry = try requireWatcher(props)
             return respond.ok(["pids": .pids(entry.machine.activePids)])
         }
-        respond.ok(["watchers": .array(watchers.map(\.key).sorted { $0.unicodeScalars.lexicographicallyPrecedes($1.unicodeScalars) }.map(JSON.string))])
+        respond.ok(["watchers": .array(watchers.map(\.key).sorted(by: PythonText.precedes).map(JSON.string))])
     }
 
     private func status(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
@@ -508,8 +508,7 @@ extension Supervisor {
         for (key, value) in config.extraOptions where !all.contains(where: { $0.0 == key }) {
             all.append((key, .string(value)))
         }
-        // Python sorts str by code point.
-        all.sort { $0.0.unicodeScalars.lexicographicallyPrecedes($1.0.unicodeScalars) }
+        all.sort { PythonText.precedes($0.0, $1.0) }
         return JSONObject(uniqueKeysWithValues: all)
     }
 

@@ -2,6 +2,7 @@
 // per-process variables expanded, the environment, ids, limits and descriptors.
 
 import CircusConfig
+import CircusProtocol
 import CircusSystem
 import OrderedCollections
 
@@ -32,7 +33,7 @@ extension Supervisor {
             ("uid", config.uid ?? "None"), ("gid", config.gid ?? "None"), ("send_hup", text(config.sendHup)),
             ("stop_signal", String(config.stopSignal)), ("stop_children", text(config.stopChildren)),
             ("shell", text(config.shell)), ("max_retry", String(config.maxRetry)),
-            ("graceful_timeout", pythonFloat(config.gracefulTimeout)), ("executable", config.executable ?? "None"),
+            ("graceful_timeout", PythonFloat.repr(config.gracefulTimeout)), ("executable", config.executable ?? "None"),
             ("use_sockets", text(config.useSockets)), ("priority", String(config.priority)),
             ("copy_env", text(config.copyEnv)), ("singleton", text(config.singleton)),
             ("max_age", String(config.maxAge)), ("max_age_variance", String(config.maxAgeVariance)),
@@ -162,14 +163,9 @@ extension Supervisor {
     }
 }
 
-/// Python's `repr` of a float (`30.0`, `0.5`).
-func pythonFloat(_ value: Double) -> String {
-    value == value.rounded() && abs(value) < 1e16 ? String(Int64(value)) + ".0" : String(value)
-}
-
 /// An int when the value is integral (INI ints), else a Python float.
 func pythonNumber(_ value: Double) -> String {
-    value == value.rounded() && abs(value) < 1e16 ? String(Int64(value)) : String(value)
+    value == value.rounded() && abs(value) < 1e16 ? String(Int64(value)) : PythonFloat.repr(value)
 }
 
 extension String {

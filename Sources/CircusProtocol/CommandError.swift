@@ -3,6 +3,8 @@
 // on it, so every constructor below reproduces one `raise` of Circus 0.19, including its
 // Python `%r` quoting.
 
+internal import CircusConfig
+
 /// Circus's error numbers (`circus/commands/errors.py`), sent as `errno` in error replies.
 ///
 /// A struct rather than an enum so that new codes can be added without breaking

@@ -1,6 +1,7 @@
 // The command table of the control protocol: the 25 names Circus 0.19 registers and the
 // properties each one requires before anything runs (`Command.properties`).
 
+internal import CircusConfig
 public import OrderedCollections
 
 /// A built-in command of the control protocol.

@@ -1,6 +1,7 @@
 // Pub/sub events (spec 4): two frames, a topic and a JSON payload, with Circus's topic
 // naming and payload key order, which `circusctl listen`, circusd-stats and plugins rely on.
 
+internal import CircusConfig
 public import OrderedCollections
 
 /// Topic names of the pub/sub channel.

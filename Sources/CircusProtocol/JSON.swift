@@ -5,6 +5,7 @@
 // see that order. Python keeps the position of the first occurrence of a duplicated key
 // and the value of the last one; `OrderedDictionary` assignment does the same.
 
+internal import CircusConfig
 public import OrderedCollections
 
 /// A JSON object whose keys keep their insertion order, as Python dicts do.

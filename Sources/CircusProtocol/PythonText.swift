@@ -4,6 +4,7 @@
 // `'%.2f'` in process statistics.
 
 internal import OrderedCollections
+package import CircusConfig
 
 /// Python's formatting of floats.
 public enum PythonFloat {
@@ -158,45 +159,13 @@ public enum PythonFloat {
     }
 }
 
-/// Python's `repr`, `str` and `str.lower` for the values Circus puts in its messages.
-public enum PythonText {
-    /// `repr(s)` of a Python `str`: single quotes unless the text contains a single
-    /// quote and no double quote; backslash escapes for the quote, `\\`, `\t`, `\n`,
-    /// `\r`; `\xNN`, `\uNNNN` or `\UNNNNNNNN` for non-printable characters; printable
-    /// non-ASCII characters as themselves.
-    public static func repr(_ s: String) -> String {
-        let quote: Unicode.Scalar = s.unicodeScalars.contains("'") && !s.unicodeScalars.contains("\"") ? "\"" : "'"
-        var result = String.UnicodeScalarView()
-        result.append(quote)
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case quote, "\\":
-                result.append("\\")
-                result.append(scalar)
-            case "\t": result.append(contentsOf: "\\t".unicodeScalars)
-            case "\n": result.append(contentsOf: "\\n".unicodeScalars)
-            case "\r": result.append(contentsOf: "\\r".unicodeScalars)
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    result.append(contentsOf: hexEscape(scalar.value, prefix: "x", width: 2).unicodeScalars)
-                } else if scalar.value < 0x7F || isPrintable(scalar) {
-                    result.append(scalar)
-                } else if scalar.value <= 0xFF {
-                    result.append(contentsOf: hexEscape(scalar.value, prefix: "x", width: 2).unicodeScalars)
-                } else if scalar.value <= 0xFFFF {
-                    result.append(contentsOf: hexEscape(scalar.value, prefix: "u", width: 4).unicodeScalars)
-                } else {
-                    result.append(contentsOf: hexEscape(scalar.value, prefix: "U", width: 8).unicodeScalars)
-                }
-            }
-        }
-        result.append(quote)
-        return String(result)
-    }
-
+/// Python's `repr` of bytes and JSON values, `str` and `str.lower`, for the values
+/// Circus puts in its messages (`repr` of a `str` lives in CircusConfig, which quotes
+/// values the same way in configuration errors).
+extension PythonText {
     /// `repr(b)` of a Python `bytes` (`b'...'`), as Circus prints a raw request in the
     /// reason of an unexpected error (`command b'{"id":...}': ...`).
-    public static func bytesRepr(_ bytes: some Sequence<UInt8>) -> String {
+    package static func bytesRepr(_ bytes: some Sequence<UInt8>) -> String {
         let array = Array(bytes)
         let quote: UInt8 = array.contains(UInt8(ascii: "'")) && !array.contains(UInt8(ascii: "\""))
             ? UInt8(ascii: "\"") : UInt8(ascii: "'")
@@ -218,14 +187,14 @@ public enum PythonText {
 
     /// `repr(value)` of the Python object `json.loads` makes of `value`: `None`, `True`,
     /// `False`, ints, float reprs (`nan`, `inf`), string reprs, `[a, b]`, `{'k': v}`.
-    public static func repr(_ value: JSON) -> String {
+    package static func repr(_ value: JSON) -> String {
         var output = ""
         appendRepr(value, to: &output)
         return output
     }
 
     /// `str(value)` (what `%s` prints): strings as themselves, anything else as `repr`.
-    public static func str(_ value: JSON) -> String {
+    package static func str(_ value: JSON) -> String {
         if case .string(let s) = value { return s }
         return repr(value)
     }
@@ -259,7 +228,7 @@ public enum PythonText {
     /// Python's `str.lower()`: the full Unicode lower-case mapping of every character,
     /// plus the one context rule Swift's `lowercased()` lacks: a capital sigma at the
     /// end of a word becomes final sigma (`ΟΔΟΣ` -> `οδος`).
-    public static func lower(_ s: String) -> String {
+    package static func lower(_ s: String) -> String {
         guard s.unicodeScalars.contains("\u{03A3}") else { return s.lowercased() }
         let scalars = Array(s.unicodeScalars)
         var result = String.UnicodeScalarView()
@@ -284,20 +253,6 @@ public enum PythonText {
         return after == scalars.count || !scalars[after].properties.isCased
     }
 
-    /// Python's `str.isprintable()` for one character: everything except the
-    /// categories Other (Cc, Cf, Cs, Co, Cn) and Separator (Zl, Zp, Zs), the ASCII
-    /// space excepted.
-    static func isPrintable(_ scalar: Unicode.Scalar) -> Bool {
-        if scalar == " " { return true }
-        switch scalar.properties.generalCategory {
-        case .control, .format, .surrogate, .privateUse, .unassigned,
-            .lineSeparator, .paragraphSeparator, .spaceSeparator:
-            return false
-        default:
-            return true
-        }
-    }
-
     private static func hexEscape(_ value: UInt32, prefix: String, width: Int) -> String {
         let hex = String(value, radix: 16)
         return "\\" + prefix + String(repeating: "0", count: max(0, width - hex.count)) + hex
@@ -306,7 +261,7 @@ public enum PythonText {
     /// Python's `int(text)` for base-10 text: optional surrounding whitespace, an
     /// optional sign, ASCII digits with single underscores between them. Nil where
     /// Python raises, or when the value does not fit `Int64`.
-    public static func parseInt(_ text: String) -> Int64? {
+    package static func parseInt(_ text: String) -> Int64? {
         var scalars = Substring(text).unicodeScalars[...]
         let isSpace: (Unicode.Scalar) -> Bool = {
             $0.properties.isWhitespace || (0x1C...0x1F).contains($0.value)

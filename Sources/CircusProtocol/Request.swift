@@ -3,6 +3,7 @@
 // it answers nothing at all: a client that sends those waits for its timeout, with
 // Circus and with us.
 
+internal import CircusConfig
 public import OrderedCollections
 
 /// A decoded control request.

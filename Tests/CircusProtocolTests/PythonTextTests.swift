@@ -1,5 +1,6 @@
 // Python's repr/str/lower/round as Circus's texts use them; expectations from Python 3.11.
 
+import CircusConfig
 import CircusProtocol
 import Testing
 
