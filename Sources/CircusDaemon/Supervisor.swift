@@ -42,6 +42,9 @@ public final class Supervisor {
     let environment: [(key: String, value: String)]
     let currentDirectory: String
     private var performDepth = 0
+    /// The process tree as read for the current batch of effects (a stop of a whole
+    /// watcher with stop_children signals many trees; /proc is read once for them).
+    private var treeSnapshot: ProcessTree.Snapshot?
     private var deferred: Deque<() -> Void> = []
     private var drainScheduled = false
     /// Set once quit began; the loop stops when every watcher is down.
@@ -334,7 +337,10 @@ public final class Supervisor {
             }
         }
         performDepth -= 1
-        if performDepth == 0 { drainDeferred() }
+        if performDepth == 0 {
+            treeSnapshot = nil
+            drainDeferred()
+        }
     }
 
     /// Runs completions queued while effects were performed; they may start new operations.
@@ -355,7 +361,12 @@ public final class Supervisor {
     private func sendSignal(_ signo: Int32, to pid: Int32, scope: SignalScope, publishKill: Bool, entry: WatcherEntry) {
         // Collect the descendants before signalling: a parent that dies first would
         // otherwise take the list with it (Circus's stop_children defect).
-        let targets = scope == .tree ? [pid] + ProcessTree.descendants(of: pid) : [pid]
+        var targets = [pid]
+        if scope == .tree {
+            let tree = treeSnapshot ?? ProcessTree.Snapshot()
+            treeSnapshot = tree
+            targets += tree.descendants(of: pid)
+        }
         let now = EventLoop.wallNow()
         for target in targets {
             do {

@@ -41,6 +41,42 @@ public enum ProcessTree {
         return result
     }
 
+    /// A view of the process tree for many lookups in a row (a `stats` of every process,
+    /// a stop of a whole watcher with `stop_children`): where the kernel has no
+    /// `children` files, /proc is scanned once for the snapshot instead of once per
+    /// lookup.
+    public struct Snapshot {
+        /// ppid -> children, or nil when the kernel's `children` files answer directly.
+        private let byParent: [Int32: [Int32]]?
+
+        /// Reads what the lookups will need.
+        public init() {
+            byParent = ProcFS.read("/proc/thread-self/children") != nil ? nil : ProcessTree.parentMap()
+        }
+
+        /// The direct children of `pid`, ascending.
+        public func children(of pid: Int32) -> [Int32] {
+            guard let byParent else { return ProcessTree.children(of: pid) }
+            return (byParent[pid] ?? []).sorted()
+        }
+
+        /// Every descendant of `pid`, nearest generation first.
+        public func descendants(of pid: Int32) -> [Int32] {
+            var result: [Int32] = []
+            var frontier = [pid]
+            var seen: Set<Int32> = [pid]
+            while !frontier.isEmpty {
+                var next: [Int32] = []
+                for p in frontier {
+                    for c in children(of: p) where seen.insert(c).inserted { next.append(c) }
+                }
+                result.append(contentsOf: next)
+                frontier = next
+            }
+            return result
+        }
+    }
+
     /// The parent pid of `pid`, or nil when it is gone.
     public static func parent(of pid: Int32) -> Int32? {
         guard let stat = ProcFS.statFields(pid), stat.fields.count > 1 else { return nil }

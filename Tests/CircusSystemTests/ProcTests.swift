@@ -26,6 +26,10 @@ extension CircusSystemTests {
             #expect(mine.contains(shell.pid) && mine.contains(sleeper))
             #expect(mine.firstIndex(of: shell.pid)! < mine.firstIndex(of: sleeper)!)
             #expect(ProcessTree.descendants(of: shell.pid) == [sleeper])
+            let snapshot = ProcessTree.Snapshot()
+            #expect(snapshot.children(of: shell.pid) == [sleeper])
+            #expect(snapshot.descendants(of: shell.pid) == [sleeper])
+            #expect(snapshot.descendants(of: getpid()).contains(sleeper))
 
             // The recursive SIGKILL of the stop procedure: grandchild first, then the worker.
             for pid in ProcessTree.descendants(of: shell.pid).reversed() {
