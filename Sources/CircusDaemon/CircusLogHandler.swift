@@ -1,33 +1,50 @@
-// Log lines in Circus's format, to stderr or to a file that USR1/HUP reopen.
-import CircusSystem
+// Log lines in Circus's format: to stderr, to a file that USR1/HUP reopen, or to syslog.
 //
 // Circus: `%(asctime)s %(name)s[%(process)d] [%(levelname)s] %(message)s` with the date
-// as `%Y-%m-%d %H:%M:%S`, written to stderr when the output is `-` or `stdout`.
+// as `%Y-%m-%d %H:%M:%S` (`%b %d %H:%M:%S` for syslog), written to stderr when the output
+// is `-` or `stdout`; `syslog://host[:port]?facility` and `syslog:///path?facility` send
+// datagrams the way Python's SysLogHandler does (`<PRI>line\0`).
 
+import CircusSystem
 import Glibc
 public import Logging
 
 /// Where log lines go, shared by every logger of the process.
 public final class LogSink: @unchecked Sendable {
-    // The lock makes the sink safe for libzmq-free helper threads that might log; the
-    // daemon itself logs from its single loop thread.
+    private enum Destination {
+        /// stderr (path nil) or an appended file.
+        case stream(path: String?)
+        /// A connected datagram socket to a syslog daemon, with the facility number.
+        case syslog(facility: Int32)
+    }
+
+    // The lock makes the sink safe for helper threads that might log; the daemon itself
+    // logs from its single loop thread.
     private var lock = pthread_mutex_t()
     private var fd: Int32 = 2
-    /// The file path, or nil for stderr.
-    public let path: String?
+    private let destination: Destination
 
-    /// - Parameter output: `-`, `stdout` or `stderr` for stderr (as Circus), else a file path.
-    /// - Throws: `DaemonError` when the file cannot be opened.
+    /// The log file path, or nil for stderr and syslog.
+    public var path: String? {
+        if case .stream(let path) = destination { return path }
+        return nil
+    }
+
+    /// - Parameter output: `-`, `stdout` or `stderr` for stderr (as Circus);
+    ///   `syslog://host[:port][?facility]` (UDP, port 514) or `syslog:///path[?facility]`
+    ///   (a local socket such as /dev/log), facility `user` by default; else a file path.
+    /// - Throws: `DaemonError` when the file cannot be opened or syslog cannot be reached.
     public init(output: String?) throws(DaemonError) {
         pthread_mutex_init(&lock, nil)
         switch output {
         case nil, "-", "stdout", "stderr":
-            path = nil
+            destination = .stream(path: nil)
+        case let url? where url.hasPrefix("syslog://"):
+            let (socket, facility) = try Self.connectSyslog(url)
+            fd = socket
+            destination = .syslog(facility: facility)
         case let file?:
-            if file.hasPrefix("syslog://") {
-                throw DaemonError("log output '\(file)': syslog is not supported yet; use a file path or '-'")
-            }
-            path = file
+            destination = .stream(path: file)
             fd = try Self.open(file)
         }
     }
@@ -38,7 +55,71 @@ public final class LogSink: @unchecked Sendable {
         return fd
     }
 
-    /// Reopens the log file (after logrotate moved it away). A no-op for stderr.
+    /// Syslog facilities by name, as Python's SysLogHandler knows them.
+    static let facilities: [String: Int32] = [
+        "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7,
+        "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11, "local0": 16, "local1": 17, "local2": 18,
+        "local3": 19, "local4": 20, "local5": 21, "local6": 22, "local7": 23, "security": 4,
+    ]
+
+    private static func connectSyslog(_ url: String) throws(DaemonError) -> (Int32, Int32) {
+        let rest = url.dropFirst("syslog://".count)
+        let parts = rest.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let address = String(parts.first ?? "")
+        let facilityName = parts.count > 1 ? String(parts[1]).lowercased() : "user"
+        guard let facility = facilities[facilityName] else {
+            throw DaemonError("log output '\(url)': unknown syslog facility '\(facilityName)'")
+        }
+        if address.hasPrefix("/") {
+            let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw DaemonError("log output '\(url)': \(errnoDescription(errno))") }
+            var addr = sockaddr_un()
+            addr.sun_family = sa_family_t(AF_UNIX)
+            let capacity = MemoryLayout.size(ofValue: addr.sun_path)
+            guard address.utf8.count < capacity else {
+                close(fd)
+                throw DaemonError("log output '\(url)': path too long")
+            }
+            withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+                for (i, byte) in address.utf8.enumerated() { raw[i] = byte }
+            }
+            let rc = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            guard rc == 0 else {
+                let code = errno
+                close(fd)
+                throw DaemonError("log output '\(url)': cannot reach \(address): \(errnoDescription(code))")
+            }
+            return (fd, facility)
+        }
+        var host = address
+        var port = "514"
+        if let colon = address.lastIndex(of: ":") {
+            host = String(address[..<colon])
+            port = String(address[address.index(after: colon)...])
+        }
+        if host.isEmpty { host = "localhost" }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, port, &hints, &found)
+        guard status == 0, let info = found else {
+            throw DaemonError("log output '\(url)': cannot resolve \(host):\(port): \(String(cString: gai_strerror(status)))")
+        }
+        defer { freeaddrinfo(found) }
+        let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), info.pointee.ai_protocol)
+        guard fd >= 0, connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+            let code = errno
+            if fd >= 0 { close(fd) }
+            throw DaemonError("log output '\(url)': \(errnoDescription(code))")
+        }
+        return (fd, facility)
+    }
+
+    /// Reopens the log file (after logrotate moved it away). A no-op for stderr and syslog.
     public func reopen() {
         guard let path else { return }
         pthread_mutex_lock(&lock)
@@ -49,11 +130,32 @@ public final class LogSink: @unchecked Sendable {
         }
     }
 
-    func write(_ line: String) {
-        var bytes = Array(line.utf8)
-        bytes.append(0x0A)
+    /// Writes one record in Circus's format.
+    func write(level: Logger.Level, name: String, message: String) {
+        let levelName: String
+        let severity: Int32
+        switch level {
+        case .trace, .debug: (levelName, severity) = ("DEBUG", 7)
+        case .info, .notice: (levelName, severity) = ("INFO", 6)
+        case .warning: (levelName, severity) = ("WARNING", 4)
+        case .error: (levelName, severity) = ("ERROR", 3)
+        case .critical: (levelName, severity) = ("CRITICAL", 2)
+        }
+        var bytes: [UInt8]
+        switch destination {
+        case .stream:
+            bytes = Array("\(Self.timestamp("%Y-%m-%d %H:%M:%S")) \(name)[\(getpid())] [\(levelName)] \(message)\n".utf8)
+        case .syslog(let facility):
+            bytes = Array("<\(facility * 8 + severity)>\(Self.timestamp("%b %d %H:%M:%S")) \(name)[\(getpid())] [\(levelName)] \(message)".utf8)
+            bytes.append(0)
+        }
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
+        if case .syslog = destination {
+            // One datagram per record; a syslog daemon that is away loses the line.
+            _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            return
+        }
         bytes.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
@@ -65,6 +167,15 @@ public final class LogSink: @unchecked Sendable {
                 offset += n
             }
         }
+    }
+
+    static func timestamp(_ format: String) -> String {
+        var now = time(nil)
+        var parts = tm()
+        localtime_r(&now, &parts)
+        var buffer = [CChar](repeating: 0, count: 64)
+        let count = strftime(&buffer, buffer.count, format, &parts)
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 
@@ -87,24 +198,7 @@ public struct CircusLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        let level: String
-        switch event.level {
-        case .trace, .debug: level = "DEBUG"
-        case .info, .notice: level = "INFO"
-        case .warning: level = "WARNING"
-        case .error: level = "ERROR"
-        case .critical: level = "CRITICAL"
-        }
-        sink.write("\(Self.timestamp()) \(name)[\(getpid())] [\(level)] \(event.message)")
-    }
-
-    static func timestamp() -> String {
-        var now = time(nil)
-        var parts = tm()
-        localtime_r(&now, &parts)
-        var buffer = [CChar](repeating: 0, count: 32)
-        let count = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S", &parts)
-        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        sink.write(level: event.level, name: name, message: "\(event.message)")
     }
 
     /// Parses Circus's level names (case-insensitive); unknown names mean info, as in Circus.
@@ -118,4 +212,3 @@ public struct CircusLogHandler: LogHandler {
         }
     }
 }
-
