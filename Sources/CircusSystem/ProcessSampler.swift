@@ -125,9 +125,21 @@ public final class ProcessSampler {
         let total = Self.totalMemory
         return ProcessSample(
             pid: pid, rss: rss, vms: vms, userTime: utime, systemTime: stime, createTime: createTime,
-            nice: nice, uid: uid, username: UserDatabase.userName(uid: uid),
+            nice: nice, uid: uid, username: username(uid),
             name: Self.commandName(pid: pid, fallback: stat.comm), isZombie: state == "Z",
             memoryPercent: total > 0 ? Double(rss) / Double(total) * 100 : 0, cpuPercent: max(percent, 0))
+    }
+
+    /// User names by uid: a `stats` of a thousand processes would otherwise go through
+    /// NSS (reading /etc/passwd) a thousand times. Accounts renamed while circusd runs
+    /// show their old name until the sampler is recreated.
+    private var usernames: [UInt32: String] = [:]
+
+    private func username(_ uid: UInt32) -> String {
+        if let name = usernames[uid] { return name }
+        let name = UserDatabase.userName(uid: uid)
+        usernames[uid] = name
+        return name
     }
 
     /// Drops the CPU history of `pid` (call when it is reaped).
