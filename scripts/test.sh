@@ -10,4 +10,7 @@ swift build
 # on their own, without the other suites opening sockets in parallel.
 CIRCUSD_BIN="$PWD/.build/debug/circusd" swift test --skip CircusSystemTests
 swift test --filter CircusSystemTests
+# The same compatibility scenarios against Python circusd 0.19 itself, so that what they
+# assert is what Circus really does; then against ours.
+.venv/bin/pytest compat -q -p no:cacheprovider
 CIRCUSD="$PWD/.build/debug/circusd" .venv/bin/pytest compat -q -p no:cacheprovider
