@@ -47,6 +47,7 @@ public final class Supervisor {
     private var treeSnapshot: ProcessTree.Snapshot?
     private var deferred: Deque<() -> Void> = []
     private var drainScheduled = false
+    private var draining = false
     /// Set once quit began; the loop stops when every watcher is down.
     private(set) var quitting = false
     let startTime: Double
@@ -446,11 +447,13 @@ public final class Supervisor {
     /// after replies sent outside a read, because ZMQ_FD only signals edges.
     func drainControl() {
         guard let server else { return }
+        draining = true
         do {
             _ = try server.drain { message in self.handle(message) }
         } catch {
             logger.error("control socket: \(error)")
         }
+        draining = false
         drainDeferred()
     }
 
@@ -462,7 +465,9 @@ public final class Supervisor {
         } catch {
             logger.debug("reply dropped: \(error)")
         }
-        if !drainScheduled {
+        // A reply sent from inside drain is followed by drain's own ZMQ_EVENTS check; one
+        // sent later (a `waiting` command finishing) needs a drain of its own.
+        if !draining, !drainScheduled {
             drainScheduled = true
             _ = loop.schedule(after: 0) { [unowned self] in
                 self.drainScheduled = false
