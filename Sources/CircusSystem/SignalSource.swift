@@ -21,8 +21,16 @@ public final class SignalSource {
     /// USR2, WINCH (logged), and CHLD (only a hint: exits are seen through pidfds).
     public static let daemonSignals: [Int32] = [SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD]
 
-    /// Blocks `signals` on the calling thread and sets SIGPIPE to ignored (a write to a closed
-    /// pipe or socket must be an EPIPE error, never death).
+    /// Blocks `signals` on the calling thread, gives them their default disposition, and
+    /// sets SIGPIPE to ignored (a write to a closed pipe or socket must be an EPIPE error,
+    /// never death).
+    ///
+    /// The default disposition matters to the children: a launcher may have left some of
+    /// these signals ignored (a shell starts background jobs with INT and QUIT ignored,
+    /// `nohup` ignores HUP), and an ignored signal stays ignored across exec, so `kill
+    /// --signum INT` would not reach a worker. Circus installs handlers for them, which
+    /// exec resets to the default; blocked and read through a signalfd, the default
+    /// action never runs in the daemon itself.
     ///
     /// - Important: call it first in `main`, before any thread starts: threads inherit the
     ///   mask, and a daemon signal delivered to a thread that does not block it would run the
@@ -35,6 +43,7 @@ public final class SignalSource {
         for s in signals { sigaddset(&set, s) }
         var old = sigset_t()
         pthread_sigmask(SIG_BLOCK, &set, &old)
+        for s in signals { Glibc.signal(s, SIG_DFL) }
         Glibc.signal(SIGPIPE, SIG_IGN)
         return SignalMask(set: old)
     }

@@ -85,6 +85,31 @@ extension CircusSystemTests {
             #expect(loop.registrationCount == 0)
         }
 
+        /// A launcher may leave daemon signals ignored (a shell's background job ignores INT
+        /// and QUIT); the daemon takes them over with their default disposition so that
+        /// its children do not inherit the ignore.
+        @Test func ignoredDaemonSignalsAreNotPassedOnToChildren() throws {
+            func ignoresUSR2(_ pid: Int32) -> Bool {
+                let status = (try? String(contentsOfProc: "/proc/\(pid)/status")) ?? ""
+                let line = status.split(separator: "\n").first { $0.hasPrefix("SigIgn:") } ?? ""
+                let mask = UInt64(line.dropFirst("SigIgn:".count).trimmingCharacters(), radix: 16) ?? 0
+                return mask & (1 << UInt64(SIGUSR2 - 1)) != 0
+            }
+            Glibc.signal(SIGUSR2, SIG_IGN)
+            let before = try Spawner().spawn(SpawnRequest(executable: "/bin/sleep", arguments: ["sleep", "30"]))
+            #expect(ignoresUSR2(before.pid), "control: an ignored signal is inherited across exec")
+            Support.killAndReap(before)
+
+            let saved = SignalSource.blockDaemonSignals([SIGUSR2])
+            defer {
+                saved.restore()
+                Glibc.signal(SIGUSR2, SIG_DFL)
+            }
+            let after = try Spawner().spawn(SpawnRequest(executable: "/bin/sleep", arguments: ["sleep", "30"]))
+            #expect(!ignoresUSR2(after.pid))
+            Support.killAndReap(after)
+        }
+
         @Test func signalToAProcessWeDidNotSpawn() throws {
             let child = try Spawner().spawn(SpawnRequest(executable: "/bin/sleep", arguments: ["sleep", "30"]))
             try ChildMonitor.signal(pid: child.pid, SIGTERM)
@@ -92,5 +117,26 @@ extension CircusSystemTests {
             let error = #expect(throws: SystemError.self) { try ChildMonitor.signal(pid: child.pid, SIGTERM) }
             #expect(error?.errno == ESRCH)
         }
+    }
+}
+
+extension String {
+    /// The whole text of a /proc file.
+    init(contentsOfProc path: String) throws {
+        guard let file = fopen(path, "r") else { throw SystemError("fopen(\(path))", errno: errno) }
+        defer { fclose(file) }
+        var result = ""
+        var buffer = [CChar](repeating: 0, count: 4096)
+        while fgets(&buffer, Int32(buffer.count), file) != nil { result += String(cString: buffer) }
+        self = result
+    }
+}
+
+extension Substring {
+    func trimmingCharacters() -> Substring {
+        var s = self
+        while let c = s.first, c == " " || c == "\t" || c == "\n" { s.removeFirst() }
+        while let c = s.last, c == " " || c == "\t" || c == "\n" { s.removeLast() }
+        return s
     }
 }
