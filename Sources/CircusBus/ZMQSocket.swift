@@ -223,7 +223,10 @@ public final class ZMQSocket {
     /// - Throws: `BusError` `.wouldBlock` (high-water mark reached, message dropped),
     ///   `.peerUnreachable` (ROUTER with mandatory routing and no such peer), `.closed`,
     ///   or `.sendFailed`.
-    public func trySend(_ frames: [[UInt8]], what: String = "message") throws(BusError) {
+    ///
+    /// `what` names the message in errors only; it is not evaluated on success (replies are
+    /// on the hot path of every request).
+    public func trySend(_ frames: [[UInt8]], what: @autoclosure () -> String = "message") throws(BusError) {
         try send(frames, flags: ZMQ_DONTWAIT, what: what, timeout: nil)
     }
 
@@ -232,7 +235,7 @@ public final class ZMQSocket {
     /// ZeroMQ queues messages even before the connection is up, so this normally
     /// returns at once; it waits only when the high-water mark has been reached.
     /// - Throws: `BusError` `.timedOut`, `.closed` or `.sendFailed`.
-    public func send(_ frames: [[UInt8]], timeout: Duration, what: String = "message") throws(BusError) {
+    public func send(_ frames: [[UInt8]], timeout: Duration, what: @autoclosure () -> String = "message") throws(BusError) {
         let milliseconds = Int32(timeout.zmqMilliseconds)
         if milliseconds != sendTimeoutMilliseconds {
             try setOption(ZMQ_SNDTIMEO, milliseconds, name: "ZMQ_SNDTIMEO")
@@ -241,7 +244,7 @@ public final class ZMQSocket {
         try send(frames, flags: 0, what: what, timeout: timeout)
     }
 
-    private func send(_ frames: [[UInt8]], flags: Int32, what: String, timeout: Duration?) throws(BusError) {
+    private func send(_ frames: [[UInt8]], flags: Int32, what: () -> String, timeout: Duration?) throws(BusError) {
         let handle = try requireHandle()
         precondition(!frames.isEmpty, "a ZeroMQ message has at least one frame")
         let last = frames.count - 1
@@ -257,13 +260,13 @@ public final class ZMQSocket {
             switch error {
             case EAGAIN:
                 if let timeout {
-                    throw BusError(.timedOut, errorNumber: error, message: "\(what) not sent: no room after \(timeout)")
+                    throw BusError(.timedOut, errorNumber: error, message: "\(what()) not sent: no room after \(timeout)")
                 }
-                throw BusError(.wouldBlock, errorNumber: error, message: "\(what) dropped: the peer's queue is full")
+                throw BusError(.wouldBlock, errorNumber: error, message: "\(what()) dropped: the peer's queue is full")
             case EHOSTUNREACH:
-                throw BusError(.peerUnreachable, errorNumber: error, message: "\(what) dropped: the peer is gone")
+                throw BusError(.peerUnreachable, errorNumber: error, message: "\(what()) dropped: the peer is gone")
             default:
-                throw .fromErrno(.sendFailed, "cannot send \(what)", errno: error)
+                throw .fromErrno(.sendFailed, "cannot send \(what())", errno: error)
             }
         }
     }
