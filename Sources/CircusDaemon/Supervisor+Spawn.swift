@@ -74,7 +74,7 @@ extension Supervisor {
         func expand(_ text: String) -> String {
             guard let table else { return text }
             // `$WID` is Circus's deprecated spelling of `$(circus.wid)`.
-            return Substitution.replace(text, table: table).replacingAll("$WID", with: String(wid))
+            return Substitution.replace(text, table: table).replacing("$WID", with: String(wid))
         }
         let command = table == nil
             ? config.cmd : expand(Substitution.replace(config.cmd, variables: ["env": .dictionary(config.env)]))
@@ -166,18 +166,4 @@ extension Supervisor {
 /// An int when the value is integral (INI ints), else a Python float.
 func pythonNumber(_ value: Double) -> String {
     value == value.rounded() && abs(value) < 1e16 ? String(Int64(value)) : PythonFloat.repr(value)
-}
-
-extension String {
-    func replacingAll(_ target: String, with replacement: String) -> String {
-        guard !target.isEmpty, contains(target) else { return self }
-        var result = ""
-        var rest = self[...]
-        while let range = rest.firstRange(of: target) {
-            result += rest[..<range.lowerBound]
-            result += replacement
-            rest = rest[range.upperBound...]
-        }
-        return result + rest
-    }
 }

@@ -209,7 +209,8 @@ public final class Supervisor {
     // MARK: - Signals
 
     private func handleSignal(_ signo: Int32) {
-        let name = Signals.name(signo).replacingFirst("SIG", with: "SIG_")
+        // Circus logs `Got signal SIG_TERM`.
+        let name = "SIG_" + Signals.name(signo).dropFirst("SIG".count)
         if signo != SIGCHLD { logger.info("Got signal \(name)") }
         switch signo {
         case SIGTERM, SIGINT, SIGQUIT:
@@ -230,18 +231,17 @@ public final class Supervisor {
     func run(_ command: WatcherCommand, on entry: WatcherEntry, completion: @escaping (OperationResult) -> Void) {
         // A watcher that rm or reloadconfig took out while this job waited must not get
         // new processes: nobody would stop them.
-        if !entry.attached, command != .stop, !Self.isKill(command) {
-            return completion(OperationResult(failure: "\(entry.name) was removed"))
+        if !entry.attached {
+            switch command {
+            case .stop, .kill: break
+            case .start, .restart, .reload, .manage:
+                return completion(OperationResult(failure: "\(entry.name) was removed"))
+            }
         }
         let id = OperationID(nextOperation)
         nextOperation += 1
         completions[id] = completion
         perform(entry.machine.begin(command, id: id, at: moment()), on: entry)
-    }
-
-    private static func isKill(_ command: WatcherCommand) -> Bool {
-        if case .kill = command { return true }
-        return false
     }
 
     /// Runs `command` on each entry one after another (start-all is sequential in Circus).
@@ -489,8 +489,3 @@ struct SpawnFailure: Error {
     let message: String
 }
 
-extension String {
-    func replacingFirst(_ prefix: String, with replacement: String) -> String {
-        hasPrefix(prefix) ? replacement + dropFirst(prefix.count) : self
-    }
-}

@@ -90,9 +90,9 @@ extension CircusSystemTests {
         /// its children do not inherit the ignore.
         @Test func ignoredDaemonSignalsAreNotPassedOnToChildren() throws {
             func ignoresUSR2(_ pid: Int32) -> Bool {
-                let status = (try? String(contentsOfProc: "/proc/\(pid)/status")) ?? ""
+                let status = Support.readFile("/proc/\(pid)/status") ?? ""
                 let line = status.split(separator: "\n").first { $0.hasPrefix("SigIgn:") } ?? ""
-                let mask = UInt64(line.dropFirst("SigIgn:".count).trimmingCharacters(), radix: 16) ?? 0
+                let mask = UInt64(String(line.dropFirst("SigIgn:".count).filter { !$0.isWhitespace }), radix: 16) ?? 0
                 return mask & (1 << UInt64(SIGUSR2 - 1)) != 0
             }
             Glibc.signal(SIGUSR2, SIG_IGN)
@@ -117,26 +117,5 @@ extension CircusSystemTests {
             let error = #expect(throws: SystemError.self) { try ChildMonitor.signal(pid: child.pid, SIGTERM) }
             #expect(error?.errno == ESRCH)
         }
-    }
-}
-
-extension String {
-    /// The whole text of a /proc file.
-    init(contentsOfProc path: String) throws {
-        guard let file = fopen(path, "r") else { throw SystemError("fopen(\(path))", errno: errno) }
-        defer { fclose(file) }
-        var result = ""
-        var buffer = [CChar](repeating: 0, count: 4096)
-        while fgets(&buffer, Int32(buffer.count), file) != nil { result += String(cString: buffer) }
-        self = result
-    }
-}
-
-extension Substring {
-    func trimmingCharacters() -> Substring {
-        var s = self
-        while let c = s.first, c == " " || c == "\t" || c == "\n" { s.removeFirst() }
-        while let c = s.last, c == " " || c == "\t" || c == "\n" { s.removeLast() }
-        return s
     }
 }

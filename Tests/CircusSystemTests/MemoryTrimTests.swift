@@ -6,17 +6,14 @@ extension CircusSystemTests {
     @Suite struct MemoryTrimTests {
         /// Resident pages of this process's file-backed code mappings, from /proc/self/smaps.
         static func residentCodeKiB() -> Int {
-            guard let file = fopen("/proc/self/smaps", "r") else { return -1 }
-            defer { fclose(file) }
+            guard let smaps = Support.readFile("/proc/self/smaps") else { return -1 }
             var total = 0
             var inCode = false
-            var line = [CChar](repeating: 0, count: 4096)
-            while fgets(&line, Int32(line.count), file) != nil {
-                let text = String(cString: line)
-                let fields = text.split(separator: " ", omittingEmptySubsequences: true)
+            for line in smaps.split(separator: "\n") {
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
                 if let first = fields.first, first.contains("-"), fields.count >= 2 {
                     inCode = fields[1] == "r-xp" && fields.count >= 6 && fields[5].hasPrefix("/")
-                } else if inCode, text.hasPrefix("Rss:"), fields.count >= 2, let kib = Int(fields[1]) {
+                } else if inCode, line.hasPrefix("Rss:"), fields.count >= 2, let kib = Int(fields[1]) {
                     total += kib
                 }
             }
