@@ -101,12 +101,7 @@ public final class Supervisor {
         warnAboutPendingFeatures()
         logger.info("Arbiter now waiting for commands")
         scheduler.submit(.all) { [unowned self] done in
-            self.startAll(self.watchers.filter { $0.config.autostart }) {
-                done()
-                // Once start-up is over and the loop is idle, give back the code pages
-                // only start-up used (see MemoryTrim).
-                _ = self.loop.schedule(after: 1.0) { MemoryTrim.releaseStartupPages() }
-            }
+            self.startAll(self.watchers.filter { $0.config.autostart }) { done() }
         }
         drainDeferred()
         loop.run()
