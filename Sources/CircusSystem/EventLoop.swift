@@ -51,6 +51,7 @@ public final class EventLoop {
     public final class Remote: Sendable {
         struct State {
             var jobs: [@Sendable () -> Void] = []
+            var results: [(token: UInt64, value: any Sendable)] = []
             var stopRequested = false
             var wakePending = false
         }
@@ -74,6 +75,16 @@ public final class EventLoop {
             if wake { signal() }
         }
 
+        /// Hands the result of offloaded work back to the loop thread.
+        func deliver(token: UInt64, value: any Sendable) {
+            let wake = state.withLock { s -> Bool in
+                s.results.append((token, value))
+                defer { s.wakePending = true }
+                return !s.wakePending
+            }
+            if wake { signal() }
+        }
+
         /// Makes `run()` return once the loop thread has handled the wakeup.
         public func stop() {
             let wake = state.withLock { s -> Bool in
@@ -90,10 +101,11 @@ public final class EventLoop {
         }
 
         /// Takes the queued work; called by the loop after draining the eventfd.
-        func take() -> (jobs: [@Sendable () -> Void], stop: Bool) {
+        func take() -> (jobs: [@Sendable () -> Void], results: [(token: UInt64, value: any Sendable)], stop: Bool) {
             state.withLock { s in
-                let taken = (s.jobs, s.stopRequested)
+                let taken = (s.jobs, s.results, s.stopRequested)
                 s.jobs = []
+                s.results = []
                 s.stopRequested = false
                 s.wakePending = false
                 return taken
@@ -115,6 +127,8 @@ public final class EventLoop {
     private var timers = TimerHeap()
     private var timerCallbacks: [UInt64: () -> Void] = [:]
     private var nextTimer: UInt64 = 1
+    private var offloadCompletions: [UInt64: (any Sendable) -> Void] = [:]
+    private var nextOffload: UInt64 = 1
     private var stopRequested = false
     private var running = false
     private let eventBuffer: UnsafeMutablePointer<circus_epoll_event>
@@ -263,6 +277,31 @@ public final class EventLoop {
         remote.post(job)
     }
 
+    /// Runs `work` on `worker` and then `completion` with its result on the loop thread.
+    ///
+    /// This is how blocking work (reading /proc, a configuration file, a user database)
+    /// stays off the loop: the loop goes on serving while `work` runs, and the result
+    /// comes back as one more event. `completion` may touch loop-owned state; `work` must
+    /// not. A loop that stopped before the result arrived never calls `completion`.
+    /// - Throws: `SystemError` when the worker's thread cannot be started.
+    public func offload<T: Sendable>(
+        to worker: SerialWorker, _ work: @escaping @Sendable () -> T, then completion: @escaping (T) -> Void
+    ) throws(SystemError) {
+        let token = nextOffload
+        nextOffload += 1
+        offloadCompletions[token] = { value in completion(value as! T) }
+        let remote = self.remote
+        do {
+            try worker.submit { remote.deliver(token: token, value: work()) }
+        } catch {
+            offloadCompletions[token] = nil
+            throw error
+        }
+    }
+
+    /// Offloaded jobs whose result has not come back yet.
+    public var pendingOffloadCount: Int { offloadCompletions.count }
+
     /// Fires every timer that is due now, oldest deadline first, and returns epoll_wait's
     /// timeout for the next one (-1 when none is armed: sleep until an fd is ready).
     private func fireDueTimers() -> Int32 {
@@ -289,8 +328,11 @@ public final class EventLoop {
     private func drainRemote() {
         var counter: UInt64 = 0
         _ = read(remote.eventFD, &counter, 8)
-        let (jobs, stop) = remote.take()
+        let (jobs, results, stop) = remote.take()
         for job in jobs { job() }
+        for result in results {
+            offloadCompletions.removeValue(forKey: result.token)?(result.value)
+        }
         if stop { stopRequested = true }
     }
 

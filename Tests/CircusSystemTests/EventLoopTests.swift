@@ -147,3 +147,57 @@ extension CircusSystemTests {
         }
     }
 }
+
+extension CircusSystemTests {
+@Suite struct OffloadTests {
+    @Test func resultsComeBackOnTheLoopThreadInOrderWhileTheLoopServesTimers() throws {
+        let loop = try EventLoop()
+        let worker = SerialWorker(name: "test")
+        defer { worker.shutdown() }
+        let loopThread = pthread_self()
+        var received: [Int] = []
+        var ticks = 0
+        // The first job blocks until the loop has fired a timer: it can only finish if
+        // the loop keeps running while the worker is busy.
+        let gate = Gate()
+        try loop.offload(to: worker, { gate.wait(); return 1 }) { value in
+            #expect(pthread_equal(pthread_self(), loopThread) != 0)
+            received.append(value)
+        }
+        try loop.offload(to: worker, { 2 }) { value in
+            received.append(value)
+            loop.stop()
+        }
+        _ = loop.schedule(after: 0.001) {
+            ticks += 1
+            gate.open()
+        }
+        loop.run()
+        #expect(received == [1, 2])
+        #expect(ticks == 1)
+        #expect(loop.pendingOffloadCount == 0)
+    }
+}
+}
+
+/// A one-shot latch for a foreign thread to wait on.
+final class Gate: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var isOpen = false
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+    func open() {
+        pthread_mutex_lock(&mutex)
+        isOpen = true
+        pthread_cond_broadcast(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+    func wait() {
+        pthread_mutex_lock(&mutex)
+        while !isOpen { pthread_cond_wait(&condition, &mutex) }
+        pthread_mutex_unlock(&mutex)
+    }
+}
