@@ -64,6 +64,8 @@ extension Supervisor {
     ///   - finish: called when every change is applied, with the watchers that were
     ///     created or restarted by the diff.
     func applyReloadedConfiguration(_ new: CircusConfiguration, _ finish: @escaping (_ fresh: [WatcherEntry]) -> Void) {
+        // A read that comes back while the daemon quits must not create watchers.
+        if quitting { return finish([]) }
         applySettings(new.settings)
         configuration.watchers = new.watchers
         configuration.globalEnv = new.globalEnv
