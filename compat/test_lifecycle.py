@@ -267,10 +267,8 @@ def test_reload_all(make_daemon):
         new = wait_until(lambda: d.pids(w) if len(d.pids(w)) == len(pids)
                          else None)
         assert not set(new) & set(pids), w
-    # arbiter-wide reload reloads every watcher; reloading a stopped watcher
-    # starts it, even one with autostart = false
-    assert status(d, "manual") == "active"
-    assert len(d.pids("manual")) == 1
+    # what becomes of the stopped `manual`: see test_reasons.py (Circus
+    # starts it, we leave it stopped)
 
 
 def test_reload_stopped_watcher_starts_it(daemon):

@@ -20,7 +20,12 @@ public enum WatcherCommand: Hashable, Sendable {
     /// Stop then start.
     case restart
     /// Reload: graceful (new processes first), sequential (one by one), or a restart.
-    case reload(graceful: Bool, sequential: Bool)
+    ///
+    /// A stopped watcher is started, as Circus does (a graceful reload then publishes
+    /// `reload` after `start`), unless `runningOnly`: reload-all and SIGHUP reload what
+    /// runs and leave a stopped watcher stopped. Whether the watcher is stopped is decided
+    /// when the operation begins, after whatever was queued before it.
+    case reload(graceful: Bool, sequential: Bool, runningOnly: Bool = false)
     /// Spawn missing processes (with warmup) and stop the oldest surplus (incr, decr, set).
     case manage
     /// Run the stop procedure on some (or all) processes; they are respawned afterwards.
@@ -320,8 +325,13 @@ public struct WatcherMachine: Sendable {
             return (status == .stopped ? [] : Self.stopSteps(name: config.name))
                 + [.setStatus(.starting), .spawn(count: nil, warmup: true), .failIfNoProcess,
                    .setStatus(.active), .log(.info, "\(config.name) started"), .publish(.start)]
-        case .reload(let graceful, let sequential):
-            if status == .stopped { return startSteps() }
+        case .reload(let graceful, let sequential, let runningOnly):
+            if status == .stopped {
+                if runningOnly { return [] }
+                // A start that fails turns into the stop steps, so no `reload` follows it.
+                return graceful
+                    ? startSteps() + [.publish(.reload), .log(.info, "\(config.name) reloaded")] : startSteps()
+            }
             if !graceful { return steps(for: .restart) }
             if config.sendHup { return [.hupAll, .publish(.reload), .log(.info, "\(config.name) reloaded")] }
             if sequential { return [.replaceSequentially, .publish(.reload), .log(.info, "\(config.name) reloaded")] }

@@ -70,7 +70,7 @@ extension Supervisor {
             case .rm: try rm(props, respond)
             case .start, .stop, .restart: try startStopRestart(command, props, respond)
             case .reload: try reload(props, respond)
-            case .reloadconfig: reloadConfig(respond)
+            case .reloadconfig: reloadConfiguration(respond)
             case .quit: quitCommand(respond)
             case .list: try list(props, respond)
             case .status: try status(props, respond)
@@ -264,21 +264,21 @@ extension Supervisor {
         }
         runJob(respond, scope: .all) { [unowned self] finish in
             self.logSink.reopen()
+            // Only what runs: a stopped watcher stays stopped until `start` (Circus starts it).
             self.reloadAll(graceful: graceful, sequential: sequential) { finish(.success([:])) }
         }
     }
 
-    /// Maps an operation's result to a reply payload, or errno 6 when it failed.
+    /// Maps an operation's result to a reply payload, or to errno 6 carrying the reason
+    /// when it failed (Circus answers a bare `server error`).
     func outcome(_ result: OperationResult, _ payload: (OperationResult) -> JSONObject)
         -> Result<JSONObject, CommandError>
     {
-        if result.failure != nil {  // the reason is in the log and in `status`
-            return .failure(.serverError)
-        }
+        if let failure = result.failure { return .failure(.operationFailed(failure)) }
         return .success(payload(result))
     }
 
-    // MARK: - quit / reloadconfig / restart
+    // MARK: - quit
 
     private func quitCommand(_ respond: Responder) {
         let waiting = respond.request.isWaiting
@@ -286,11 +286,6 @@ extension Supervisor {
         quit { if waiting { respond.ok() } }
     }
 
-    private func reloadConfig(_ respond: Responder) {
-        runJob(respond, scope: .all) { [unowned self] finish in
-            self.applyReloadedConfiguration { result, _ in finish(result) }
-        }
-    }
 
     // MARK: - Read-only commands
 
@@ -412,6 +407,15 @@ extension Supervisor {
         }
     }
 
+}
+
+extension CommandError {
+    /// errno 6 with the cause of the failure (an exec error, a configuration file's
+    /// file:line message). Circus uses errno 6 with the bare reason `server error`; the
+    /// number is kept so that clients see the same kind of error, the text says why.
+    static func operationFailed(_ reason: String) -> CommandError {
+        CommandError(code: .badMessageData, reason: reason)
+    }
 }
 
 extension JSON {

@@ -1,21 +1,43 @@
-// reloadconfig (spec 6.13) and the in-process arbiter restart (`restart` without a name).
+// reloadconfig, SIGHUP and the in-process arbiter restart (`restart` without a name):
+// the configuration file is read again on the config worker thread, never on the loop.
 
 import CircusConfig
 import CircusCore
 import CircusProtocol
+import CircusSystem
 import Glibc
 import Logging
 import OrderedCollections
 
 extension Supervisor {
-    /// Loads the configuration file the daemon was started with, logging its warnings.
-    func reloadConfigurationFile() throws(ConfigError) -> CircusConfiguration {
-        var env: [String: String] = [:]
-        for (key, value) in environment { env[key] = value }
-        let result = try ConfigLoader.load(path: configuration.path, environment: env,
-                                           currentDirectory: currentDirectory)
-        for warning in result.warnings { logger.warning("\(warning)") }
-        return result.configuration
+    /// Reads the configuration file the daemon was started with on `configWorker` and
+    /// calls `then` on the loop thread with the result; its warnings are logged then.
+    ///
+    /// Reads run one at a time in the order they were asked for, so two reloadconfigs in a
+    /// row see the file in that order. Reading is the only part done off the loop: the
+    /// result is applied by the caller, on the loop thread.
+    func readConfigurationFile(then: @escaping (Result<CircusConfiguration, ConfigError>) -> Void) {
+        let path = configuration.path
+        let directory = currentDirectory
+        let env = Dictionary(environment.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
+        do {
+            try loop.offload(to: configWorker, {
+                Result { () throws(ConfigError) in
+                    try ConfigLoader.load(path: path, environment: env, currentDirectory: directory)
+                }
+            }, then: { [unowned self] result in
+                switch result {
+                case .success(let loaded):
+                    for warning in loaded.warnings { self.logger.warning("\(warning)") }
+                    then(.success(loaded.configuration))
+                case .failure(let error):
+                    then(.failure(error))
+                }
+                self.drainDeferred()
+            })
+        } catch {
+            then(.failure(ConfigError(file: path, message: "cannot start the thread that reads the configuration: \(error)")))
+        }
     }
 
     /// Applies `[circus]` values that can change while running; the endpoints need a restart.
@@ -37,19 +59,13 @@ extension Supervisor {
     /// watchers are not touched. (Circus restarts every watcher when `[circus]` changed
     /// and then ignores the new values; we apply what can be applied.)
     ///
-    /// - Parameter finish: called when every change is applied, with the reply payload or
-    ///   errno 6 when the file could not be loaded (nothing changed then), and the
-    ///   watchers that were created or restarted by the diff.
-    func applyReloadedConfiguration(
-        _ finish: @escaping (Result<JSONObject, CommandError>, _ fresh: [WatcherEntry]) -> Void
-    ) {
-        let new: CircusConfiguration
-        do {
-            new = try reloadConfigurationFile()
-        } catch {
-            logger.error("reloadconfig: \(error)")
-            return finish(.failure(.serverError), [])
-        }
+    /// - Parameters:
+    ///   - new: the configuration as read again (see `readConfigurationFile(then:)`).
+    ///   - finish: called when every change is applied, with the watchers that were
+    ///     created or restarted by the diff.
+    func applyReloadedConfiguration(_ new: CircusConfiguration, _ finish: @escaping (_ fresh: [WatcherEntry]) -> Void) {
+        // A read that comes back while the daemon quits must not create watchers.
+        if quitting { return finish([]) }
         applySettings(new.settings)
         configuration.watchers = new.watchers
         configuration.globalEnv = new.globalEnv
@@ -82,7 +98,7 @@ extension Supervisor {
             }
         }
         let fresh = replaced.map(\.new) + added
-        let group = Countdown(3) { finish(.success([:]), fresh) }
+        let group = Countdown(3) { finish(fresh) }
         // Removed watchers: stopped and dropped (no `remove` event, as in Circus).
         watchers.removeAll { entry in removed.contains { $0 === entry } }
         for entry in removed { entry.attached = false }
@@ -100,15 +116,55 @@ extension Supervisor {
         logger.info("reloadconfig: \(added.count) added, \(removed.count) removed, \(replaced.count) restarted, \(resized.count) resized")
     }
 
+    /// `reloadconfig`: the file is read and validated before the client gets its answer,
+    /// so a file that no longer loads is an error (its file:line message as the reason)
+    /// with or without `waiting`, and nothing changes. A file that loads is applied as a
+    /// job queued when the command arrived, so it keeps its place among other commands;
+    /// with `waiting` the answer comes once it is applied.
+    func reloadConfiguration(_ respond: Responder) {
+        let waiting = respond.request.isWaiting
+        let read = Pending<Result<CircusConfiguration, ConfigError>>()
+        readConfigurationFile { [unowned self] result in
+            switch result {
+            case .success:
+                if !waiting { respond.ok() }
+            case .failure(let error):
+                self.logger.error("reloadconfig: \(error)")
+                respond.fail(.operationFailed(error.description))
+            }
+            read.resolve(result)
+        }
+        scheduler.submit(.all) { [unowned self] done in
+            read.whenResolved { result in
+                guard case .success(let new) = result else { return done() }
+                self.applyReloadedConfiguration(new) { _ in
+                    if waiting { respond.ok() }
+                    done()
+                }
+            }
+        }
+    }
+
     /// SIGHUP: read the configuration again and apply its changes (as reloadconfig),
-    /// then gracefully reload every watcher the diff did not already restart, and reopen
-    /// the log file. A configuration that no longer loads is logged and the watchers are
-    /// reloaded with the one in force.
+    /// then gracefully reload every running watcher the diff did not already restart, and
+    /// reopen the log file. A stopped watcher stays stopped (Circus starts it). A
+    /// configuration that no longer loads is logged and the watchers are reloaded with the
+    /// one in force.
     func reloadOnHangup(done: @escaping () -> Void) {
         logSink.reopen()
-        applyReloadedConfiguration { [unowned self] _, fresh in
-            let others = self.watchers.filter { entry in !fresh.contains { $0 === entry } }
-            self.runSequentially(.reload(graceful: true, sequential: false), on: self.startOrder(others), done: done)
+        readConfigurationFile { [unowned self] result in
+            let reloadOthers = { (fresh: [WatcherEntry]) in
+                let others = self.watchers.filter { entry in !fresh.contains { $0 === entry } }
+                self.runSequentially(.reload(graceful: true, sequential: false, runningOnly: true),
+                                     on: self.startOrder(others), done: done)
+            }
+            switch result {
+            case .success(let new):
+                self.applyReloadedConfiguration(new, reloadOthers)
+            case .failure(let error):
+                self.logger.error("SIGHUP: \(error); reloading the watchers with the configuration in force")
+                reloadOthers([])
+            }
         }
     }
 
@@ -123,20 +179,48 @@ extension Supervisor {
     /// start a fresh set of watchers in the same process (same pid, same pidfile).
     func restartArbiter(_ finish: @escaping (Result<JSONObject, CommandError>) -> Void) {
         stopAll(watchers) { [unowned self] in
-            do {
-                let new = try self.reloadConfigurationFile()
-                self.applySettings(new.settings)
-                self.configuration.watchers = new.watchers
-                self.configuration.globalEnv = new.globalEnv
-                self.configuration.sockets = new.sockets
-                self.configuration.plugins = new.plugins
-                for entry in self.watchers { entry.attached = false }
-                self.watchers = new.watchers.map(WatcherEntry.init(config:))
-            } catch {
-                // Keep running the previous configuration rather than nothing.
-                self.logger.error("restart: \(error); restarting with the previous configuration")
+            self.readConfigurationFile { result in
+                switch result {
+                case .success(let new):
+                    self.applySettings(new.settings)
+                    self.configuration.watchers = new.watchers
+                    self.configuration.globalEnv = new.globalEnv
+                    self.configuration.sockets = new.sockets
+                    self.configuration.plugins = new.plugins
+                    for entry in self.watchers { entry.attached = false }
+                    self.watchers = new.watchers.map(WatcherEntry.init(config:))
+                case .failure(let error):
+                    // Keep running the previous configuration rather than nothing.
+                    self.logger.error("restart: \(error); restarting with the previous configuration")
+                }
+                self.startAll(self.watchers.filter { $0.config.autostart }) { finish(.success([:])) }
             }
-            self.startAll(self.watchers.filter { $0.config.autostart }) { finish(.success([:])) }
+        }
+    }
+}
+
+/// A value that arrives later (a configuration being read), awaited by one consumer.
+final class Pending<Value> {
+    private var value: Value?
+    private var waiter: ((Value) -> Void)?
+
+    /// Hands the value to the consumer, now if it waits, else when it asks.
+    func resolve(_ value: Value) {
+        if let waiter {
+            self.waiter = nil
+            waiter(value)
+        } else {
+            self.value = value
+        }
+    }
+
+    /// Calls `body` with the value, at once if it arrived, else when it does.
+    func whenResolved(_ body: @escaping (Value) -> Void) {
+        if let value {
+            self.value = nil
+            body(value)
+        } else {
+            waiter = body
         }
     }
 }

@@ -27,6 +27,8 @@ public final class Supervisor {
     let monitor: ChildMonitor
     let spawner = Spawner()
     let sampler = ProcessSampler()
+    /// Reads the configuration file again (reloadconfig, SIGHUP, restart) off the loop.
+    let configWorker = SerialWorker(name: "config")
     var signalSource: SignalSource?
     var logger: Logger
     let logSink: LogSink
@@ -285,8 +287,10 @@ public final class Supervisor {
         runConcurrently(.stop, on: startOrder(entries).reversed(), done: done)
     }
 
+    /// Reloads every running watcher in start order; stopped ones stay stopped.
     func reloadAll(graceful: Bool, sequential: Bool, done: @escaping () -> Void) {
-        runSequentially(.reload(graceful: graceful, sequential: sequential), on: startOrder(watchers), done: done)
+        runSequentially(.reload(graceful: graceful, sequential: sequential, runningOnly: true),
+                        on: startOrder(watchers), done: done)
     }
 
     // MARK: - Effects

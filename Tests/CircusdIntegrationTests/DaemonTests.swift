@@ -195,7 +195,9 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
             let mark = h.mark
             kill(h.pid, SIGHUP)
             // The new watcher starts, the resized one grows, and every watcher that the
-            // diff did not restart is reloaded gracefully (new pids).
+            // diff did not restart is reloaded gracefully (new pids). The file is read on
+            // a worker thread: `fresh` exists once that read came back.
+            try await h.waitUntil("fresh added") { try await h.call("list")["watchers"]?.arrayValue?.contains("fresh") == true }
             try await h.waitPids("fresh", count: 1)
             try await h.waitEvent("watcher.steady.reload", since: mark)
             try await h.waitPids("sleeper", count: 3) { Set($0).isDisjoint(with: old) }
