@@ -110,8 +110,13 @@ extension Supervisor {
             old.attached = false
         }
         watchers.append(contentsOf: added)
+        // A changed watcher starts again only if it ran: one that an operator stopped,
+        // or that never started (autostart = false), stays stopped until `start`, as
+        // for reload and SIGHUP. Added watchers follow their autostart.
+        let restarting = replaced.filter { $0.old.machine.status != .stopped }.map(\.new)
+            + added.filter { $0.config.autostart }
         stopAll(replaced.map(\.old)) { [unowned self] in
-            self.startAll(fresh.filter { $0.config.autostart }) { group.done() }
+            self.startAll(restarting) { group.done() }
         }
         logger.info("reloadconfig: \(added.count) added, \(removed.count) removed, \(replaced.count) restarted, \(resized.count) resized")
     }

@@ -224,4 +224,31 @@ import Glibc
             #expect(try await h.status("later") == "stopped")
         }
     }
+
+    @Test func reloadconfigKeepsAChangedStoppedWatcherStoppedAndRestartsAChangedRunningOne() async throws {
+        let ini = """
+            [watcher:running]
+            cmd = sleep 1021
+            graceful_timeout = 2
+
+            [watcher:halted]
+            cmd = sleep 1022
+            graceful_timeout = 2
+            """
+        try await withDaemon(ini) { h in
+            let before = try await h.waitPids("running", count: 1)
+            _ = try await h.waitPids("halted", count: 1)
+            expectOK(try await h.call("stop", ["name": "halted", "waiting": true]), keys: ["info"])
+            try h.rewriteConfig(ini.replacing("sleep 1021", with: "sleep 1031").replacing("sleep 1022", with: "sleep 1032"))
+            expectOK(try await h.call("reloadconfig", ["waiting": true]))
+            let after = try await h.childPids("running")
+            #expect(after.count == 1)
+            #expect(Set(after).isDisjoint(with: before))
+            #expect(try await h.status("halted") == "stopped")
+            #expect(try await h.childPids("halted") == [])
+            // The new configuration is in force for the next start.
+            expectOK(try await h.call("start", ["name": "halted", "waiting": true]), keys: ["info"])
+            #expect(try await h.call("get", ["name": "halted", "keys": ["cmd"]])["options"] == ["cmd": "sleep 1032"])
+        }
+    }
 }
