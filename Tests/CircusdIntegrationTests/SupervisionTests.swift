@@ -94,14 +94,16 @@ import Glibc
             let status = try await h.call("status", ["name": "missing"])
             #expect(status.keys == ["status", "time", "last_error", "id"])
             #expect(status["status"] == "stopped")
-            let error = status["last_error"]?.stringValue ?? ""
-            #expect(!error.isEmpty)
-            #expect(error.contains("definitely-not-here") || error.lowercased().contains("no such file"), "\(error)")
+            let error = status["last_error"]?.stringValue
+            #expect(error == "exec '/nonexistent/bin/definitely-not-here': No such file or directory")
             // A limit the child cannot set, an unknown user: the same, later watchers still start.
-            for name in ["badlimit", "baduser"] {
+            for (name, message) in [
+                ("badlimit", "setrlimit(RLIMIT_NOFILE): Operation not permitted"),
+                ("baduser", "unknown user 'no-such-user-xyz'"),
+            ] {
                 try await h.waitStatus(name, "stopped", timeout: 5)
                 let reply = try await h.call("status", ["name": .string(name)])
-                #expect(reply["last_error"]?.stringValue?.isEmpty == false, "\(reply)")
+                #expect(reply["last_error"]?.stringValue == message, "\(reply)")
             }
             try await h.waitStatus("ok", "active")
             try await h.waitPids("ok", count: 1)

@@ -73,11 +73,11 @@ import Testing
             let parsed = try JSONParser.parse(reply ?? [])
             expectError(parsed, errno: 1, reason: "json invalid")
             expectOK(try await h.call("list"), keys: ["watchers"])
-            // A million nested arrays must not overflow the daemon's stack.
+            // A million nested arrays must not overflow the daemon's stack. Circus's json.loads
+            // raises RecursionError, not ValueError, so it answers nothing: neither do we.
             let deep = [UInt8](repeating: UInt8(ascii: "["), count: 1_000_000)
-            if let deepReply = try await h.raw(deep, timeout: .seconds(10)) {
-                #expect(try JSONParser.parse(deepReply)["status"] == "error")
-            }
+            let first = try await h.firstReply(after: [[deep]])
+            #expect(first["id"] == "probe", "deep nesting got a reply: \(first)")
             expectOK(try await h.call("list"), keys: ["watchers"])
         }
     }
