@@ -62,15 +62,17 @@ extension BusTests {
                 try publisher.publish(topic: "watcher.webapp.spawn", payload: [])
                 try publisher.publish(topic: "watcher.web.reap", payload: Array(#"{"exit_code": 0}"#.utf8))
 
-                let webEvents = try drainEvents(web)
+                // A last event both subscribers receive: what came before it has arrived.
+                try publisher.publish(topic: "watcher.web.end", payload: [])
+
+                let webEvents = try eventsUntil("watcher.web.end", web)
                 #expect(webEvents.map(\.topic) == ["watcher.web.spawn", "watcher.web.reap"])
                 #expect(webEvents.first?.payload == Array(#"{"process_pid": 1}"#.utf8))
-                let all = try drainEvents(everything)
+                let all = try eventsUntil("watcher.web.end", everything)
                 #expect(
                     all.map(\.topic) == [
                         "watcher.web.spawn", "watcher.db.spawn", "watcher.webapp.spawn", "watcher.web.reap",
                     ])
-                #expect(try web.next(timeout: .milliseconds(20)) == nil)
             }
         }
 
@@ -88,7 +90,9 @@ extension BusTests {
                 joined = try subscriber.next(timeout: .milliseconds(10)) != nil
             }
             #expect(joined)
-            _ = try drainRaw(subscriber)
+            // Skip the probes still in flight: a marker sent after them comes after them.
+            try publisher.trySend([Array("watcher.synced".utf8), []])
+            _ = try eventsUntil("watcher.synced", subscriber)
 
             try publisher.trySend([Array("watcher.one-frame".utf8)])
             try publisher.trySend([Array("watcher.three".utf8), [1], [2]])
@@ -109,20 +113,21 @@ extension BusTests {
                 }
             }
             #expect(!pending.contains(true), "subscribers never joined")
-            usleep(20_000)
-            for subscriber in subscribers { _ = try drainRaw(subscriber) }
+            // Probes may still be in flight; a marker published after them arrives after them.
+            try publisher.publish(topic: "watcher.web.synced", payload: [])
+            for subscriber in subscribers { _ = try eventsUntil("watcher.web.synced", subscriber) }
         }
 
-        private func drainRaw(_ subscriber: Subscriber) throws -> Int {
-            var count = 0
-            while try subscriber.next(timeout: .milliseconds(20)) != nil { count += 1 }
-            return count
-        }
-
-        private func drainEvents(_ subscriber: Subscriber) throws -> [(topic: String, payload: [UInt8])] {
+        /// The events before the first one with `topic`; fails (throws) if it does not come.
+        private func eventsUntil(_ topic: String, _ subscriber: Subscriber) throws -> [(topic: String, payload: [UInt8])] {
             var events: [(topic: String, payload: [UInt8])] = []
-            while let event = try subscriber.next(timeout: .milliseconds(200)) { events.append(event) }
-            return events
+            while true {
+                guard let event = try subscriber.next(timeout: .seconds(5)) else {
+                    throw TestFailure("no \(topic) event within 5 s after \(events.map(\.topic))")
+                }
+                if event.topic == topic { return events }
+                events.append(event)
+            }
         }
     }
 }

@@ -103,17 +103,39 @@ struct IncludeTests {
         #expect(result.files == ["circus.ini", "d/a.ini"])
     }
 
-    @Test("an include without read permission is an error", .enabled(if: geteuid() != 0, "root can read anything"))
-    func permissionDenied() throws {
+    /// Root reads any file, so as root the load runs in a child process that has become
+    /// `nobody` first; either way the same error must come out.
+    @Test("an include without read permission is an error")
+    func permissionDenied() async throws {
         let dir = try TempDirectory()
         defer { dir.remove() }
         try dir.write("circus.ini", "[circus]\ninclude = secret.ini\n")
         let secret = try dir.write("secret.ini", "[watcher:w]\ncmd = x\n")
         chmod(secret, 0)
-        #expect(throws: ConfigError(
+        chmod(dir.path, 0o755)  // nobody must reach circus.ini itself
+        let expected = ConfigError(
             file: "circus.ini", line: 2, section: "circus", option: "include",
-            message: "cannot read 'secret.ini': Permission denied")) {
-            try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: dir.path)
+            message: "cannot read 'secret.ini': Permission denied")
+        guard geteuid() == 0 else {
+            #expect(throws: expected) {
+                try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: dir.path)
+            }
+            return
+        }
+        await #expect(processExitsWith: .success) { [path = dir.path as String] in
+            guard setgid(65534) == 0, setuid(65534) == 0 else { exit(2) }
+            do {
+                _ = try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: path)
+                print("loaded a file nobody may read")
+                exit(3)
+            } catch {
+                let wanted = ConfigError(
+                    file: "circus.ini", line: 2, section: "circus", option: "include",
+                    message: "cannot read 'secret.ini': Permission denied")
+                if (error as? ConfigError) == wanted { exit(0) }
+                print("wrong error: \(error)")
+                exit(4)
+            }
         }
     }
 

@@ -162,6 +162,11 @@ enum Support {
     }
 }
 
+struct SystemTestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
 extension SpawnedProcess {
     /// Blocks until exit, closes the pidfd, returns the status.
     @discardableResult

@@ -92,9 +92,11 @@ let sleeperINI = """
             try await h.waitUntil("dyn gone", timeout: 10) {
                 try await h.call("list")["watchers"] == ["slow"]
             }
-            // Give a wrongly started dyn time to show up.
-            try await Task.sleep(for: .seconds(1))
-            #expect(!h.events().contains { $0.watcher == "dyn" && $0.name == "spawn" })
+            // A reloadconfig waits for every job queued before it, a wrongly started dyn
+            // included; the barrier's event comes after anything such a start published.
+            expectOK(try await h.call("reloadconfig", ["waiting": true]))
+            let end = try await h.eventBarrier(on: "slow")
+            #expect(!h.events(since: 0, before: end).contains { $0.watcher == "dyn" && $0.name == "spawn" })
         }
     }
 
@@ -124,10 +126,9 @@ let sleeperINI = """
             // The orphans are ours to end; the daemon must still reap them (no zombies).
             for pid in pids where h.trackedStat(pid) != nil { kill(pid, SIGKILL) }
             try await h.waitUntil("orphans reaped (not zombies)") { pids.allSatisfy { h.trackedStat($0) == nil } }
-            // ... and keep running.
-            try await Task.sleep(for: .milliseconds(200))
+            // ... and keep running: it answers after having reaped them.
+            expectOK(try await h.call("list"), keys: ["watchers"])
             #expect(h.process.isRunning, "circusd died when the orphans of rm --nostop exited")
-            if h.process.isRunning { expectOK(try await h.call("list"), keys: ["watchers"]) }
         }
     }
 
@@ -310,8 +311,8 @@ let sleeperINI = """
             let reply = try await h.call("reload", ["name": "sleeper", "graceful": false, "waiting": true])
             expectOK(reply, keys: ["info"])
             try await h.waitEvent("watcher.sleeper.start", since: mark)
-            try await Task.sleep(for: .milliseconds(300))
-            let names = h.events(since: mark).filter { $0.watcher == "sleeper" }.map(\.name)
+            let end = try await h.eventBarrier(on: "sleeper")
+            let names = h.events(since: mark, before: end).filter { $0.watcher == "sleeper" }.map(\.name)
             #expect(names == ["kill", "kill", "reap", "reap", "stop", "spawn", "spawn", "start"])
             #expect(!names.contains("reload"))
             let new = try await h.childPids("sleeper")
@@ -401,8 +402,9 @@ let sleeperINI = """
             let fresh = try await h.waitPids("fresh", count: 1)
             #expect(Proc.cmdline(fresh[0]) == ["sleep", "1006"])
             // No add/remove events for reloadconfig, nothing at all for the unchanged watcher.
-            #expect(!h.events(since: mark).contains { $0.name == "add" || $0.name == "remove" })
-            #expect(!h.events(since: mark).contains { $0.watcher == "same" })
+            let end = try await h.eventBarrier(on: "np")
+            #expect(!h.events(since: mark, before: end).contains { $0.name == "add" || $0.name == "remove" })
+            #expect(!h.events(since: mark, before: end).contains { $0.watcher == "same" })
         }
     }
 
@@ -424,7 +426,8 @@ let sleeperINI = """
             try await h.waitUntil("removed watcher's process gone") { !Proc.isAlive(gone[0]) }
             expectError(try await h.call("status", ["name": "gone"]), errno: 3, reason: "program gone not found")
             try await h.waitEvent("watcher.gone.stop", since: mark)
-            #expect(!h.events(since: mark).contains { $0.name == "remove" })
+            let end = try await h.eventBarrier(on: "keep")
+            #expect(!h.events(since: mark, before: end).contains { $0.name == "remove" })
             #expect(try await h.childPids("keep") == keep)
         }
     }
@@ -461,7 +464,8 @@ let sleeperINI = """
             let pids = try await h.waitPids("sleeper", count: 2)
             let reply = try await h.call("quit", ["waiting": true])
             expectOK(reply)
-            #expect(pids.allSatisfy { h.trackedStat($0) == nil || h.trackedStat($0)?.isZombie == true })
+            // Stopped means reaped: not running, and not a zombie either.
+            for pid in pids { #expect(h.trackedStat(pid) == nil, "pid \(pid) after quit --waiting: \(String(describing: h.trackedStat(pid)))") }
             #expect(await h.waitExit(timeout: 10))
             #expect(h.process.terminationStatus == 0)
         }

@@ -212,17 +212,22 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
             let log = "\(h.dir)/out.log"
             try await h.waitFile(log) { $0.contains("sleeper started") }
             try FileManager.default.moveItem(atPath: log, toPath: log + ".1")
+            // Each signal is handled: the log is opened again at its path (a killed daemon
+            // would not).
             kill(h.pid, SIGUSR1)
+            try await h.waitUntil("log reopened") { FileManager.default.fileExists(atPath: log) }
+            try FileManager.default.moveItem(atPath: log, toPath: log + ".2")
             kill(h.pid, SIGUSR1)
-            // The daemon still answers afterwards (a killed daemon would not).
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(h.process.isRunning)
+            try await h.waitUntil("log reopened again") { FileManager.default.fileExists(atPath: log) }
+            // The daemon still answers afterwards.
             expectOK(try await h.call("list"), keys: ["watchers"])
+            #expect(h.process.isRunning)
             #expect(try await h.childPids("sleeper") == pids)
             // The log was reopened: new lines go to a fresh file at the configured path.
             expectOK(try await h.call("stop", ["name": "sleeper", "waiting": true]), keys: ["info"])
             try await h.waitFile(log) { $0.contains("sleeper stopped") }
             #expect(!readFile(log + ".1").contains("sleeper stopped"))
+            #expect(!readFile(log + ".2").contains("sleeper stopped"))
         }
     }
 

@@ -426,11 +426,55 @@ final class DaemonHarness: @unchecked Sendable {
         return json
     }
 
-    /// Sends a fire-and-forget (`cast`) request and checks that no reply arrives within `quiet`.
-    func cast(_ command: String, _ properties: JSON? = nil, quiet: Duration = .milliseconds(700)) async throws -> [UInt8]? {
+    /// The bytes of a fire-and-forget (`cast`) request.
+    static func castRequest(_ command: String, _ properties: JSON? = nil) -> [UInt8] {
         var request: JSONObject = ["id": "cast", "command": .string(command), "msg_type": "cast"]
         if let properties { request["properties"] = properties }
-        return try await raw(JSONWriter.serialize(.object(request)), timeout: quiet)
+        return JSONWriter.serialize(.object(request))
+    }
+
+    /// Sends each of `messages` (a message is a list of frames), then a `numwatchers`
+    /// request with id `probe`, all from one DEALER, and returns the first reply.
+    ///
+    /// The daemon reads one client's requests in order and answers synchronous ones at
+    /// once, so the probe's answer comes first exactly when the messages before it got
+    /// none: this proves silence without waiting for a timeout.
+    func firstReply(after messages: [[[UInt8]]], timeout: Duration = .seconds(10)) async throws -> JSON {
+        let endpoint = controlEndpoint
+        let probe = JSONWriter.serialize(.object(["id": "probe", "command": "numwatchers"]))
+        let frames = try await onThread { () -> [[UInt8]]? in
+            let socket = try ZMQSocket(context: .shared, kind: .dealer)
+            defer { socket.close() }
+            try socket.connect(endpoint)
+            for message in messages { try socket.send(message, timeout: .seconds(2)) }
+            try socket.send([probe], timeout: .seconds(2))
+            return try socket.receive(timeout: timeout)
+        }
+        guard let frames else { throw HarnessError("no reply to the probe within \(timeout)\n\(log.suffix(3000))") }
+        guard frames.count == 1 else { throw HarnessError("a reply of \(frames.count) frames: \(frames)") }
+        return try JSONParser.parse(frames[0])
+    }
+
+    /// Publishes an event on `watcher` and waits for it; returns its index in the events.
+    ///
+    /// `set` of `graceful_timeout` to its current value changes nothing but publishes
+    /// `updated`, after every job queued before it on that watcher; the SUB socket
+    /// receives in publishing order, so every event published before it has then been
+    /// recorded. A test proves that something did not happen by looking before it.
+    @discardableResult
+    func eventBarrier(on watcher: String) async throws -> Int {
+        let current = try await call("get", ["name": .string(watcher), "keys": ["graceful_timeout"]])
+        guard let timeout = current["options"]?["graceful_timeout"] else {
+            throw HarnessError("get graceful_timeout of \(watcher): \(current)")
+        }
+        let topic = "watcher.\(watcher.lowercased().replacingOccurrences(of: " ", with: "_")).updated"
+        let mark = self.mark
+        let reply = try await call("set", ["name": .string(watcher), "options": ["graceful_timeout": timeout],
+                                           "waiting": true])
+        guard reply["status"] == "ok" else { throw HarnessError("set for the event barrier: \(reply)") }
+        try await waitEvent(topic, since: mark)
+        let all = recorder.all()
+        return all.indices.first { $0 >= mark && all[$0].topic == topic }!
     }
 
     /// Sends `bytes` as one frame from a fresh DEALER; the reply frame, or nil on timeout.
@@ -519,6 +563,11 @@ final class DaemonHarness: @unchecked Sendable {
     var mark: Int { recorder.count }
 
     func events(since mark: Int = 0) -> [Event] { recorder.all(since: mark) }
+
+    /// The events from `mark` up to, not including, index `end` (an `eventBarrier`).
+    func events(since mark: Int, before end: Int) -> [Event] {
+        Array(recorder.all().prefix(end).dropFirst(mark))
+    }
 
     /// Waits for an event matching `predicate` at or after `mark`.
     @discardableResult
