@@ -32,6 +32,16 @@ public final class ControlServer {
     private let socket: ZMQSocket
     private var isDraining = false
 
+    /// The largest request frame accepted: 16 MiB (`ZMQ_MAXMSGSIZE`).
+    ///
+    /// Without a limit one client could make the daemon allocate whatever it announces.
+    /// libzmq checks the size in the frame header, before reading the body, and drops the
+    /// connection of a client that sends more: the request never reaches the daemon, no
+    /// reply is sent, and the client sees no answer (its DEALER reconnects by itself).
+    /// libzmq does not say why a connection ended, so the daemon cannot log the refusal
+    /// itself. Other clients are not affected.
+    public static let maximumRequestBytes = 16 << 20
+
     /// Creates a ROUTER socket and binds it.
     ///
     /// - Parameters:
@@ -49,6 +59,7 @@ public final class ControlServer {
     public init(context: ZMQContext, endpoint: String, reportUnroutableReplies: Bool = false) throws(BusError) {
         let socket = try ZMQSocket(context: context, kind: .router)
         try socket.setOption(ZMQ_ROUTER_MANDATORY, reportUnroutableReplies ? 1 : 0, name: "ZMQ_ROUTER_MANDATORY")
+        try socket.setOption(ZMQ_MAXMSGSIZE, int64: Int64(Self.maximumRequestBytes), name: "ZMQ_MAXMSGSIZE")
         self.boundEndpoint = try socket.bind(endpoint)
         self.endpoint = endpoint
         self.socket = socket
