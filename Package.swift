@@ -23,9 +23,11 @@ let package = Package(
     ],
     targets: [
         // System libraries and C shims.
+        // No pkgConfig: libzmq's .pc pulls in krb5-gssapi, whose flags (-isystem
+        // /usr/include/mit-krb5) SwiftPM prohibits and warns about on every build. The
+        // header is in /usr/include and the module map links zmq, which is all we need.
         .systemLibrary(
             name: "CZeroMQ",
-            pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]
         ),
         .target(name: "CCircusSys"),

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef SYS_close_range
@@ -33,22 +34,55 @@ int circus_epoll_wait(int epfd, struct circus_epoll_event *out, int max_events, 
     return n;
 }
 
-int circus_daemonize(void) {
+int circus_daemonize(int *report_fd) {
+    // The pipe on which the daemon tells the original process how its start-up went.
+    // Its write end is kept above 2 so that /dev/null can take 0, 1 and 2.
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) return -errno;
+    int writer = fds[1];
+    if (writer <= 2) {
+        writer = fcntl(fds[1], F_DUPFD_CLOEXEC, 3);
+        int saved = errno;
+        close(fds[1]);
+        if (writer < 0) {
+            close(fds[0]);
+            return -saved;
+        }
+    }
     pid_t pid = fork();
-    if (pid < 0) return -errno;
-    if (pid > 0) _exit(0);
+    if (pid < 0) {
+        int saved = errno;
+        close(fds[0]);
+        close(writer);
+        return -saved;
+    }
+    if (pid > 0) {
+        // The original process: wait for the session leader (it exits at once) and read.
+        close(writer);
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        *report_fd = fds[0];
+        return 1;
+    }
+    close(fds[0]);
     if (setsid() < 0) _exit(1);  // cannot fail in a fresh child; do not return twice
     pid = fork();
-    if (pid < 0) _exit(1);
+    if (pid < 0) _exit(1);  // the original process reads EOF and says so
     if (pid > 0) _exit(0);
 
-    if (syscall(SYS_close_range, 0u, ~0u, 0) < 0) {
+    // Close everything but the report pipe.
+    int closed = writer > 0 ? syscall(SYS_close_range, 0u, (unsigned)writer - 1, 0) : 0;
+    if (closed == 0) closed = syscall(SYS_close_range, (unsigned)writer + 1, ~0u, 0);
+    if (closed < 0) {
         // Kernels before 5.9: close up to the hard NOFILE limit, as Circus does (1024 when
         // unlimited).
         long max = sysconf(_SC_OPEN_MAX);
         if (max < 0) max = 1024;
-        for (long fd = 0; fd < max; fd++) close((int)fd);
+        for (long fd = 0; fd < max; fd++) {
+            if (fd != writer) close((int)fd);
+        }
     }
+    *report_fd = writer;
     int fd = open("/dev/null", O_RDWR);  // lowest free fd: 0
     if (fd != 0) {
         if (fd < 0) return 0;  // nothing sensible to report to: fds 0-2 stay closed

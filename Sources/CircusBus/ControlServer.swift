@@ -32,23 +32,34 @@ public final class ControlServer {
     private let socket: ZMQSocket
     private var isDraining = false
 
+    /// The largest request frame accepted: 16 MiB (`ZMQ_MAXMSGSIZE`).
+    ///
+    /// Without a limit one client could make the daemon allocate whatever it announces.
+    /// libzmq checks the size in the frame header, before reading the body, and drops the
+    /// connection of a client that sends more: the request never reaches the daemon, no
+    /// reply is sent, and the client sees no answer (its DEALER reconnects by itself).
+    /// libzmq does not say why a connection ended, so the daemon cannot log the refusal
+    /// itself. Other clients are not affected.
+    public static let maximumRequestBytes = 16 << 20
+
     /// Creates a ROUTER socket and binds it.
     ///
     /// - Parameters:
     ///   - context: The process's context; retained until the server is closed.
     ///   - endpoint: `tcp://HOST:PORT` (port `*` picks a free one) or `ipc:///path`
-    ///     (the directory must exist; libzmq unlinks whatever is at the path, even a
-    ///     live daemon's socket).
+    ///     (the directory must exist; a stale socket file is replaced, but a path another
+    ///     process serves is refused, naming its pid).
     ///   - reportUnroutableReplies: Sets `ZMQ_ROUTER_MANDATORY`. Off (the default, as in
     ///     Circus), libzmq silently drops a reply whose client has gone or whose queue is
     ///     full. On, ``reply(to:_:)`` throws `.peerUnreachable` or `.wouldBlock` in those
     ///     cases instead. Either way the reply is dropped and nothing ever blocks, because
     ///     every send uses `ZMQ_DONTWAIT`.
     /// - Throws: `BusError` `.bindFailed` with a message such as
-    ///   `cannot bind tcp://127.0.0.1:5555: Address already in use`.
+    ///   `cannot bind ipc:///run/circus/ctl.sock: pid 4242 is serving it (another circusd?)`.
     public init(context: ZMQContext, endpoint: String, reportUnroutableReplies: Bool = false) throws(BusError) {
         let socket = try ZMQSocket(context: context, kind: .router)
         try socket.setOption(ZMQ_ROUTER_MANDATORY, reportUnroutableReplies ? 1 : 0, name: "ZMQ_ROUTER_MANDATORY")
+        try socket.setOption(ZMQ_MAXMSGSIZE, int64: Int64(Self.maximumRequestBytes), name: "ZMQ_MAXMSGSIZE")
         self.boundEndpoint = try socket.bind(endpoint)
         self.endpoint = endpoint
         self.socket = socket

@@ -157,6 +157,14 @@ public final class ZMQSocket {
         }
     }
 
+    func setOption(_ option: Int32, int64 value: Int64, name: String) throws(BusError) {
+        let handle = try requireHandle()
+        var value = value
+        if zmq_setsockopt(handle, option, &value, MemoryLayout<Int64>.size) != 0 {
+            throw .fromErrno(.optionFailed, "cannot set \(name) on a \(kind) socket")
+        }
+    }
+
     func setOption(_ option: Int32, bytes: [UInt8], name: String) throws(BusError) {
         let handle = try requireHandle()
         let rc = bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
@@ -170,16 +178,24 @@ public final class ZMQSocket {
     /// - Returns: The endpoint actually bound (a `*` port or path resolved).
     /// - Throws: `BusError` with code `.bindFailed` and a message naming the endpoint, e.g.
     ///   `cannot bind tcp://127.0.0.1:5555: Address already in use`. For `ipc://` the
-    ///   socket file's directory must already exist, and libzmq unlinks whatever is at
-    ///   the path first: a stale file, but also a live daemon's socket.
+    ///   socket file's directory must already exist. libzmq unlinks whatever is at the
+    ///   path first, so a path that another process serves (a running daemon's socket),
+    ///   or that is not a socket at all, is refused before libzmq sees it.
     @discardableResult
     public func bind(_ endpoint: String) throws(BusError) -> String {
         let handle = try requireHandle()
-        if let problem = Self.ipcDirectoryProblem(endpoint) {
+        if let problem = Self.ipcDirectoryProblem(endpoint) ?? IPCEndpointProbe.conflict(endpoint) {
             throw BusError(.bindFailed, errorNumber: problem.errno, message: "cannot bind \(endpoint): \(problem.text)")
         }
         if zmq_bind(handle, endpoint) != 0 {
-            throw .fromErrno(.bindFailed, "cannot bind \(endpoint)")
+            let error = zmq_errno()
+            var text = "cannot bind \(endpoint): \(BusError.zmqDescription(error))"
+            switch error {
+            case EADDRINUSE where endpoint.hasPrefix("tcp://"): text += " (another process listens on that port)"
+            case ENODEV: text += " (bind takes an IP address, a local interface name or *, not a host name)"
+            default: break
+            }
+            throw BusError(.bindFailed, errorNumber: error, message: text)
         }
         return lastEndpoint ?? endpoint
     }

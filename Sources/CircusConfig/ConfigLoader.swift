@@ -166,6 +166,7 @@ struct ConfigBuilder {
         var socketHeaders: [String] = []
         var plugins: [PluginConfig] = []
         for (name, section) in document.sections {
+            try Self.checkSectionName(name, at: section.location)
             guard let items = document.items(in: name), !items.isEmpty else {
                 if name.hasPrefix("watcher:") || name.hasPrefix("socket:") || name.hasPrefix("plugin:") {
                     warnings.append("\(section.location): section [\(name)] is empty and is ignored")
@@ -279,6 +280,7 @@ struct ConfigBuilder {
         s.loggerconfig = string("loggerconfig")
         s.fqdnPrefix = string("fqdn_prefix")
         s.sshServer = string("ssh_server")
+        try checkEndpointSettings(s)
         return s
     }
 
@@ -427,6 +429,9 @@ struct ConfigBuilder {
                 w.deferred[option] = value
             case "name":
                 // Circus lets a `name` option rename the watcher (raw, never expanded).
+                guard !PythonText.strip(value.value).isEmpty else {
+                    throw ConfigError(at: value.location, section: header, option: option, message: "is empty")
+                }
                 w.config.name = value.value
             case "numprocesses":
                 w.config.numprocesses = try nonNegative(try int(value, header, option), value, header, option)

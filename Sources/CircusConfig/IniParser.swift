@@ -99,6 +99,8 @@ public struct IniDocument: Hashable, Sendable {
 ///   the character before it is whitespace. The value is stripped; exactly `""` means
 ///   the empty string. No other unquoting.
 /// - A line before any section header, or a line that is none of the above, is an error.
+///   So is a line starting with `[` that is not a header (Python would take
+///   `[watcher:web` for an option named `[watcher`).
 /// - An option named `__name__` is ignored (Python's parser reserves it).
 public struct IniParser: Sendable {
     /// Everything read so far.
@@ -158,6 +160,15 @@ public struct IniParser: Sendable {
                 }
                 currentOption = nil
                 continue
+            }
+
+            // Python's parser would read `[watcher:web` (no closing bracket) as an option
+            // named `[watcher` in the previous section, and the watcher would silently
+            // not exist.
+            if first == "[" {
+                let text = PythonText.repr(String(String.UnicodeScalarView(line)))
+                let problem = line.contains("]") ? "a section header needs a name" : "a section header needs its closing ']'"
+                throw ConfigError(at: location, message: "\(problem): \(text)")
             }
 
             guard case .some(let section) = currentSection else {

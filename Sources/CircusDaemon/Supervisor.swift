@@ -90,8 +90,10 @@ public final class Supervisor {
     /// Binds the endpoints, starts every autostart watcher and serves until `quit` or a
     /// terminating signal; returns once every child is gone.
     ///
+    /// - Parameter serving: called once the endpoints are bound, before any watcher starts
+    ///   (`circusd --daemon` then lets its original process exit 0).
     /// - Throws: `DaemonError` when an endpoint cannot be bound (nothing was spawned then).
-    public func run() throws(DaemonError) {
+    public func run(whenServing serving: () -> Void = {}) throws(DaemonError) {
         logger.info("Starting master on pid \(getpid())")
         if let mask = configuration.settings.umask { umask(mode_t(mask)) }
         try bindEndpoints()
@@ -102,6 +104,7 @@ public final class Supervisor {
         }
         warnAboutPendingFeatures()
         logger.info("Arbiter now waiting for commands")
+        serving()
         scheduler.submit(.all) { [unowned self] done in
             self.startAll(self.watchers.filter { $0.config.autostart }) { done() }
         }
@@ -148,14 +151,12 @@ public final class Supervisor {
             throw DaemonError("endpoint: \(error)")
         }
         self.server = server
-        if let owner = settings.endpointOwner, settings.endpoint.hasPrefix("ipc://") {
-            let path = String(settings.endpoint.dropFirst("ipc://".count))
-            if let user = try? UserDatabase.user(owner) {
-                if chown(path, user.uid, gid_t(bitPattern: -1)) != 0 {
-                    logger.warning("cannot chown \(path) to \(owner): \(errnoDescription(errno))")
-                }
-            } else {
-                logger.warning("endpoint_owner: unknown user '\(owner)'")
+        logger.debug("endpoint: requests larger than \(ControlServer.maximumRequestBytes >> 20) MiB are refused")
+        // Circus chowns the control socket; the pub/sub socket's file gets the same owner
+        // so that the owner can also listen to events.
+        if let owner = settings.endpointOwner {
+            for (option, endpoint) in [("endpoint", settings.endpoint), ("pubsub_endpoint", settings.pubsubEndpoint)] {
+                try giveSocketFile(of: endpoint, to: owner, option: option)
             }
         }
         do {
@@ -167,6 +168,23 @@ public final class Supervisor {
         }
         // Messages may already be queued before the fd was registered.
         drainControl()
+    }
+
+    /// `chown(path, owner, -1)` for an `ipc://` endpoint's socket file; other transports
+    /// have no file. A failure stops the start-up: the owner would be locked out.
+    private func giveSocketFile(of endpoint: String, to owner: String, option: String) throws(DaemonError) {
+        guard endpoint.hasPrefix("ipc://") else { return }
+        let path = String(endpoint.dropFirst("ipc://".count))
+        guard !path.hasPrefix("@"), path != "*" else { return }
+        let user: UserDatabase.User
+        do {
+            user = try UserDatabase.user(owner)
+        } catch {
+            throw DaemonError("endpoint_owner: \(error)")
+        }
+        if chown(path, user.uid, gid_t(bitPattern: -1)) != 0 {
+            throw DaemonError("endpoint_owner: cannot give \(option) \(path) to \(owner): \(errnoDescription(errno))")
+        }
     }
 
     private func shutdownEndpoints() {

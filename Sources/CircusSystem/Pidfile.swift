@@ -1,15 +1,16 @@
-// circusd's pidfile, exactly as Circus's pidfile.py behaves (spec 11.1).
+// circusd's pidfile, as Circus's pidfile.py behaves, with a clearer message when the
+// file names a running process.
 
 import Glibc
 
-/// Why the pidfile could not be created. The description is Circus's message, printed to
-/// stdout before exiting 1.
+/// Why the pidfile could not be created. circusd prints the description to stdout, as
+/// Circus does, and exits 1.
 public struct PidfileError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The kind of failure.
     public struct Code: Hashable, Sendable {
         fileprivate enum Base: Hashable, Sendable { case stale, missingDirectory, system }
         fileprivate let base: Base
-        /// The file names another live process.
+        /// The file names another live process (most likely a circusd already running).
         public static let stale = Code(base: .stale)
         /// The parent directory does not exist.
         public static let missingDirectory = Code(base: .missingDirectory)
@@ -19,8 +20,9 @@ public struct PidfileError: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// The kind of failure.
     public let code: Code
-    /// `pid file '<path>' is stale, current pid <pid>`, `<dir> doesn't exist. Can't create
-    /// pidfile`, or `<operation>: <strerror>`.
+    /// `pid file '<path>' is in use: it names pid <pid>, which is running` (Circus says
+    /// `is stale, current pid <its own pid>`, which names the wrong process), `<dir> doesn't
+    /// exist. Can't create pidfile`, or `<operation>: <strerror>`.
     public let description: String
 }
 
@@ -42,7 +44,7 @@ public struct Pidfile: Sendable {
     public func create(pid: Int32 = getpid()) throws(PidfileError) {
         if let old = try livePid() {
             if old == pid { return }
-            throw PidfileError(code: .stale, description: "pid file '\(path)' is stale, current pid \(pid)")
+            throw PidfileError(code: .stale, description: "pid file '\(path)' is in use: it names pid \(old), which is running")
         }
         let dir = Self.dirname(path)
         if !dir.isEmpty {

@@ -14,7 +14,7 @@ struct Circusd: ParsableCommand {
         commandName: "circusd",
         abstract: "Run the Circus process supervisor (circus-swift).",
         discussion: "Reads a Circus 0.19 INI file and serves Circus's ZeroMQ control protocol.",
-        version: "0.19.0"
+        version: Version.text
     )
 
     @Option(name: .customLong("log-level"),
@@ -72,8 +72,21 @@ struct Circusd: ParsableCommand {
             fail("circusd: configuration error: \(error)")
         }
         let settings = loaded.configuration.settings
+        // With --daemon the original process waits until the daemon serves or says why it
+        // cannot; every failure below goes through `startupFailed` so that it hears it.
+        var report: StartupReport? = nil
         if daemon {
-            do { try Daemonizer.daemonize() } catch { fail("circusd: cannot daemonize: \(error)") }
+            do { report = try Daemonizer.daemonize() } catch { fail("circusd: cannot daemonize: \(error)") }
+        }
+        func startupFailed(_ message: String, onStandardOutput: Bool = false) -> Never {
+            if let report {
+                report.failed(message, onStandardOutput: onStandardOutput)
+            } else if onStandardOutput {
+                print(message)
+            } else {
+                fail(message)
+            }
+            Glibc.exit(1)
         }
         // Block the signals we read through a signalfd before libzmq starts its threads.
         _ = SignalSource.blockDaemonSignals()
@@ -82,7 +95,7 @@ struct Circusd: ParsableCommand {
         do {
             sink = try LogSink(output: logOutput ?? settings.logoutput)
         } catch {
-            fail("circusd: \(error)")
+            startupFailed("circusd: \(error)")
         }
         let level = CircusLogHandler.level(named: logLevel ?? settings.loglevel)
         LoggingSystem.bootstrap { label in CircusLogHandler(label: label, sink: sink, level: level) }
@@ -96,10 +109,8 @@ struct Circusd: ParsableCommand {
         var pid: Pidfile? = nil
         if let path = pidfile ?? settings.pidfile {
             let file = Pidfile(path: path)
-            do { try file.create() } catch {
-                print(error.description)
-                throw ExitCode(1)
-            }
+            // Circus prints this one on stdout.
+            do { try file.create() } catch { startupFailed(error.description, onStandardOutput: true) }
             pid = file
         }
         defer { pid?.unlink() }
@@ -109,11 +120,15 @@ struct Circusd: ParsableCommand {
             supervisor = try Supervisor(
                 configuration: loaded.configuration, environment: environmentList, currentDirectory: cwd,
                 logger: logger, logSink: sink)
-            try supervisor.run()
+            try supervisor.run { report?.serving() }
         } catch {
             logger.critical("\(error)")
             pid?.unlink()
             pid = nil
+            if let report {
+                report.failed("circusd: \(error)")
+                Glibc.exit(1)
+            }
             throw ExitCode(1)
         }
     }

@@ -69,7 +69,7 @@ extension BusTests {
             }
             #expect(error.code == .bindFailed)
             #expect(error.errorNumber == EADDRINUSE)
-            #expect(error.message == "cannot bind \(taken): Address already in use")
+            #expect(error.message == "cannot bind \(taken): Address already in use (another process listens on that port)")
 
             try withTemporaryDirectory { directory in
                 let endpoint = "ipc://\(directory)/missing/control.sock"

@@ -258,7 +258,7 @@ struct IniParserTests {
     }
 
     @Test("a line that is not an option, header or comment is an error", arguments: [
-        "just text", "[]", "  no delimiter here right after a header",
+        "just text", "  no delimiter here right after a header",
     ])
     func malformedLine(_ line: String) {
         do {

@@ -30,7 +30,7 @@ extension CircusSystemTests {
             let path = "\(dir)/circusd.pid"
             Support.writeFile(path, "\(other.pid)\n")
             let error = #expect(throws: PidfileError.self) { try Pidfile(path: path).create() }
-            #expect(error?.description == "pid file '\(path)' is stale, current pid \(getpid())")
+            #expect(error?.description == "pid file '\(path)' is in use: it names pid \(other.pid), which is running")
             #expect(error?.code == .stale)
             // unlink leaves a file that names someone else.
             Pidfile(path: path).unlink()
@@ -95,16 +95,18 @@ extension CircusSystemTests {
     }
 
     @Suite struct DaemonizerTests {
-        /// Daemonizes inside an exit-test child (a fresh process): the child's first fork parent
-        /// exits 0, and the grandchild records what it looks like before exiting.
+        /// Daemonizes inside an exit-test child (a fresh process): the child waits for the
+        /// grandchild's report and exits 0 when it says it serves; the grandchild records
+        /// what it looks like before exiting.
         @Test func daemonizeDetachesWithDevNullStdio() async throws {
             let marker = "/tmp/circus-system-daemonize-\(getpid())"
             unlink(marker)
             defer { unlink(marker) }
             await #expect(processExitsWith: .success) { [marker = marker as String] in
                 let original = getpid()
-                try Daemonizer.daemonize()
+                let report = try Daemonizer.daemonize()
                 // Only the grandchild gets here.
+                report.serving()
                 let fds = Support.openFDs()
                 let line = "\(getpid() != original) \(getsid(0) != original) \(getsid(0) != getpid()) "
                     + "\(fds) \(Support.fdTarget(0)) \(Support.fdTarget(1)) \(Support.fdTarget(2))\n"
@@ -120,6 +122,23 @@ extension CircusSystemTests {
             // New pid, a new session that it does not lead (so it can never reacquire a
             // terminal), exactly 0-2 open and all /dev/null.
             #expect(text == "true true true [0, 1, 2] /dev/null /dev/null /dev/null\n")
+        }
+
+        /// A daemon that reports a failure makes the original process exit 1.
+        @Test func reportedFailureMakesTheOriginalProcessExitOne() async throws {
+            await #expect(processExitsWith: .exitCode(1)) {
+                let report = try Daemonizer.daemonize()
+                report.failed("cannot start")
+                _exit(0)
+            }
+        }
+
+        /// A daemon that ends without a report also makes it exit 1.
+        @Test func silentDaemonMakesTheOriginalProcessExitOne() async throws {
+            await #expect(processExitsWith: .exitCode(1)) {
+                _ = try Daemonizer.daemonize()
+                _exit(0)
+            }
         }
     }
 }

@@ -77,7 +77,7 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
     @Test func commandLineBasics() async throws {
         let version = try await runBinary(["--version"])
         #expect(version.status == 0)
-        #expect(version.stdout == "0.19.0\n")
+        #expect(version.stdout == "0.19.0 (circus-swift 0.2.0)\n")
         // No configuration: the usage, exit 0.
         let usage = try await runBinary([])
         #expect(usage.status == 0)
@@ -110,7 +110,7 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
             #expect(await h.waitExit(timeout: 10))
             #expect(h.process.terminationStatus == 1)
             let path = "\(h.dir)/stale.pid"
-            #expect(h.stdout.contains("pid file '\(path)' is stale, current pid \(h.pid)"),
+            #expect(h.stdout.contains("pid file '\(path)' is in use: it names pid \(mine), which is running"),
                     "stdout: \(h.stdout) stderr: \(h.log)")
             #expect(readFile(path) == "\(mine)\n")
             #expect(!FileManager.default.fileExists(atPath: "\(h.dir)/spawned"))

@@ -154,12 +154,16 @@ int circus_epoll_wait(int epfd, struct circus_epoll_event *_Nonnull out, int max
 
 // MARK: - Daemonizing
 
-/// Circus's `daemonize()`: fork (parent exits 0), setsid, fork (parent exits 0), close every
-/// fd, `/dev/null` on 0, 1, 2. No chdir, no umask change. Only the grandchild returns.
+/// Circus's `daemonize()`: fork, setsid, fork (the session leader exits 0), close every
+/// fd, `/dev/null` on 0, 1, 2. No chdir, no umask change. Unlike Circus, the original
+/// process does not exit at once: it returns with the read end of a pipe whose write end
+/// the daemon holds, so that it can learn whether the daemon started.
 ///
 /// Call it before any thread exists: fork copies only the calling thread.
-/// - Returns: 0 in the grandchild, or a negative errno (in the original process).
-int circus_daemonize(void);
+/// - Returns: 0 in the daemon (`*report_fd`: the pipe's write end, close-on-exec, above 2),
+///   1 in the original process (`*report_fd`: the read end), or a negative errno (in the
+///   original process, nothing forked).
+int circus_daemonize(int *_Nonnull report_fd);
 
 #ifdef __cplusplus
 }
