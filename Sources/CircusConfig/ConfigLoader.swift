@@ -50,6 +50,26 @@ public enum ConfigLoader {
         environment: [String: String],
         currentDirectory: String
     ) throws(ConfigError) -> LoadResult {
+        try read(path: path, environment: environment, currentDirectory: currentDirectory, servedOnly: true)
+    }
+
+    /// Like ``load(path:environment:currentDirectory:)``, but parses and checks the
+    /// `[socket:]` and `[plugin:]` sections and the `[circus]` options this version does not
+    /// serve yet instead of refusing them (watcher options are refused either way).
+    public static func parse(
+        path: String,
+        environment: [String: String],
+        currentDirectory: String
+    ) throws(ConfigError) -> LoadResult {
+        try read(path: path, environment: environment, currentDirectory: currentDirectory, servedOnly: false)
+    }
+
+    private static func read(
+        path: String,
+        environment: [String: String],
+        currentDirectory: String,
+        servedOnly: Bool
+    ) throws(ConfigError) -> LoadResult {
         let absolutePath = FileSystem.absolute(path, currentDirectory: currentDirectory)
         guard FileSystem.exists(absolutePath) else {
             throw ConfigError(message: "the configuration file \(PythonText.repr(path)) does not exist")
@@ -114,6 +134,7 @@ public enum ConfigLoader {
 
         var builder = ConfigBuilder(document: parser.document, environment: environment, currentDirectory: currentDirectory)
         var configuration = try builder.build(path: absolutePath)
+        if servedOnly { try builder.refuseUnserved() }
         configuration.settings.include = includePatterns
         configuration.settings.includeDir = includeDirs
         return LoadResult(configuration: configuration, warnings: warnings + builder.warnings, files: files)
@@ -138,7 +159,7 @@ struct ConfigBuilder {
     private(set) var localEnv: OrderedDictionary<String, String> = [:]
     /// The process environment overlaid by `[env]` (Circus's `global_env`).
     private let globalEnv: OrderedDictionary<String, String>
-    private let globalTable: Substitution.Table
+    let globalTable: Substitution.Table
 
     init(document: IniDocument, environment: [String: String], currentDirectory: String) {
         self.document = document

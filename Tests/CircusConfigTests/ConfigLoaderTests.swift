@@ -24,7 +24,7 @@ struct CircusSettingsTests {
 
     @Test("every option, typed, with $(circus.env.*) from the environment and [env]")
     func allOptions() throws {
-        let settings = try loadConfiguration("""
+        let settings = try parseConfiguration("""
             [env]
             SOCKDIR = /run/circus
             [circus]
@@ -71,7 +71,7 @@ struct CircusSettingsTests {
 
     @Test("setting stats_endpoint at all turns statsd on", arguments: ["tcp://127.0.0.1:6000", ""])
     func statsEndpointForcesStatsd(_ endpoint: String) throws {
-        let settings = try loadConfiguration("[circus]\nstatsd = false\nstats_endpoint = \(endpoint)\n").settings
+        let settings = try parseConfiguration("[circus]\nstatsd = false\nstats_endpoint = \(endpoint)\n").settings
         #expect(settings.statsd)
         #expect(settings.statsEndpoint == endpoint)
     }
@@ -321,7 +321,7 @@ struct WatcherTests {
 struct SocketPluginTests {
     @Test("socket options, name lower-cased, values substituted")
     func socketOptions() throws {
-        let sockets = try loadConfiguration("""
+        let sockets = try parseConfiguration("""
             [env]
             SOCKDIR = /run/s
             [socket:MySock]
@@ -361,18 +361,18 @@ struct SocketPluginTests {
 
     @Test("socket name is the text after the last 'socket:', as in Circus")
     func socketNameQuirk() throws {
-        #expect(try loadConfiguration("[socket:a socket:B]\nport = 1\n").sockets.map(\.name) == ["b"])
+        #expect(try parseConfiguration("[socket:a socket:B]\nport = 1\n").sockets.map(\.name) == ["b"])
     }
 
     @Test("sockets are sorted by name")
     func socketsSorted() throws {
-        let names = try loadConfiguration("[socket:z]\nport = 1\n[socket:A]\nport = 2\n[socket:m]\nport = 3\n").sockets.map(\.name)
+        let names = try parseConfiguration("[socket:z]\nport = 1\n[socket:A]\nport = 2\n[socket:m]\nport = 3\n").sockets.map(\.name)
         #expect(names == ["a", "m", "z"])
     }
 
     @Test("plugins: full header as name, use, priority, other options; sorted")
     func plugins() throws {
-        let plugins = try loadConfiguration("""
+        let plugins = try parseConfiguration("""
             [plugin:z]
             use = /usr/lib/circus/plug.so
             priority = 5
@@ -392,10 +392,10 @@ struct SocketPluginTests {
 
     @Test("[DEFAULT] keys reach sockets and plugins; empty sections are skipped")
     func defaultsEverywhere() throws {
-        let config = try loadConfiguration("[DEFAULT]\nshared = d\n[socket:s]\n[plugin:p]\nuse = x\n[plugin:empty]\nuse = y\n")
+        let config = try parseConfiguration("[DEFAULT]\nshared = d\n[socket:s]\n[plugin:p]\nuse = x\n[plugin:empty]\nuse = y\n")
         #expect(config.sockets.first?.raw["shared"] == "d")
         #expect(config.plugins.first?.options["shared"] == "d")
-        let skipped = try loadConfiguration("[socket:s]\n[plugin:p]\n[watcher:w]\ncmd = x\n")
+        let skipped = try parseConfiguration("[socket:s]\n[plugin:p]\n[watcher:w]\ncmd = x\n")
         #expect(skipped.sockets.isEmpty && skipped.plugins.isEmpty)
     }
 }
