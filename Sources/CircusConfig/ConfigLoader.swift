@@ -596,8 +596,17 @@ struct ConfigBuilder {
                 pending.locations["numprocesses"] != nil ? "numprocesses" : "singleton",
                 "cannot have \(w.numprocesses) processes with a singleton watcher")
         }
-        if w.virtualenv != nil && !w.copyEnv {
-            throw failure("virtualenv", "virtualenv needs copy_env = true")
+        if let venv = w.virtualenv {
+            guard w.copyEnv else { throw failure("virtualenv", "virtualenv needs copy_env = true") }
+            switch Virtualenv.siteDirectory(venv: venv, pythonVersion: w.virtualenvPyVer) {
+            case .success(let site):
+                Virtualenv.apply(venv: venv, siteDirectory: site, to: &w.env, inherited: environment)
+            case .failure(let tried):
+                throw failure(
+                    "virtualenv",
+                    "\(tried.paths.joined(separator: ",")) does not exist: \(PythonText.repr(venv)) is not a virtualenv"
+                        + (w.virtualenvPyVer.map { " for Python \($0) (virtualenv_py_ver)" } ?? ""))
+            }
         }
         return w
     }

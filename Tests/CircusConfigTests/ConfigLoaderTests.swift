@@ -143,8 +143,6 @@ struct WatcherTests {
             check_flapping = false
             max_age = 60
             max_age_variance = 5
-            virtualenv = /venv
-            virtualenv_py_ver = 3.11
             """)
         #expect(w.name == "web")
         #expect(w.cmd == "python -m http.server")
@@ -171,8 +169,6 @@ struct WatcherTests {
         #expect(!w.checkFlapping)
         #expect(w.maxAge == 60)
         #expect(w.maxAgeVariance == 5)
-        #expect(w.virtualenv == "/venv")
-        #expect(w.virtualenvPyVer == "3.11")
         // check_flapping is free-form in Circus, so `options` reports it.
         #expect(w.extraOptions == ["check_flapping": "false"])
         #expect(w.location == SourceLocation(file: "circus.ini", line: 1))
