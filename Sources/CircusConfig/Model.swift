@@ -44,7 +44,7 @@ public struct HookSpec: Hashable, Sendable {
 
 /// One `[watcher:NAME]` section, or a watcher created by the `add` command.
 ///
-/// Defaults are Circus 0.19's INI defaults (spec section 2.3).
+/// Defaults are Circus 0.19's INI defaults; every option is described once, in `WatcherOptions.all`.
 public struct WatcherConfig: Hashable, Sendable {
     /// Name as written (case and spaces preserved).
     public var name: String
@@ -118,7 +118,7 @@ public struct WatcherConfig: Hashable, Sendable {
     }
 }
 
-/// The `[circus]` section (spec section 2.2), after defaults and substitution.
+/// The `[circus]` section after defaults and substitution.
 public struct CircusSettings: Hashable, Sendable {
     public var endpoint: String = "tcp://127.0.0.1:5555"
     public var endpointOwner: String? = nil
@@ -148,7 +148,7 @@ public struct CircusSettings: Hashable, Sendable {
     public init() {}
 }
 
-/// A `[socket:NAME]` section (spec section 10.1); NAME lower-cased. Values are kept as
+/// A `[socket:NAME]` section; NAME lower-cased. Values are kept as
 /// validated strings/numbers; binding happens in the daemon.
 public struct SocketConfig: Hashable, Sendable {
     public var name: String
@@ -172,7 +172,7 @@ public struct SocketConfig: Hashable, Sendable {
     public init(name: String) { self.name = name }
 }
 
-/// A `[plugin:NAME]` section (spec section 2.5). `name` is the full header (`plugin:NAME`).
+/// A `[plugin:NAME]` section. `name` is the full header (`plugin:NAME`).
 public struct PluginConfig: Hashable, Sendable {
     public var name: String
     public var use: String

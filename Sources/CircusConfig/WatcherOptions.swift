@@ -295,7 +295,7 @@ public enum WatcherOptions {
 
     /// Every name a user may mean, for "did you mean" suggestions.
     public static let knownNames: [String] =
-        all.map(\.name) + freeForm.map(\.name) + ["rlimit_nofile", "rlimit_core"]
+        all.map(\.name) + freeForm.map(\.name) + ResourceLimits.names.map { "rlimit_" + $0 }
 
     /// The known option closest to a misspelled one, when it is close enough to be a typo
     /// (an edit distance of at most 2, and less than half the name).

@@ -1,4 +1,4 @@
-// `validate_option` of Circus's `commands/util.py` (spec 3.5): the checks `set` and
+// `validate_option` of Circus's `commands/util.py`: the checks `set` and
 // `add` apply to each key of their `options` object, in Circus's order, with its texts.
 
 public import OrderedCollections
