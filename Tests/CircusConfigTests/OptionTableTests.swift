@@ -188,3 +188,14 @@ struct VirtualenvTests {
             == "circus.ini:3: [watcher:w] virtualenv: virtualenv needs copy_env = true")
     }
 }
+
+@Suite("the example configuration")
+struct ExampleConfigurationTests {
+    @Test("examples/circus.ini loads with nothing refused and no warning")
+    func exampleLoads() throws {
+        let root = String(#filePath.split(separator: "/Tests/").first!)
+        let result = try ConfigLoader.load(path: root + "/examples/circus.ini", environment: [:], currentDirectory: "/")
+        #expect(result.configuration.watchers.map(\.name) == ["greeter", "workers"])
+        #expect(result.warnings.isEmpty)
+    }
+}
