@@ -50,6 +50,26 @@ public enum ConfigLoader {
         environment: [String: String],
         currentDirectory: String
     ) throws(ConfigError) -> LoadResult {
+        try read(path: path, environment: environment, currentDirectory: currentDirectory, servedOnly: true)
+    }
+
+    /// Like ``load(path:environment:currentDirectory:)``, but parses and checks the
+    /// `[socket:]` and `[plugin:]` sections and the `[circus]` options this version does not
+    /// serve yet instead of refusing them (watcher options are refused either way).
+    public static func parse(
+        path: String,
+        environment: [String: String],
+        currentDirectory: String
+    ) throws(ConfigError) -> LoadResult {
+        try read(path: path, environment: environment, currentDirectory: currentDirectory, servedOnly: false)
+    }
+
+    private static func read(
+        path: String,
+        environment: [String: String],
+        currentDirectory: String,
+        servedOnly: Bool
+    ) throws(ConfigError) -> LoadResult {
         let absolutePath = FileSystem.absolute(path, currentDirectory: currentDirectory)
         guard FileSystem.exists(absolutePath) else {
             throw ConfigError(message: "the configuration file \(PythonText.repr(path)) does not exist")
@@ -114,6 +134,7 @@ public enum ConfigLoader {
 
         var builder = ConfigBuilder(document: parser.document, environment: environment, currentDirectory: currentDirectory)
         var configuration = try builder.build(path: absolutePath)
+        if servedOnly { try builder.refuseUnserved() }
         configuration.settings.include = includePatterns
         configuration.settings.includeDir = includeDirs
         return LoadResult(configuration: configuration, warnings: warnings + builder.warnings, files: files)
@@ -138,7 +159,7 @@ struct ConfigBuilder {
     private(set) var localEnv: OrderedDictionary<String, String> = [:]
     /// The process environment overlaid by `[env]` (Circus's `global_env`).
     private let globalEnv: OrderedDictionary<String, String>
-    private let globalTable: Substitution.Table
+    let globalTable: Substitution.Table
 
     init(document: IniDocument, environment: [String: String], currentDirectory: String) {
         self.document = document
@@ -413,6 +434,13 @@ struct ConfigBuilder {
         "loop": "it is internal to Circus",
     ]
 
+    /// The error for an option this version does not serve.
+    private func unserved(_ value: IniValue, _ header: String, _ option: String, _ reason: String) -> ConfigError {
+        ConfigError(
+            at: value.location, section: header, option: option,
+            message: "is not supported yet by this version of circusd: \(reason)")
+    }
+
     private mutating func firstPass(
         _ header: String, section: IniSection, items: OrderedDictionary<String, IniValue>
     ) throws(ConfigError) -> PendingWatcher {
@@ -423,58 +451,55 @@ struct ConfigBuilder {
 
         for (option, value) in items {
             w.locations[option] = value.location
-            switch option {
-            case "cmd", "args", "working_dir", "uid", "gid", "shell_args", "virtualenv", "virtualenv_py_ver",
-                 "stdin_socket", "max_age", "max_age_variance":
-                w.deferred[option] = value
-            case "name":
-                // Circus lets a `name` option rename the watcher (raw, never expanded).
-                guard !PythonText.strip(value.value).isEmpty else {
-                    throw ConfigError(at: value.location, section: header, option: option, message: "is empty")
-                }
-                w.config.name = value.value
-            case "numprocesses":
-                w.config.numprocesses = try nonNegative(try int(value, header, option), value, header, option)
-            case "warmup_delay":
-                w.config.warmupDelay = Double(try nonNegative(try int(value, header, option), value, header, option))
-            case "executable":
-                w.config.executable = expandGlobal(value)
-            case "on_demand": w.config.onDemand = try bool(value, header, option)
-            case "shell": w.config.shell = try bool(value, header, option)
-            case "send_hup": w.config.sendHup = try bool(value, header, option)
-            case "stop_children": w.config.stopChildren = try bool(value, header, option)
-            case "close_child_stderr": w.config.closeChildStderr = try bool(value, header, option)
-            case "close_child_stdout": w.config.closeChildStdout = try bool(value, header, option)
-            case "use_sockets": w.config.useSockets = try bool(value, header, option)
-            case "singleton": w.config.singleton = try bool(value, header, option)
-            case "copy_env": w.config.copyEnv = try bool(value, header, option)
-            case "copy_path": w.config.copyPath = try bool(value, header, option)
-            case "stop_signal":
-                // Circus parses the raw text (no substitution).
-                guard let signal = Signals.number(value.value), signal >= 1, signal <= 64 else {
-                    throw ConfigError(
-                        at: value.location, section: header, option: option,
-                        message: "\(PythonText.repr(value.value)) is not a signal")
-                }
-                w.config.stopSignal = signal
-            case "max_retry": w.config.maxRetry = try int(value, header, option)
-            case "graceful_timeout": w.config.gracefulTimeout = try float(value, header, option)
-            case "priority": w.config.priority = try int(value, header, option)
-            case "respawn": w.config.respawn = try bool(value, header, option)
-            case "autostart": w.config.autostart = try bool(value, header, option)
-            case "close_child_stdin": w.config.closeChildStdin = try bool(value, header, option)
-            case "check_flapping":
-                // Typed for the daemon, and kept as a free-form option: Circus reports it
-                // in `options` like any other.
-                w.config.checkFlapping = try bool(value, header, option)
-                w.deferred[option] = value
-            case _ where option.hasPrefix("stdout_stream") || option.hasPrefix("stderr_stream"):
+            if option.hasPrefix("stdout_stream") || option.hasPrefix("stderr_stream") {
                 let parts = option.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
                 guard parts.count == 2, parts[0] == "stdout_stream" || parts[0] == "stderr_stream" else {
                     throw ConfigError(
                         at: value.location, section: header, option: option,
                         message: "not a stream option: use stdout_stream.<key> or stderr_stream.<key>")
                 }
+            }
+            if let reason = Self.ignoredWatcherOptions[option] {
+                warnings.append("\(value.location): [\(header)] option '\(option)' is ignored: \(reason)")
+                continue
+            }
+            if option.hasPrefix("hooks.") {
+                // A malformed hook gets its own message before the refusal.
+                let (target, flag) = HookTarget.splitOption(value.value)
+                _ = try convert(target, at: value, section: header, option: option) { (t: String) throws(ValueParseError) in
+                    try HookTarget(parsing: t)
+                }
+                if let flag { _ = try convert(flag, at: value, section: header, option: option, ValueParser.bool) }
+            }
+            if let family = WatcherOptions.families.first(where: { option.hasPrefix($0.prefix) }),
+               case .notYet(let reason) = family.support
+            {
+                throw unserved(value, header, option, reason)
+            }
+            // Circus lets a `name` option rename the watcher; an empty one would name it "".
+            if option == "name", PythonText.strip(value.value).isEmpty {
+                throw ConfigError(at: value.location, section: header, option: option, message: "is empty")
+            }
+            if let known = WatcherOptions.option(option) {
+                switch known.expansion {
+                case .watcherEnv:
+                    w.deferred[option] = value
+                    if case .notYet(let reason) = known.support { throw unserved(value, header, option, reason) }
+                case .global, .raw:
+                    let text = known.expansion == .raw ? value.value : expandGlobal(value)
+                    let parsed = try convert(text, at: value, section: header, option: option, known.parse)
+                    if case .notYet(let reason) = known.support, known.requests(parsed) {
+                        throw unserved(value, header, option, reason)
+                    }
+                    known.write(&w.config, parsed)
+                }
+                continue
+            }
+            switch option {
+            case "check_flapping":
+                // Typed for the daemon, and kept as a free-form option: Circus reports it
+                // in `options` like any other.
+                w.config.checkFlapping = try bool(value, header, option)
                 w.deferred[option] = value
             case _ where option.hasPrefix("rlimit_"):
                 let limit = String(option.dropFirst("rlimit_".count))
@@ -482,26 +507,17 @@ struct ConfigBuilder {
                     throw ConfigError(
                         at: value.location, section: header, option: option,
                         message: "\(PythonText.repr(limit)) is not a Linux resource limit (known: "
-                            + ResourceLimits.numbersByName.keys.sorted().joined(separator: ", ") + ")")
+                            + ResourceLimits.names.joined(separator: ", ") + ")")
                 }
                 w.config.rlimits[limit.lowercased()] = try convert(
                     value.value, at: value, section: header, option: option, ResourceLimits.value)
-            case _ where option.hasPrefix("hooks."):
-                let hookName = String(option.dropFirst("hooks.".count))
-                let (target, flag) = HookTarget.splitOption(value.value)
-                _ = try convert(target, at: value, section: header, option: option) { (t: String) throws(ValueParseError) in
-                    try HookTarget(parsing: t)
-                }
-                var ignoreFailure = false
-                if let flag {
-                    ignoreFailure = try convert(flag, at: value, section: header, option: option, ValueParser.bool)
-                }
-                w.config.hooks[hookName] = HookSpec(target: target, ignoreFailure: ignoreFailure)
-            case _ where Self.ignoredWatcherOptions[option] != nil:
-                warnings.append(
-                    "\(value.location): [\(header)] option '\(option)' is ignored: \(Self.ignoredWatcherOptions[option]!)")
             default:
                 w.deferred[option] = value  // free-form
+                if let guess = WatcherOptions.suggestion(for: option) {
+                    warnings.append(
+                        "\(value.location): [\(header)] unknown option '\(option)' is kept as a free-form option: "
+                            + "did you mean \(guess)?")
+                }
             }
         }
         return w
@@ -560,44 +576,21 @@ struct ConfigBuilder {
 
         guard let cmd = expanded["cmd"] else { throw failure("cmd", "missing: every watcher needs a command") }
         guard !cmd.isEmpty else { throw failure("cmd", "is empty") }
-        try checkSplittable("cmd", cmd)
-        w.cmd = cmd
-        if let args = expanded["args"] {
-            try checkSplittable("args", args)
-            w.args = .string(args)
+        for option in ["cmd", "args", "shell_args"] {
+            if let text = expanded[option] { try checkSplittable(option, text) }
         }
-        if let shellArgs = expanded["shell_args"] {
-            try checkSplittable("shell_args", shellArgs)
-            w.shellArgs = .string(shellArgs)
+        // Options expanded with the watcher's env, converted by their type.
+        for known in WatcherOptions.all where known.expansion == .watcherEnv {
+            guard let text = expanded[known.name], let value = pending.deferred[known.name] else { continue }
+            known.write(&w, try convert(text, at: value, section: header, option: known.name, known.parse))
         }
-        let workingDir = expanded["working_dir"] ?? ""
-        w.workingDir = workingDir.isEmpty ? currentDirectory : workingDir
-        w.uid = expanded["uid"]
-        w.gid = expanded["gid"]
+        if w.workingDir?.isEmpty ?? true { w.workingDir = currentDirectory }
         w.executable = w.executable.map(expand)
-        w.virtualenv = expanded["virtualenv"]
-        w.virtualenvPyVer = expanded["virtualenv_py_ver"]
-        w.stdinSocket = expanded["stdin_socket"]
-        for option in ["max_age", "max_age_variance"] {
-            guard let text = expanded[option], let value = pending.deferred[option] else { continue }
-            let number = try convert(text, at: value, section: header, option: option, ValueParser.int)
-            if option == "max_age" { w.maxAge = number } else { w.maxAgeVariance = number }
-        }
 
-        // Stream options and free-form options keep their order in the section.
-        let handled: Set<String> = [
-            "cmd", "args", "shell_args", "working_dir", "uid", "gid", "virtualenv", "virtualenv_py_ver",
-            "stdin_socket", "max_age", "max_age_variance",
-        ]
+        // Free-form options keep their order in the section.
         for option in document.items(in: header)?.keys ?? [] {
-            guard let text = expanded[option], !handled.contains(option) else { continue }
-            if option.hasPrefix("stdout_stream.") {
-                w.stdoutStream[String(option.dropFirst("stdout_stream.".count))] = text
-            } else if option.hasPrefix("stderr_stream.") {
-                w.stderrStream[String(option.dropFirst("stderr_stream.".count))] = text
-            } else {
-                w.extraOptions[option] = text
-            }
+            guard let text = expanded[option], WatcherOptions.option(option) == nil else { continue }
+            w.extraOptions[option] = text
         }
 
         // Watcher.load_from_config: `$VAR` expansion of the env.
@@ -609,11 +602,17 @@ struct ConfigBuilder {
                 pending.locations["numprocesses"] != nil ? "numprocesses" : "singleton",
                 "cannot have \(w.numprocesses) processes with a singleton watcher")
         }
-        if w.copyPath && !w.copyEnv {
-            throw failure("copy_path", "copy_env and copy_path must have the same value (copy_path needs copy_env = true)")
-        }
-        if w.virtualenv != nil && !w.copyEnv {
-            throw failure("virtualenv", "virtualenv needs copy_env = true")
+        if let venv = w.virtualenv {
+            guard w.copyEnv else { throw failure("virtualenv", "virtualenv needs copy_env = true") }
+            switch Virtualenv.siteDirectory(venv: venv, pythonVersion: w.virtualenvPyVer) {
+            case .success(let site):
+                Virtualenv.apply(venv: venv, siteDirectory: site, to: &w.env, inherited: environment)
+            case .failure(let tried):
+                throw failure(
+                    "virtualenv",
+                    "\(tried.paths.joined(separator: ",")) does not exist: \(PythonText.repr(venv)) is not a virtualenv"
+                        + (w.virtualenvPyVer.map { " for Python \($0) (virtualenv_py_ver)" } ?? ""))
+            }
         }
         return w
     }

@@ -44,7 +44,7 @@ public struct HookSpec: Hashable, Sendable {
 
 /// One `[watcher:NAME]` section, or a watcher created by the `add` command.
 ///
-/// Defaults are Circus 0.19's INI defaults (spec section 2.3).
+/// Defaults are Circus 0.19's INI defaults; every option is described once, in `WatcherOptions.all`.
 public struct WatcherConfig: Hashable, Sendable {
     /// Name as written (case and spaces preserved).
     public var name: String
@@ -55,6 +55,9 @@ public struct WatcherConfig: Hashable, Sendable {
     public var numprocesses: Int = 1
     /// Seconds slept after each spawn (an int in INI, a float through `set`/`add`).
     public var warmupDelay: Double = 0
+    /// Whether `options` shows `warmup_delay` as a Python float: Circus keeps the INI
+    /// value an int, an `add` value as sent, and converts with `float()` on `set`.
+    public var warmupDelayIsFloat: Bool = false
     /// Working directory; the loader fills in circusd's cwd when the option is absent.
     public var workingDir: String? = nil
     public var shell: Bool = false
@@ -64,6 +67,8 @@ public struct WatcherConfig: Hashable, Sendable {
     /// `executable` (argv[0] is still the first word of cmd; we honour it, Circus ignores it).
     public var executable: String? = nil
     public var copyEnv: Bool = false
+    /// Always false in a loaded configuration: circusd has no Python `sys.path` to copy,
+    /// so the loader refuses `copy_path = true`.
     public var copyPath: Bool = false
     /// The environment from `[env]` and matching `[env:...]` sections, in order, after
     /// `$VAR` expansion. With `copyEnv` the supervisor lays it over its own environment.
@@ -103,6 +108,9 @@ public struct WatcherConfig: Hashable, Sendable {
     public var extraOptions: OrderedDictionary<String, String> = [:]
     /// Where the section starts; nil for watchers created by `add`.
     public var location: SourceLocation? = nil
+    /// Options Circus reports as null because an `add` did not give them (`args`, `env`);
+    /// a configuration file always gives them a value.
+    public var absentOptions: Set<String> = []
 
     public init(name: String, cmd: String) {
         self.name = name
@@ -110,7 +118,7 @@ public struct WatcherConfig: Hashable, Sendable {
     }
 }
 
-/// The `[circus]` section (spec section 2.2), after defaults and substitution.
+/// The `[circus]` section after defaults and substitution.
 public struct CircusSettings: Hashable, Sendable {
     public var endpoint: String = "tcp://127.0.0.1:5555"
     public var endpointOwner: String? = nil
@@ -140,7 +148,7 @@ public struct CircusSettings: Hashable, Sendable {
     public init() {}
 }
 
-/// A `[socket:NAME]` section (spec section 10.1); NAME lower-cased. Values are kept as
+/// A `[socket:NAME]` section; NAME lower-cased. Values are kept as
 /// validated strings/numbers; binding happens in the daemon.
 public struct SocketConfig: Hashable, Sendable {
     public var name: String
@@ -164,7 +172,7 @@ public struct SocketConfig: Hashable, Sendable {
     public init(name: String) { self.name = name }
 }
 
-/// A `[plugin:NAME]` section (spec section 2.5). `name` is the full header (`plugin:NAME`).
+/// A `[plugin:NAME]` section. `name` is the full header (`plugin:NAME`).
 public struct PluginConfig: Hashable, Sendable {
     public var name: String
     public var use: String

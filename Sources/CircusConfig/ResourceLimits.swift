@@ -1,14 +1,26 @@
-// The `rlimit_<name>` options: which names exist on Linux and their RLIMIT_* numbers.
+// The `rlimit_<name>` options: the one table of resource limit names and their numbers.
+// The INI loader, `set`/`add` validation and the spawner all read it.
+
+internal import Glibc
 
 /// Linux resource limits by the lower-case names `rlimit_<name>` options use.
 public enum ResourceLimits {
-    /// `RLIMIT_*` numbers (Linux, all architectures we build for), by lower-case name.
-    /// `ofile` is the BSD alias of `nofile` that Python's `resource` module also offers.
+    /// `RLIMIT_*` numbers by lower-case name: the names Python's `resource` module has on
+    /// Linux (so exactly what Circus accepts), numbers from the C library. `ofile` is the
+    /// BSD alias of `nofile` that Python also offers.
     public static let numbersByName: [String: Int32] = [
-        "cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6, "nofile": 7,
-        "ofile": 7, "memlock": 8, "as": 9, "locks": 10, "sigpending": 11, "msgqueue": 12, "nice": 13,
-        "rtprio": 14, "rttime": 15,
+        "cpu": Int32(RLIMIT_CPU.rawValue), "fsize": Int32(RLIMIT_FSIZE.rawValue),
+        "data": Int32(RLIMIT_DATA.rawValue), "stack": Int32(RLIMIT_STACK.rawValue),
+        "core": Int32(RLIMIT_CORE.rawValue), "rss": Int32(__RLIMIT_RSS.rawValue),
+        "nproc": Int32(__RLIMIT_NPROC.rawValue), "nofile": Int32(RLIMIT_NOFILE.rawValue),
+        "ofile": Int32(RLIMIT_NOFILE.rawValue), "memlock": Int32(__RLIMIT_MEMLOCK.rawValue),
+        "as": Int32(RLIMIT_AS.rawValue), "sigpending": Int32(__RLIMIT_SIGPENDING.rawValue),
+        "msgqueue": Int32(__RLIMIT_MSGQUEUE.rawValue), "nice": Int32(__RLIMIT_NICE.rawValue),
+        "rtprio": Int32(__RLIMIT_RTPRIO.rawValue), "rttime": Int32(__RLIMIT_RTTIME.rawValue),
     ]
+
+    /// The names, sorted (for messages).
+    public static let names: [String] = numbersByName.keys.sorted()
 
     /// The `RLIMIT_*` number for a name in any case (`NOFILE`, `nofile`), or nil when
     /// Linux has no such limit.

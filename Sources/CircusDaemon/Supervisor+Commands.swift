@@ -133,7 +133,7 @@ extension Supervisor {
         let name = try props.requireString("name")
         let cmd = try props.requireString("cmd")
         let options = try props["options"].map { (v) throws(CommandError) in try OptionValidation.validate(options: v) } ?? [:]
-        for key in options.keys where OptionValidation.rejectedByAdd.contains(key) { throw .unknownKey(key) }
+        for key in options.keys { try OptionValidation.checkServed(key: key) }
         if let owner = configuration.settings.endpointOwner {
             try OptionValidation.checkEndpointOwner(options: options, owner: owner)
         }
@@ -143,13 +143,14 @@ extension Supervisor {
         }
         var config = WatcherConfig(name: name, cmd: cmd)
         config.workingDir = currentDirectory
-        switch props["args"] {
-        case .string(let s)?: config.args = .string(s)
-        case .array(let list)?: config.args = .list(list.map { $0.stringValue ?? JSONWriter.string($0) })
-        default: break
+        // What Circus reports for a watcher `add` created without these options.
+        config.absentOptions = ["args", "env", "stdout_stream_conf", "stderr_stream_conf"]
+        config.warmupDelayIsFloat = true
+        if let args = props["args"], args != .null {
+            try apply(option: "args", value: args, to: &config, fromAdd: true, raw: respond.request.raw)
         }
         for (key, value) in options {
-            try apply(option: key, value: value, to: &config, raw: respond.request.raw)
+            try apply(option: key, value: value, to: &config, fromAdd: true, raw: respond.request.raw)
         }
         let entry = WatcherEntry(config: config)
         watchers.append(entry)
@@ -327,7 +328,12 @@ extension Supervisor {
             return respond.ok(["numprocesses": .int(Int64(entry.config.numprocesses)), "singleton": true])
         }
         runJob(respond, scope: .watchers([entry.key])) { [unowned self] finish in
+            // From the configuration current when the job runs (a queued `set` may have
+            // changed it since the request arrived).
             var config = entry.config
+            if config.singleton {
+                return finish(.success(["numprocesses": .int(Int64(config.numprocesses)), "singleton": true]))
+            }
             config.numprocesses = max(0, config.numprocesses + (increase ? nb : -nb))
             entry.machine.replaceConfig(config)
             let target = config.numprocesses

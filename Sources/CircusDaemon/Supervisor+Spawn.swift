@@ -19,27 +19,17 @@ extension Supervisor {
         return env
     }
 
-    /// Per-process template variables (spec 2.6 step 3): `$(circus.wid)`,
-    /// `$(circus.env.X)`, `$(circus.sockets.X)` and every watcher option.
+    /// Per-process template variables: `$(circus.wid)`, `$(circus.env.X)`,
+    /// `$(circus.sockets.X)`, the free-form options and every option the table marks as a
+    /// spawn variable, as Python's `str()` writes them (`True`, `None`, `30.0`).
     func spawnVariables(for config: WatcherConfig, wid: Int, env: OrderedDictionary<String, String>)
         -> OrderedDictionary<String, SubstitutionValue>
     {
-        func text(_ value: Bool) -> String { value ? "True" : "False" }
         var variables: OrderedDictionary<String, SubstitutionValue> = [:]
         for (key, value) in config.extraOptions { variables[key] = .string(value) }
-        let options: [(String, String)] = [
-            ("name", config.name), ("cmd", config.cmd), ("numprocesses", String(config.numprocesses)),
-            ("warmup_delay", pythonNumber(config.warmupDelay)), ("working_dir", config.workingDir ?? currentDirectory),
-            ("uid", config.uid ?? "None"), ("gid", config.gid ?? "None"), ("send_hup", text(config.sendHup)),
-            ("stop_signal", String(config.stopSignal)), ("stop_children", text(config.stopChildren)),
-            ("shell", text(config.shell)), ("max_retry", String(config.maxRetry)),
-            ("graceful_timeout", PythonFloat.repr(config.gracefulTimeout)), ("executable", config.executable ?? "None"),
-            ("use_sockets", text(config.useSockets)), ("priority", String(config.priority)),
-            ("copy_env", text(config.copyEnv)), ("singleton", text(config.singleton)),
-            ("max_age", String(config.maxAge)), ("max_age_variance", String(config.maxAgeVariance)),
-            ("respawn", text(config.respawn)), ("on_demand", text(config.onDemand)),
-        ]
-        for (key, value) in options { variables[key] = .string(value) }
+        for option in WatcherOptions.all where option.spawnVariable {
+            variables[option.name] = .string(pythonText(option.read(config)))
+        }
         variables["wid"] = .string(String(wid))
         variables["env"] = .dictionary(env)
         variables["sockets"] = .dictionary([:])
@@ -143,7 +133,9 @@ extension Supervisor {
             throw SpawnFailure(message: error.description)
         }
 
-        let limits = config.rlimits.map { ResourceLimit(name: $0.key, value: $0.value) }
+        let limits = config.rlimits.compactMap { name, value in
+            ResourceLimits.number(name).map { ResourceLimit(resource: $0, name: name, value: value) }
+        }
         return SpawnRequest(
             executable: executable,
             arguments: arguments,
@@ -163,7 +155,15 @@ extension Supervisor {
     }
 }
 
-/// An int when the value is integral (INI ints), else a Python float.
-func pythonNumber(_ value: Double) -> String {
-    value == value.rounded() && abs(value) < 1e16 ? String(Int64(value)) : PythonFloat.repr(value)
+/// A scalar option value as Python's `str()` writes it.
+func pythonText(_ value: OptionValue) -> String {
+    switch value {
+    case .none: return "None"
+    case .bool(let b): return b ? "True" : "False"
+    case .int(let n): return String(n)
+    case .float(let x): return PythonFloat.repr(x)
+    case .string(let s): return s
+    case .list(let l): return "[" + l.map { PythonText.repr(JSON.string($0)) }.joined(separator: ", ") + "]"
+    case .dictionary: return "{...}"
+    }
 }

@@ -102,7 +102,6 @@ public final class Supervisor {
         } catch {
             throw DaemonError("cannot read signals: \(error)")
         }
-        warnAboutPendingFeatures()
         logger.info("Arbiter now waiting for commands")
         serving()
         scheduler.submit(.all) { [unowned self] done in
@@ -116,26 +115,6 @@ public final class Supervisor {
 
     /// Says which parts of the configuration this version reads but does not act on yet,
     /// rather than ignoring them silently.
-    private func warnAboutPendingFeatures() {
-        let settings = configuration.settings
-        if settings.statsd { logger.warning("statsd: the stats stream is not served yet; circusd-stats is not started") }
-        if settings.httpd { logger.warning("httpd: circus-web is not supported") }
-        if !settings.multicastEndpoint.isEmpty {
-            logger.debug("multicast_endpoint: UDP discovery is not served yet")
-        }
-        for socket in configuration.sockets { logger.warning("[socket:\(socket.name)]: sockets are not bound yet") }
-        for plugin in configuration.plugins { logger.warning("[\(plugin.name)]: plugins are not loaded yet") }
-        for entry in watchers {
-            let config = entry.config
-            if !config.stdoutStream.isEmpty || !config.stderrStream.isEmpty {
-                logger.warning(
-                    "[watcher:\(config.name)]: output streams are not supported yet; the processes inherit circusd's stdout and stderr")
-            }
-            if !config.hooks.isEmpty { logger.warning("[watcher:\(config.name)]: hooks are not called yet") }
-            if config.onDemand { logger.warning("[watcher:\(config.name)]: on_demand needs sockets; started as usual") }
-        }
-    }
-
     private func bindEndpoints() throws(DaemonError) {
         let settings = configuration.settings
         // Circus binds the PUB socket before the ROUTER.

@@ -1,28 +1,26 @@
-// `validate_option` of Circus's `commands/util.py` (spec 3.5): the checks `set` and
+// `validate_option` of Circus's `commands/util.py`: the checks `set` and
 // `add` apply to each key of their `options` object, in Circus's order, with its texts.
 
 public import OrderedCollections
+public import CircusConfig
 
-/// Validation of watcher options sent over the wire by `set` and `add`.
+/// Validation of watcher options sent over the wire by `set` and `add`. Every list here
+/// is a view of the one table of watcher options (``WatcherOptions``).
 public enum OptionValidation {
-    /// Keys `set` and `add` accept, besides the ``validPrefixes``.
-    public static let validKeys: [String] = [
-        "numprocesses", "warmup_delay", "working_dir", "uid", "gid", "send_hup", "stop_signal",
-        "stop_children", "shell", "env", "cmd", "args", "copy_env", "retry_in", "max_retry",
-        "graceful_timeout", "stdout_stream", "stderr_stream", "max_age", "max_age_variance", "respawn",
-        "singleton", "hooks", "close_child_stdin", "close_child_stdout", "close_child_stderr",
-    ]
+    /// Keys `set` and `add` accept, besides the ``validPrefixes``: the options `set` may
+    /// change, and the whole-object keys Circus also takes.
+    public static let validKeys: [String] =
+        WatcherOptions.all.filter { $0.liveChange != .refused }.map(\.name) + WatcherOptions.wireOnly.map(\.name)
 
     /// Key prefixes `set` and `add` accept; the value after the prefix is not checked,
     /// except that `rlimit_<x>` must name a resource limit.
-    public static let validPrefixes: [String] = ["stdout_stream.", "stderr_stream.", "hooks.", "rlimit_"]
+    public static let validPrefixes: [String] = WatcherOptions.families.map(\.prefix)
 
-    /// Watcher options of the INI dialect (spec 2.3) that `add` rejects with
+    /// Watcher options of the INI dialect that `add` and `set` reject with
     /// `unknown key '<k>'`: they can only be set from a configuration file.
-    public static let rejectedByAdd: [String] = [
-        "shell_args", "executable", "copy_path", "priority", "use_sockets", "on_demand", "autostart",
-        "check_flapping", "virtualenv", "virtualenv_py_ver", "stdin_socket",
-    ]
+    public static let rejectedByAdd: [String] =
+        WatcherOptions.all.filter { $0.liveChange == .refused && !$0.name.hasSuffix("_stream_conf") }.map(\.name)
+            + WatcherOptions.freeForm.map(\.name)
 
     /// Hook names (`_HOOKS`), the keys a `hooks` object may have.
     public static let hookNames: [String] = [
@@ -30,35 +28,12 @@ public enum OptionValidation {
         "before_signal", "after_signal", "before_reap", "after_reap", "extended_stats",
     ]
 
-    /// Resource names `rlimit_<name>` may use: Python's `resource.RLIMIT_*` on Linux,
-    /// lower-cased (the suffix is upper-cased before the lookup, so any case works).
-    public static let rlimitNames: [String] = [
-        "as", "core", "cpu", "data", "fsize", "memlock", "msgqueue", "nice", "nofile", "nproc", "ofile",
-        "rss", "rtprio", "rttime", "sigpending", "stack",
-    ]
+    /// The watcher's option names (Circus's `optnames`): what `get` accepts as keys and
+    /// what `options` reports, besides free-form options.
+    public static let watcherOptionNames: [String] = WatcherOptions.shownNames
 
-    /// The watcher's option names (`optnames`, spec 3.6): what `get` accepts as keys and
-    /// what `options` reports, besides free-form options. `autostart`, `copy_path`,
-    /// `hooks`, `virtualenv`, `stdin_socket` and `rlimits` are deliberately absent.
-    public static let watcherOptionNames: [String] = [
-        "numprocesses", "warmup_delay", "working_dir", "uid", "gid", "send_hup", "stop_signal",
-        "stop_children", "shell", "shell_args", "env", "max_retry", "cmd", "args", "respawn",
-        "graceful_timeout", "executable", "use_sockets", "priority", "copy_env", "singleton",
-        "stdout_stream_conf", "on_demand", "stderr_stream_conf", "max_age", "max_age_variance",
-        "close_child_stdin", "close_child_stdout", "close_child_stderr",
-    ]
-
-    private static let integerKeys: Set<String> = [
-        "numprocesses", "max_retry", "max_age", "max_age_variance", "stop_signal",
-    ]
-    private static let numberKeys: Set<String> = ["warmup_delay", "retry_in", "graceful_timeout"]
-    private static let booleanKeys: Set<String> = [
-        "send_hup", "shell", "copy_env", "respawn", "stop_children", "close_child_stdin", "close_child_stdout",
-        "close_child_stderr",
-    ]
     private static let validKeySet = Set(validKeys)
     private static let hookNameSet = Set(hookNames)
-    private static let rlimitNameSet = Set(rlimitNames.map { $0.uppercased() })
 
     /// True when `set`/`add` accept the key at all (before its value is looked at).
     public static func isAccepted(key: String) -> Bool {
@@ -78,37 +53,113 @@ public enum OptionValidation {
     ///   `<value> rlimit value isn't a valid int`.
     public static func validate(key: String, value: JSON) throws(CommandError) {
         guard isAccepted(key: key) else { throw .unknownKey(key) }
-        if integerKeys.contains(key) {
-            guard isPythonInt(value) else { throw .notAnInteger(key) }
-        } else if numberKeys.contains(key) {
-            switch value {
-            case .int, .bool, .double: break
-            default: throw .notANumber(key)
-            }
-        } else if key == "uid" || key == "gid" {
-            switch value {
-            case .int, .bool, .string: break
-            default: throw .notAnIntegerOrString(key)
-            }
-        } else if booleanKeys.contains(key) {
-            guard case .bool = value else { throw .notABoolean(key) }
-        } else if key == "env" {
-            guard case .object(let env) = value else { throw .notAnObject(key) }
-            for (name, member) in env {
-                guard case .string = member else { throw .notAString(name) }
-            }
-        } else if key == "hooks" {
+        if key.hasPrefix("rlimit_") {
+            guard ResourceLimits.number(String(key.dropFirst(7))) != nil else { throw .invalidRlimit(key) }
+            // null means unlimited (RLIM_INFINITY).
+            guard value.isNull || isPythonInt(value) else { throw .invalidRlimitValue(value) }
+            return
+        }
+        switch key {
+        case "retry_in":
+            guard isNumber(value) else { throw .notANumber(key) }
+            return
+        case "hooks":
             guard case .object(let hooks) = value else { throw .notAHookDict(value) }
             for name in hooks.keys where !hookNameSet.contains(name) {
                 throw .unknownHook(value)
             }
-        } else if key == "stdout_stream" || key == "stderr_stream" {
+            return
+        case "stdout_stream", "stderr_stream":
             guard case .object(let stream) = value else { throw .notAnObject(key) }
             guard stream["class"] != nil else { throw .streamNeedsClass(key) }
-        } else if key.hasPrefix("rlimit_") {
-            guard rlimitNameSet.contains(String(key.dropFirst(7)).uppercased()) else { throw .invalidRlimit(key) }
-            // null means unlimited (RLIM_INFINITY).
-            guard value.isNull || isPythonInt(value) else { throw .invalidRlimitValue(value) }
+            return
+        default:
+            break
+        }
+        // Circus does not type-check `singleton` (it is applied with Python truthiness).
+        guard let option = WatcherOptions.option(key), key != "singleton" else { return }
+        switch option.type {
+        case .count, .int, .signal:
+            guard isPythonInt(value) else { throw .notAnInteger(key) }
+        case .delay, .seconds:
+            guard isNumber(value) else { throw .notANumber(key) }
+        case .user:
+            switch value {
+            case .int, .bool, .string: break
+            default: throw .notAnIntegerOrString(key)
+            }
+        case .bool:
+            guard case .bool = value else { throw .notABoolean(key) }
+        case .object:
+            guard case .object(let env) = value else { throw .notAnObject(key) }
+            for (name, member) in env {
+                guard case .string = member else { throw .notAString(name) }
+            }
+        case .text, .command, .arguments:
+            break
+        }
+    }
+
+    /// Refuses an option that passed Circus's checks but that this version does not
+    /// serve (output streams, hooks), so that nothing is accepted and silently ignored.
+    ///
+    /// - Throws: errno 3, `'<key>' is not supported yet by this version of circusd: <why>`.
+    public static func checkServed(key: String) throws(CommandError) {
+        let support = WatcherOptions.wireOnly.first { $0.name == key }?.support
+            ?? WatcherOptions.families.first { key.hasPrefix($0.prefix) }?.support
+        if case .notYet(let reason)? = support {
+            throw .message("\(PythonText.repr(key)) is not supported yet by this version of circusd: \(reason)")
+        }
+    }
+
+    /// Converts a validated option to the table's value, as Circus's `set_opt` (or, with
+    /// `fromAdd`, the `Watcher` constructor that `add` calls) converts it.
+    public static func value(of key: String, _ json: JSON, fromAdd: Bool) -> OptionValue {
+        guard let option = WatcherOptions.option(key) else { return .none }
+        switch option.type {
+        case .count, .int, .signal:
+            return .int(Int(truncatingIfNeeded: json.pythonInt ?? 0))
+        case .delay:
+            // `add` keeps the number as sent; `set` applies `float()`.
+            if fromAdd, let n = json.pythonInt { return .int(Int(truncatingIfNeeded: n)) }
+            return .float(json.doubleValue ?? 0)
+        case .seconds:
+            return .float(json.doubleValue ?? 0)
+        case .bool:
+            return .bool(json.isTruthy)
+        case .text, .user, .command:
+            switch json {
+            case .null: return .none
+            case .string(let s): return .string(s)
+            default: return .string(JSONWriter.string(json))
+            }
+        case .arguments:
+            switch json {
+            case .null: return .none
+            case .string(let s): return .string(s)
+            case .array(let list): return .list(list.map { $0.stringValue ?? JSONWriter.string($0) })
+            default: return .string(JSONWriter.string(json))
+            }
+        case .object:
+            var object = OrderedDictionary<String, String>()
+            for (k, v) in json.objectValue ?? [:] { object[k] = v.stringValue ?? JSONWriter.string(v) }
+            return .dictionary(object)
+        }
+    }
+
+    /// An option value as `options` and `get` put it on the wire.
+    public static func json(_ value: OptionValue) -> JSON {
+        switch value {
+        case .none: return .null
+        case .bool(let b): return .bool(b)
+        case .int(let n): return .int(Int64(n))
+        case .float(let x): return .double(x)
+        case .string(let s): return .string(s)
+        case .list(let l): return .array(l.map(JSON.string))
+        case .dictionary(let d):
+            var object = JSONObject()
+            for (k, v) in d { object[k] = .string(v) }
+            return .object(object)
         }
     }
 
@@ -129,6 +180,13 @@ public enum OptionValidation {
     /// - Throws: `uid does not match endpoint_owner` (errno 3).
     public static func checkEndpointOwner(options: JSONObject, owner: String) throws(CommandError) {
         guard options["uid"] == .string(owner) else { throw .uidDoesNotMatchEndpointOwner }
+    }
+
+    private static func isNumber(_ value: JSON) -> Bool {
+        switch value {
+        case .int, .bool, .double: return true
+        default: return false
+        }
     }
 
     private static func isPythonInt(_ value: JSON) -> Bool {

@@ -17,50 +17,20 @@ public enum StdioMode: Hashable, Sendable {
 
 /// One `rlimit_<name>` setting, applied in the child as soft = hard = `value`.
 public struct ResourceLimit: Hashable, Sendable {
-    /// The name as configured, case-insensitive, with or without the `rlimit_` prefix
-    /// (`nofile`, `RLIMIT_CORE`).
-    public var name: String
+    /// The `RLIMIT_*` number (the daemon resolves names with its one table of limits).
+    public var resource: Int32
+    /// The canonical name without prefix (`NOFILE`), used in error messages.
+    public var canonicalName: String
     /// The limit, or nil for unlimited (RLIM_INFINITY).
     public var value: UInt64?
 
-    /// Creates a limit by name. Negative values mean unlimited, as `resource.RLIM_INFINITY`
-    /// is -1 in Python.
-    public init(name: String, value: Int64?) {
-        self.name = name
+    /// Creates a limit. Negative values mean unlimited, as `resource.RLIM_INFINITY` is -1
+    /// in Python.
+    public init(resource: Int32, name: String, value: Int64?) {
+        self.resource = resource
+        self.canonicalName = name.uppercased()
         if let value, value >= 0 { self.value = UInt64(value) } else { self.value = nil }
     }
-
-    /// The canonical name without prefix (`NOFILE`), used in error messages.
-    public var canonicalName: String {
-        var upper = name.uppercased()
-        if upper.hasPrefix("RLIMIT_") { upper.removeFirst(7) }
-        return upper
-    }
-
-    /// The RLIMIT_* number for `name`, or nil when Linux has no such resource (the names
-    /// Python's `resource` module has on Linux).
-    public static func resource(named name: String) -> Int32? {
-        var upper = name.uppercased()
-        if upper.hasPrefix("RLIMIT_") { upper.removeFirst(7) }
-        return resourceNumbers[upper]
-    }
-
-    /// Every accepted canonical name and its number on this platform.
-    public static let resourceNumbers: [String: Int32] = {
-        // Taken from the C library so MIPS/SPARC numbering would follow automatically.
-        var table: [String: Int32] = [
-            "CPU": Int32(RLIMIT_CPU.rawValue), "FSIZE": Int32(RLIMIT_FSIZE.rawValue),
-            "DATA": Int32(RLIMIT_DATA.rawValue), "STACK": Int32(RLIMIT_STACK.rawValue),
-            "CORE": Int32(RLIMIT_CORE.rawValue), "RSS": Int32(__RLIMIT_RSS.rawValue),
-            "NPROC": Int32(__RLIMIT_NPROC.rawValue), "NOFILE": Int32(RLIMIT_NOFILE.rawValue),
-            "MEMLOCK": Int32(__RLIMIT_MEMLOCK.rawValue), "AS": Int32(RLIMIT_AS.rawValue),
-            "LOCKS": Int32(__RLIMIT_LOCKS.rawValue), "SIGPENDING": Int32(__RLIMIT_SIGPENDING.rawValue),
-            "MSGQUEUE": Int32(__RLIMIT_MSGQUEUE.rawValue), "NICE": Int32(__RLIMIT_NICE.rawValue),
-            "RTPRIO": Int32(__RLIMIT_RTPRIO.rawValue), "RTTIME": Int32(__RLIMIT_RTTIME.rawValue),
-        ]
-        table["OFILE"] = table["NOFILE"]
-        return table
-    }()
 }
 
 /// Everything needed to start one process, resolved by the caller (numeric ids, the

@@ -83,10 +83,7 @@ public struct Spawner: Sendable {
         var limits: [circus_rlimit] = []
         limits.reserveCapacity(request.resourceLimits.count)
         for limit in request.resourceLimits {
-            guard let resource = ResourceLimit.resource(named: limit.name) else {
-                throw .invalid("unknown rlimit '\(limit.name)'")
-            }
-            limits.append(circus_rlimit(resource: resource, value: limit.value ?? UInt64.max))
+            limits.append(circus_rlimit(resource: limit.resource, value: limit.value ?? UInt64.max))
         }
         let keep = Array(Set(request.keepFDs)).sorted()
         if let bad = keep.first(where: { $0 < 3 }) {

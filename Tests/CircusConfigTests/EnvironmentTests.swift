@@ -30,7 +30,7 @@ struct EnvironmentTests {
 
         [watcher:web1]
         cmd = echo $(circus.env.WEBVAR) $(circus.env.all) $(CIRCUS.ENV.PATH) ((circus.env.homeish)) $(circus.env.HOME)
-        stdout_stream.filename = /tmp/$(circus.env.all).log
+        logfile = /tmp/$(circus.env.all).log
         free = $(circus.env.ALL)
 
         [watcher:api]
@@ -64,7 +64,7 @@ struct EnvironmentTests {
         let byName = Dictionary(uniqueKeysWithValues: config.watchers.map { ($0.name, $0) })
         let web = byName["web1"]!
         #expect(web.cmd == "echo overridden-by-later all /web/bin /home/tester/x /home/tester")
-        #expect(web.stdoutStream["filename"] == "/tmp/all.log")
+        #expect(web.extraOptions["logfile"] == "/tmp/all.log")
         #expect(web.extraOptions["free"] == "all")
         // Raw [env:api] value: $VAR expansion is for the child env only, and no rescan.
         #expect(byName["api"]!.cmd == "echo $HOME and $(circus.env.webvar)")

@@ -86,13 +86,21 @@ let testEnvironment: [String: String] = [
 func loadINI(
     _ text: String,
     environment: [String: String] = testEnvironment,
-    extraFiles: [String: String] = [:]
+    extraFiles: [String: String] = [:],
+    servedOnly: Bool = true
 ) throws -> LoadResult {
     let dir = try TempDirectory()
     defer { dir.remove() }
     for (name, content) in extraFiles { try dir.write(name, content) }
     try dir.write("circus.ini", text)
-    return try ConfigLoader.load(path: "circus.ini", environment: environment, currentDirectory: dir.path)
+    return servedOnly
+        ? try ConfigLoader.load(path: "circus.ini", environment: environment, currentDirectory: dir.path)
+        : try ConfigLoader.parse(path: "circus.ini", environment: environment, currentDirectory: dir.path)
+}
+
+/// Parses `text` with the sections and settings this version does not serve yet.
+func parseConfiguration(_ text: String, environment: [String: String] = testEnvironment) throws -> CircusConfiguration {
+    try loadINI(text, environment: environment, servedOnly: false).configuration
 }
 
 /// Loads `text` and returns its configuration.

@@ -105,7 +105,7 @@ extension CircusSystemTests {
         @Test func resourceLimits() throws {
             let limited = try Support.run(SpawnRequest(
                 executable: "/bin/sh", arguments: ["sh", "-c", "ulimit -n; ulimit -c"],
-                resourceLimits: [ResourceLimit(name: "nofile", value: 77), ResourceLimit(name: "RLIMIT_CORE", value: nil)]))
+                resourceLimits: [ResourceLimit(resource: Int32(RLIMIT_NOFILE.rawValue), name: "nofile", value: 77), ResourceLimit(resource: Int32(RLIMIT_CORE.rawValue), name: "core", value: nil)]))
             #expect(limited.output == "77\nunlimited\n")
 
             // Unlimited NOFILE is refused by the kernel; Circus falls back to the hard limit.
@@ -113,20 +113,15 @@ extension CircusSystemTests {
             getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &hard)
             let unlimited = try Support.run(SpawnRequest(
                 executable: "/bin/sh", arguments: ["sh", "-c", "ulimit -n"],
-                resourceLimits: [ResourceLimit(name: "nofile", value: nil)]))
+                resourceLimits: [ResourceLimit(resource: Int32(RLIMIT_NOFILE.rawValue), name: "nofile", value: nil)]))
             #expect(unlimited.output == "\(hard.rlim_max)\n")
 
             let tooBig = #expect(throws: SpawnError.self) {
-                try spawner.spawn(SpawnRequest(executable: "/bin/true", resourceLimits: [ResourceLimit(name: "nofile", value: 1 << 40)]))
+                try spawner.spawn(SpawnRequest(executable: "/bin/true", resourceLimits: [ResourceLimit(resource: Int32(RLIMIT_NOFILE.rawValue), name: "nofile", value: 1 << 40)]))
             }
             #expect(tooBig?.description == "setrlimit(RLIMIT_NOFILE): Operation not permitted")
             #expect(tooBig?.code == .setrlimit)
 
-            let unknown = #expect(throws: SpawnError.self) {
-                try spawner.spawn(SpawnRequest(executable: "/bin/true", resourceLimits: [ResourceLimit(name: "bogus", value: 5)]))
-            }
-            #expect(unknown?.description == "unknown rlimit 'bogus'")
-            #expect(unknown?.code == .invalidRequest)
         }
 
         @Test func newSession() throws {
