@@ -86,7 +86,8 @@ struct LoadRefusalTests {
 
     /// Endpoints libzmq binds are accepted as they are.
     static let accepted: [String] = [
-        "[circus]\nendpoint = tcp://127.0.0.1:5555\npubsub_endpoint = tcp://*:*\nstats_endpoint = tcp://[::1]:0\n",
+        "[circus]\nendpoint = tcp://127.0.0.1:5555\npubsub_endpoint = tcp://[::1]:0\n",
+        "[circus]\npubsub_endpoint = tcp://*:*\n",
         "[circus]\nendpoint = ipc:///tmp/ctl.sock\npubsub_endpoint = ipc://@abstract\n",
         "[circus]\nendpoint = tcp://lo:65535\npubsub_endpoint = epgm://eth0;239.192.1.1:5556\n",
         "[circus]\nendpoint = ipc:///" + String(repeating: "d", count: 106) + "\n",
