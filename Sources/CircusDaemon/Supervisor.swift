@@ -45,6 +45,10 @@ public final class Supervisor {
     /// The process tree as read for the current batch of effects (a stop of a whole
     /// watcher with stop_children signals many trees; /proc is read once for them).
     private var treeSnapshot: ProcessTree.Snapshot?
+    /// Groups of exited workers that still have members (see Supervisor+Leftovers).
+    var leftovers: [Int32: LeftoverGroup] = [:]
+    var leftoverRecheck: EventLoop.TimerID?
+    var leftoversGone: [() -> Void] = []
     private var deferred: Deque<() -> Void> = []
     private var drainScheduled = false
     private var draining = false
@@ -98,6 +102,7 @@ public final class Supervisor {
         } catch {
             throw DaemonError("cannot read signals: \(error)")
         }
+        adoptOrphans()
         warnAboutPendingFeatures()
         logger.info("Arbiter now waiting for commands")
         scheduler.submit(.all) { [unowned self] done in
@@ -191,8 +196,12 @@ public final class Supervisor {
         scheduler.dropWaiting()
         stopAll(watchers) {
             then()
-            // Let the last replies leave before the loop (and the sockets) go away.
-            self.finishQuit()
+            // What crashed workers left behind is on its way out (stop signal sent, SIGKILL
+            // armed); circusd stays their parent until it is gone.
+            self.whenLeftoversGone {
+                // Let the last replies leave before the loop (and the sockets) go away.
+                self.finishQuit()
+            }
         }
     }
 
@@ -214,6 +223,10 @@ public final class Supervisor {
             scheduler.submit(.all) { [unowned self] done in self.reloadOnHangup(done: done) }
         case SIGUSR1:
             logSink.reopen()
+        case SIGCHLD:
+            // Workers' exits come through their pidfds; this reaps the descendants that
+            // were re-parented to circusd.
+            monitor.reapOrphans()
         default:
             break
         }
@@ -363,10 +376,26 @@ public final class Supervisor {
             treeSnapshot = tree
             targets += tree.descendants(of: pid)
         }
+        // The worker leads its process group: one kill(-pgid) reaches it and every
+        // descendant still in the group, even those whose parent died. Only while the pid is
+        // ours (watched, or a group we wait for), so the number cannot have been recycled.
+        var groupSignalled = false
+        if scope != .process, monitor.isWatching(pid) || leftovers[pid] != nil {
+            do {
+                try ProcessGroup.signal(pid, signo)
+                groupSignalled = true
+            } catch {
+                logger.debug("signal \(signo) to the group of \(pid): \(error)")
+            }
+        }
         let now = EventLoop.wallNow()
         for target in targets {
+            // Signal each process once: a second SIGTERM can mean "hurry" to a program.
+            let alreadySignalled = groupSignalled && (target == pid || getpgid(target) == pid)
             do {
-                if monitor.isWatching(target) {
+                if alreadySignalled {
+                    // reached by the group signal
+                } else if monitor.isWatching(target) {
                     try monitor.signal(target, signo)
                 } else {
                     try ChildMonitor.signal(pid: target, signo)
@@ -432,7 +461,12 @@ public final class Supervisor {
     private func childExited(pid: Int32, status: ProcessExitStatus, entry: WatcherEntry) {
         sampler.forget(pid)
         let code = status.exitCode ?? 0
+        let stopping = entry.machine.processes[pid]?.stopping == true
+        // A stop is over when the whole group is gone; a crash is respawned at once (one
+        // kill(-pid, 0) on that path, no /proc), and what it left behind is ended after.
+        if holdExitForGroup(pid: pid, exitCode: code, stopping: stopping, entry: entry) { return }
         perform(entry.machine.processExited(pid: pid, exitCode: code, at: moment()), on: entry)
+        if !stopping { endLeftovers(of: pid, entry: entry) }
         drainDeferred()
     }
 
