@@ -36,8 +36,8 @@ int circus_epoll_wait(int epfd, struct circus_epoll_event *out, int max_events, 
     return n;
 }
 
-int circus_set_child_subreaper(void) {
-    return prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0UL, 0UL, 0UL) < 0 ? -errno : 0;
+int circus_set_child_subreaper(int on) {
+    return prctl(PR_SET_CHILD_SUBREAPER, on ? 1UL : 0UL, 0UL, 0UL, 0UL) < 0 ? -errno : 0;
 }
 
 int circus_is_child_subreaper(void) {

@@ -125,9 +125,8 @@ public final class ChildMonitor {
             var reaped: Int32
             repeat { reaped = circus_wait_reap(pid, &code, &status) } while reaped == -EINTR
             guard reaped == 1 else { return }
-            handler(OrphanExit(
-                pid: pid, status: ProcessExitStatus(code: code, status: status),
-                processGroup: max(group, 0), session: max(session, 0)))
+            handler(OrphanExit(pid: pid, status: ProcessExitStatus(code: code, status: status),
+                               processGroup: max(group, 0), session: max(session, 0)))
         }
     }
 

@@ -38,8 +38,14 @@ public enum Subreaper {
     ///
     /// - Throws: `SystemError` when the kernel refuses (kernels before 3.4).
     public static func become() throws(SystemError) {
-        let r = circus_set_child_subreaper()
+        let r = circus_set_child_subreaper(1)
         if r < 0 { throw SystemError("prctl(PR_SET_CHILD_SUBREAPER)", errno: -r) }
+    }
+
+    /// Gives the attribute up (for tests, which share one process): orphans go to init
+    /// again.
+    public static func resign() {
+        _ = circus_set_child_subreaper(0)
     }
 
     /// Whether this process is a child subreaper.
@@ -57,4 +63,12 @@ public struct OrphanExit: Hashable, Sendable {
     /// left them (setsid, setpgid), as a program that daemonizes does. 0 when unknown.
     public let processGroup: Int32
     public let session: Int32
+
+    /// Describes an ended child (tests compare with it).
+    public init(pid: Int32, status: ProcessExitStatus, processGroup: Int32, session: Int32) {
+        self.pid = pid
+        self.status = status
+        self.processGroup = processGroup
+        self.session = session
+    }
 }

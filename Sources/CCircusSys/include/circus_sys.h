@@ -138,9 +138,9 @@ int circus_pidfd_wait(int pidfd, int nohang, int *_Nonnull code_out, int *_Nonnu
 
 // MARK: - Subreaper and re-parented children
 
-/// prctl(PR_SET_CHILD_SUBREAPER, 1): descendants orphaned by the death of their parent are
-/// re-parented to this process instead of init. Returns 0 or a negative errno.
-int circus_set_child_subreaper(void);
+/// prctl(PR_SET_CHILD_SUBREAPER, on): while set, descendants orphaned by the death of their
+/// parent are re-parented to this process instead of init. Returns 0 or a negative errno.
+int circus_set_child_subreaper(int on);
 
 /// prctl(PR_GET_CHILD_SUBREAPER): 1 when this process is a child subreaper, 0 when not, or
 /// a negative errno.
