@@ -1,17 +1,19 @@
 // No orphans: what becomes of a worker's descendants when the worker itself is gone.
 //
 // Each worker leads its own session and process group, and circusd is a child subreaper:
-// a descendant whose parent dies stays in the worker's group and becomes circusd's child.
-// So when a worker exits and its group still has members, they are its leftovers:
-// - a worker that was being stopped: its exit is reported to the watcher only once the
-//   group is empty, so a stop waits for the whole tree (the SIGKILL escalation of the stop
-//   procedure reaches the group);
-// - a worker that ended on its own (crashed, killed from outside): it is respawned at once,
-//   and its group gets the watcher's stop signal, then SIGKILL after graceful_timeout, as
-//   systemd does with the processes a service leaves behind.
-// The members are reaped as they end (SIGCHLD); the group is known to be empty when
-// kill(-pgid, 0) fails, so no /proc scan is needed on either path. A program that left the
-// group on purpose (setsid: it daemonized) is not touched; circusd reaps it when it exits.
+// a descendant whose parent dies stays in the worker's session (and, unless it moved, in
+// its group) and becomes circusd's child. So the processes of a worker are its session:
+// - a stop signals the worker's group at once (one kill(-pgid)), and the other groups of
+//   its session (a `timeout` or a job-control shell makes its own) once a /proc scan on a
+//   worker thread has found them; the worker's exit is reported to its watcher only when
+//   all those groups are empty, so a stop waits for the whole tree, and the SIGKILL
+//   escalation reaches all of them;
+// - a worker that ended on its own (crashed, killed from outside) is respawned at once;
+//   then its session gets the watcher's stop signal, and SIGKILL after graceful_timeout,
+//   as systemd does with the processes a service leaves behind.
+// The members are reaped as they end (SIGCHLD). A group is known to be empty when
+// kill(-pgid, 0) fails, so the respawn path reads no /proc. A program that left the session
+// on purpose (setsid: it daemonized) is not touched; circusd reaps it when it exits.
 
 import CircusConfig
 import CircusCore
@@ -20,16 +22,24 @@ import Glibc
 import Logging
 import OrderedCollections
 
-/// The group of a worker that exited while other members of it were still running.
-struct LeftoverGroup {
-    /// The group id: the worker's pid.
-    let pgid: Int32
-    let watcher: String
-    /// The exit of a worker that was being stopped, reported to its watcher once the group
-    /// is gone.
-    var heldExit: (entry: WatcherEntry, exitCode: Int32)?
-    /// The SIGKILL deadline of a crashed worker's group.
+/// The session of a worker being stopped, or of one that exited while other processes of
+/// its session were still running.
+struct TrackedSession {
+    let entry: WatcherEntry
+    /// The session's process groups not yet seen empty: the worker's own (its pid) and
+    /// those a scan found.
+    var groups: Set<Int32>
+    /// The last signal the session was sent; a group found later gets it too.
+    var signal: Int32
+    /// The worker's exit code once it was reaped; nil while it runs.
+    var exitCode: Int32?
+    /// Whether the watcher waits for this session before it hears of the worker's exit
+    /// (the worker was being stopped).
+    var holdsExit: Bool
+    /// The SIGKILL deadline of a crashed worker's session.
     var killTimer: EventLoop.TimerID?
+    /// A scan of /proc for this session's other groups is queued or running.
+    var scanPending = false
 }
 
 extension Supervisor {
@@ -44,104 +54,190 @@ extension Supervisor {
         monitor.onOrphanExit = { [unowned self] exit in self.orphanExited(exit) }
     }
 
-    /// A worker's pid was reaped. Returns true when its exit must wait for its group.
-    ///
-    /// - Parameters:
-    ///   - pid: the worker (and group) id.
-    ///   - exitCode: its Circus exit code.
-    ///   - stopping: whether the stop procedure was under way for it.
-    func holdExitForGroup(pid: Int32, exitCode: Int32, stopping: Bool, entry: WatcherEntry) -> Bool {
-        guard stopping, ProcessGroup.exists(pid) else { return false }
-        logger.debug("\(entry.name): pid \(pid) exited; waiting for the rest of its process group")
-        leftovers[pid] = LeftoverGroup(pgid: pid, watcher: entry.name, heldExit: (entry, exitCode), killTimer: nil)
-        armLeftoverRecheck()
-        return true
+    // MARK: The stop procedure
+
+    /// The stop procedure sent `signo` to worker `pid` and its group: the session's other
+    /// groups get it too, those known now and those the next scan finds.
+    func stopSignalSent(_ signo: Int32, to pid: Int32, entry: WatcherEntry) {
+        guard signo != 0 else { return }
+        var session = sessions[pid] ?? TrackedSession(entry: entry, groups: [pid], signal: signo, holdsExit: false)
+        session.signal = signo
+        for group in session.groups where group != pid { signalGroup(group, signo, watcher: entry.name) }
+        sessions[pid] = session
+        requestScan(of: pid)
     }
 
-    /// A worker ended on its own: ends what it left running in its group (stop signal,
-    /// then SIGKILL after graceful_timeout).
-    func endLeftovers(of pid: Int32, entry: WatcherEntry) {
+    /// A worker that was being stopped has been reaped: its watcher hears of it once the
+    /// rest of its session is gone.
+    func stoppedWorkerReaped(_ pid: Int32, exitCode: Int32, entry: WatcherEntry) {
+        var session = sessions[pid] ?? TrackedSession(entry: entry, groups: [pid], signal: 0, holdsExit: true)
+        session.exitCode = exitCode
+        session.holdsExit = true
+        sessions[pid] = session
+        if finishIfDone(pid) { return }
+        logger.debug("\(entry.name): pid \(pid) exited; waiting for the rest of its session")
+        armSessionRecheck()
+    }
+
+    /// A worker ended on its own: ends what it left running in its session (stop signal,
+    /// then SIGKILL after graceful_timeout). Called after the respawn.
+    func endLeftovers(of pid: Int32, exitCode: Int32, entry: WatcherEntry) {
         // `rm --nostop` let go of the watcher's processes: what they leave is not ours to end.
-        guard entry.attached, leftovers[pid] == nil, ProcessGroup.exists(pid) else { return }
+        guard entry.attached, sessions[pid] == nil else { return }
         let config = entry.config
         let signo = config.stopSignal
-        logger.info(
-            "\(entry.name): pid \(pid) exited and left processes running in its process group; sending them \(Signals.name(signo))")
-        do {
-            try ProcessGroup.signal(pid, signo)
-        } catch {
-            logger.debug("\(entry.name): signal to the group of \(pid): \(error)")
+        if ProcessGroup.exists(pid) {
+            logger.info(
+                "\(entry.name): pid \(pid) exited and left processes running in its process group; sending them \(Signals.name(signo))")
+            signalGroup(pid, signo, watcher: entry.name)
         }
-        var leftover = LeftoverGroup(pgid: pid, watcher: entry.name, heldExit: nil, killTimer: nil)
+        var session = TrackedSession(entry: entry, groups: [pid], signal: signo, exitCode: exitCode, holdsExit: false)
         if signo != SIGKILL {
-            leftover.killTimer = loop.schedule(after: max(config.gracefulTimeout, 0)) { [unowned self] in
-                self.killLeftovers(pid)
+            session.killTimer = loop.schedule(after: max(config.gracefulTimeout, 0)) { [unowned self] in
+                self.killLeftovers(of: pid)
+                self.drainDeferred()
             }
         }
-        leftovers[pid] = leftover
-        armLeftoverRecheck()
+        sessions[pid] = session
+        // The groups that left the worker's own are found on the worker thread.
+        requestScan(of: pid)
     }
 
-    private func killLeftovers(_ pgid: Int32) {
-        guard var leftover = leftovers[pgid] else { return }
-        leftover.killTimer = nil
-        leftovers[pgid] = leftover
-        guard ProcessGroup.exists(pgid) else { return recheckLeftovers() }
-        logger.warning("\(leftover.watcher): processes left by pid \(pgid) outlived graceful_timeout; sending SIGKILL")
+    private func killLeftovers(of pid: Int32) {
+        guard var session = sessions[pid] else { return }
+        session.killTimer = nil
+        session.signal = SIGKILL
+        sessions[pid] = session
+        if finishIfDone(pid) { return }
+        logger.warning("\(session.entry.name): processes left by pid \(pid) outlived graceful_timeout; sending SIGKILL")
+        for group in session.groups { signalGroup(group, SIGKILL, watcher: session.entry.name) }
+        requestScan(of: pid)
+    }
+
+    private func signalGroup(_ group: Int32, _ signo: Int32, watcher: String) {
         do {
-            try ProcessGroup.signal(pgid, SIGKILL)
+            try ProcessGroup.signal(group, signo)
         } catch {
-            logger.debug("\(leftover.watcher): SIGKILL to the group of \(pgid): \(error)")
+            logger.debug("\(watcher): signal \(signo) to process group \(group): \(error)")
         }
     }
+
+    // MARK: Scanning for the session's other groups
+
+    private func requestScan(of pid: Int32) {
+        guard sessions[pid] != nil else { return }
+        sessions[pid]?.scanPending = true
+        sessionScanQueue.insert(pid)
+        if !sessionScanRunning { startSessionScan() }
+    }
+
+    private func startSessionScan() {
+        let scanned = sessionScanQueue
+        sessionScanQueue = []
+        guard !scanned.isEmpty else { return }
+        sessionScanRunning = true
+        do {
+            try loop.offload(to: sessionWorker, { Session.otherGroups(in: scanned) }) { [unowned self] found in
+                self.sessionScanRunning = false
+                self.applyScan(scanned: scanned, found: found)
+                if !self.sessionScanQueue.isEmpty { self.startSessionScan() }
+                self.drainDeferred()
+            }
+        } catch {
+            sessionScanRunning = false
+            logger.warning("cannot scan /proc for the processes of a stopped worker: \(error)")
+            applyScan(scanned: scanned, found: [:])
+        }
+    }
+
+    private func applyScan(scanned: Set<Int32>, found: [Int32: Set<Int32>]) {
+        for pid in scanned {
+            guard var session = sessions[pid] else { continue }
+            session.scanPending = sessionScanQueue.contains(pid)
+            let new = (found[pid] ?? []).subtracting(session.groups)
+            if !new.isEmpty {
+                let list = new.sorted().map(String.init).joined(separator: ", ")
+                let name = Signals.name(session.signal)
+                logger.info(
+                    "\(session.entry.name): pid \(pid)'s session has processes in other process groups (\(list)); sending them \(name)")
+                for group in new { signalGroup(group, session.signal, watcher: session.entry.name) }
+                session.groups.formUnion(new)
+            }
+            sessions[pid] = session
+            if !finishIfDone(pid), session.exitCode != nil { armSessionRecheck() }
+        }
+    }
+
+    // MARK: Seeing the end
 
     /// A re-parented descendant ended and was reaped.
     private func orphanExited(_ exit: OrphanExit) {
-        if let leftover = leftovers[exit.processGroup] {
-            logger.debug("\(leftover.watcher): reaped pid \(exit.pid), left by pid \(exit.processGroup) (\(exit.status))")
-        } else if let owner = watchers.first(where: { $0.machine.processes[exit.processGroup] != nil }) {
-            logger.debug("\(owner.name): reaped pid \(exit.pid), a descendant of pid \(exit.processGroup) (\(exit.status))")
+        if let session = sessions[exit.session] {
+            logger.debug("\(session.entry.name): reaped pid \(exit.pid), left by pid \(exit.session) (\(exit.status))")
+        } else if let owner = watchers.first(where: { $0.machine.processes[exit.session] != nil }) {
+            logger.debug("\(owner.name): reaped pid \(exit.pid), a descendant of pid \(exit.session) (\(exit.status))")
         } else {
             logger.info(
-                "reaped pid \(exit.pid) (\(exit.status)): a process that had left its watcher's process group, as a program that daemonizes does")
+                "reaped pid \(exit.pid) (\(exit.status)): a process that had left its watcher's session, as a program that daemonizes does")
         }
-        recheckLeftovers()
+        recheckSessions()
     }
 
-    /// Forgets the groups that are now empty, reporting held exits to their watchers.
-    func recheckLeftovers() {
-        for pgid in Array(leftovers.keys) where !ProcessGroup.exists(pgid) {
-            guard let leftover = leftovers.removeValue(forKey: pgid) else { continue }
-            if let timer = leftover.killTimer { loop.cancel(timer) }
-            if let (entry, exitCode) = leftover.heldExit {
-                perform(entry.machine.processExited(pid: pgid, exitCode: exitCode, at: moment()), on: entry)
-            }
-        }
-        if leftovers.isEmpty {
-            if let timer = leftoverRecheck { loop.cancel(timer) }
-            leftoverRecheck = nil
-            let waiting = leftoversGone
-            leftoversGone = []
-            for done in waiting { done() }
-        }
+    /// Finishes every tracked session that is now empty.
+    func recheckSessions() {
+        for pid in Array(sessions.keys) { _ = finishIfDone(pid) }
         drainDeferred()
     }
 
-    /// Calls `done` once no leftover group remains (quit waits for them).
-    func whenLeftoversGone(_ done: @escaping () -> Void) {
-        if leftovers.isEmpty { return done() }
-        leftoversGone.append(done)
+    /// Forgets `pid`'s session when the worker was reaped, no scan is pending and every
+    /// group is empty, reporting a held exit to its watcher. True when it is gone.
+    private func finishIfDone(_ pid: Int32) -> Bool {
+        guard var session = sessions[pid] else { return true }
+        session.groups = session.groups.filter(ProcessGroup.exists)
+        sessions[pid] = session
+        guard let exitCode = session.exitCode, !session.scanPending, session.groups.isEmpty else { return false }
+        sessions[pid] = nil
+        if let timer = session.killTimer { loop.cancel(timer) }
+        if session.holdsExit {
+            perform(session.entry.machine.processExited(pid: pid, exitCode: exitCode, at: moment()), on: session.entry)
+        }
+        if !sessionWaiters.isEmpty {
+            let (ready, waiting) = sessionWaiters.reduce(into: ([() -> Void](), [SessionWaiter]())) { acc, waiter in
+                if hasLeftovers(of: waiter.entry) { acc.1.append(waiter) } else { acc.0.append(waiter.done) }
+            }
+            sessionWaiters = waiting
+            for done in ready { deferLoopWork(done) }
+        }
+        return true
+    }
+
+    private func hasLeftovers(of entry: WatcherEntry?) -> Bool {
+        guard let entry else { return !sessions.isEmpty }
+        return sessions.values.contains { $0.entry === entry }
+    }
+
+    /// Calls `done` once no session of `entry` (of any watcher when nil) is tracked any
+    /// more: a stop of a watcher, and quit, wait for what crashed workers left.
+    func whenLeftoversGone(of entry: WatcherEntry?, _ done: @escaping () -> Void) {
+        if !hasLeftovers(of: entry) { return done() }
+        sessionWaiters.append(SessionWaiter(entry: entry, done: done))
     }
 
     /// The last member of a group normally ends as circusd's child (SIGCHLD). One whose
-    /// parent lives on in another group of the worker's session (a job-control shell) ends
-    /// unseen: while groups are pending, look again every second.
-    private func armLeftoverRecheck() {
-        guard leftoverRecheck == nil else { return }
-        leftoverRecheck = loop.schedule(after: 1) { [unowned self] in
-            self.leftoverRecheck = nil
-            self.recheckLeftovers()
-            if !self.leftovers.isEmpty { self.armLeftoverRecheck() }
+    /// parent lives on in another group of the session ends unseen: while a reaped worker's
+    /// session is pending, look again every second.
+    private func armSessionRecheck() {
+        guard sessionRecheck == nil else { return }
+        sessionRecheck = loop.schedule(after: 1) { [unowned self] in
+            self.sessionRecheck = nil
+            self.recheckSessions()
+            if self.sessions.values.contains(where: { $0.exitCode != nil }) { self.armSessionRecheck() }
         }
     }
+}
+
+/// Someone waiting for the leftovers of a watcher (or of all, when `entry` is nil) to end.
+struct SessionWaiter {
+    let entry: WatcherEntry?
+    let done: () -> Void
 }

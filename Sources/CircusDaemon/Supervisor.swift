@@ -45,10 +45,14 @@ public final class Supervisor {
     /// The process tree as read for the current batch of effects (a stop of a whole
     /// watcher with stop_children signals many trees; /proc is read once for them).
     private var treeSnapshot: ProcessTree.Snapshot?
-    /// Groups of exited workers that still have members (see Supervisor+Leftovers).
-    var leftovers: [Int32: LeftoverGroup] = [:]
-    var leftoverRecheck: EventLoop.TimerID?
-    var leftoversGone: [() -> Void] = []
+    /// Sessions of workers being stopped or gone with processes left (Supervisor+Leftovers).
+    var sessions: [Int32: TrackedSession] = [:]
+    var sessionRecheck: EventLoop.TimerID?
+    var sessionWaiters: [SessionWaiter] = []
+    var sessionScanQueue: Set<Int32> = []
+    var sessionScanRunning = false
+    /// Reads /proc for the process groups of stopped workers' sessions.
+    let sessionWorker = SerialWorker(name: "sessions")
     private var deferred: Deque<() -> Void> = []
     private var drainScheduled = false
     private var draining = false
@@ -198,7 +202,7 @@ public final class Supervisor {
             then()
             // What crashed workers left behind is on its way out (stop signal sent, SIGKILL
             // armed); circusd stays their parent until it is gone.
-            self.whenLeftoversGone {
+            self.whenLeftoversGone(of: nil) {
                 // Let the last replies leave before the loop (and the sockets) go away.
                 self.finishQuit()
             }
@@ -248,7 +252,14 @@ public final class Supervisor {
         }
         let id = OperationID(nextOperation)
         nextOperation += 1
-        completions[id] = completion
+        if command == .stop {
+            // Stopped means nothing of the watcher runs, what a crashed worker left included.
+            completions[id] = { [unowned self] result in
+                self.whenLeftoversGone(of: entry) { completion(result) }
+            }
+        } else {
+            completions[id] = completion
+        }
         perform(entry.machine.begin(command, id: id, at: moment()), on: entry)
     }
 
@@ -352,6 +363,11 @@ public final class Supervisor {
         }
     }
 
+    /// Queues `work` to run once the effects being performed are done.
+    func deferLoopWork(_ work: @escaping () -> Void) {
+        deferred.append(work)
+    }
+
     /// Runs completions queued while effects were performed; they may start new operations.
     func drainDeferred() {
         guard performDepth == 0 else { return }
@@ -380,7 +396,7 @@ public final class Supervisor {
         // descendant still in the group, even those whose parent died. Only while the pid is
         // ours (watched, or a group we wait for), so the number cannot have been recycled.
         var groupSignalled = false
-        if scope != .process, monitor.isWatching(pid) || leftovers[pid] != nil {
+        if scope != .process, monitor.isWatching(pid) || sessions[pid] != nil {
             do {
                 try ProcessGroup.signal(pid, signo)
                 groupSignalled = true
@@ -404,6 +420,9 @@ public final class Supervisor {
                 logger.debug("signal \(signo) to \(target): \(error)")
             }
             if publishKill { publish(.kill(pid: Int64(target), time: now), for: entry.name) }
+        }
+        if scope != .process, monitor.isWatching(pid) || sessions[pid] != nil {
+            stopSignalSent(signo, to: pid, entry: entry)
         }
     }
 
@@ -461,12 +480,14 @@ public final class Supervisor {
     private func childExited(pid: Int32, status: ProcessExitStatus, entry: WatcherEntry) {
         sampler.forget(pid)
         let code = status.exitCode ?? 0
-        let stopping = entry.machine.processes[pid]?.stopping == true
-        // A stop is over when the whole group is gone; a crash is respawned at once (one
-        // kill(-pid, 0) on that path, no /proc), and what it left behind is ended after.
-        if holdExitForGroup(pid: pid, exitCode: code, stopping: stopping, entry: entry) { return }
-        perform(entry.machine.processExited(pid: pid, exitCode: code, at: moment()), on: entry)
-        if !stopping { endLeftovers(of: pid, entry: entry) }
+        if entry.machine.processes[pid]?.stopping == true {
+            // A stop is over when the worker's whole session is gone.
+            stoppedWorkerReaped(pid, exitCode: code, entry: entry)
+        } else {
+            // A crash is respawned at once; what it left behind is ended after.
+            perform(entry.machine.processExited(pid: pid, exitCode: code, at: moment()), on: entry)
+            endLeftovers(of: pid, exitCode: code, entry: entry)
+        }
         drainDeferred()
     }
 

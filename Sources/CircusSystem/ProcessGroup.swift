@@ -31,6 +31,33 @@ public enum ProcessGroup {
     }
 }
 
+/// A session, named by its leader's pid (a worker's pid).
+///
+/// A worker's descendants stay in its session unless they call setsid (a program that
+/// daemonizes), but they may leave its process group: a job-control shell, or a program
+/// such as `timeout` that puts itself and its child in a group of their own. Those groups
+/// are found here.
+public enum Session {
+    /// The process groups of each of `sessions`, other than the session's own group, from
+    /// one pass over /proc.
+    ///
+    /// Blocking (one read per process on the system): run it on a `SerialWorker`.
+    /// - Returns: session id -> the ids of its other groups (absent when it has none).
+    public static func otherGroups(in sessions: Set<Int32>) -> [Int32: Set<Int32>] {
+        guard !sessions.isEmpty else { return [:] }
+        var result: [Int32: Set<Int32>] = [:]
+        for pid in ProcFS.pids() {
+            // After the command: state, ppid, pgrp, session.
+            guard let stat = ProcFS.statFields(pid), stat.fields.count > 3,
+                  let group = Int32(stat.fields[2]), let session = Int32(stat.fields[3]),
+                  sessions.contains(session), group != session
+            else { continue }
+            result[session, default: []].insert(group)
+        }
+        return result
+    }
+}
+
 /// The child-subreaper attribute (prctl PR_SET_CHILD_SUBREAPER).
 public enum Subreaper {
     /// Makes this process the parent of every descendant orphaned by its parent's death,

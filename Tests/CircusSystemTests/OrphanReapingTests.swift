@@ -106,6 +106,25 @@ extension CircusSystemTests {
             Support.expectNoZombie(memberPid)
         }
 
+        @Test func sessionScanFindsTheGroupsThatLeftTheWorkersOwn() throws {
+            // `timeout` makes a process group of its own, inside the worker's session.
+            let (worker, timeoutPid) = try Self.spawnShell("timeout 30 sleep 30 >/dev/null & echo $!; exec sleep 30 >/dev/null")
+            defer {
+                try? ProcessGroup.signal(timeoutPid, SIGKILL)
+                Support.killAndReap(worker)
+            }
+            var found: [Int32: Set<Int32>] = [:]
+            for _ in 0..<500 {
+                found = Session.otherGroups(in: [worker.pid])
+                if found[worker.pid]?.contains(timeoutPid) == true { break }
+                Support.sleep(milliseconds: 10)
+            }
+            #expect(found == [worker.pid: [timeoutPid]])
+            // Another session (ours) is not mixed in.
+            #expect(Session.otherGroups(in: [getsid(0)])[worker.pid] == nil)
+            #expect(Session.otherGroups(in: []).isEmpty)
+        }
+
         @Test func reapOrphansDoesNothingWithoutAHandler() throws {
             try Subreaper.become()
             defer { Subreaper.resign() }

@@ -29,6 +29,21 @@ private struct Seen: CustomStringConvertible {
     }
 }
 
+/// The process group of `pid` (field 5 of /proc/<pid>/stat), nil when it is gone.
+private func processGroup(_ pid: Int32) -> Int32? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = text.lastIndex(of: ")")
+    else { return nil }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    return fields.count > 2 ? Int32(fields[2]) : nil
+}
+
+/// The children of `pid` from /proc (its main thread's `children` file).
+private func childrenOf(_ pid: Int32) -> [Int32] {
+    let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+    return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+}
+
 /// Waits until `path` lists `count` pids (one per line; more words per line are read too).
 private func waitPidsFile(_ h: DaemonHarness, _ path: String, count: Int, timeout: Double = 10) async throws -> [Int32] {
     let text = try await h.waitFile(path, timeout: timeout) { text in
@@ -86,7 +101,8 @@ private func waitPidsFile(_ h: DaemonHarness, _ path: String, count: Int, timeou
             let mark = h.mark
             expectOK(try await h.call("stop", ["name": "stubborn", "waiting": true]), keys: ["info"])
             #expect(!grandchild.exists, "the grandchild ignoring SIGTERM survived the stop")
-            let events = h.events(since: mark).filter { $0.watcher == "stubborn" }
+            // Events travel on their own socket: wait for them to arrive.
+            let events = try await h.waitEvents(since: mark, count: 4, "kill, kill, reap, stop") { $0.watcher == "stubborn" }
             // SIGTERM, then SIGKILL 1.5 s later; the shell died of the first, its exit is
             // reported only once the group is gone.
             #expect(events.map(\.name) == ["kill", "kill", "reap", "stop"], "\(events)")
@@ -138,6 +154,61 @@ private func waitPidsFile(_ h: DaemonHarness, _ path: String, count: Int, timeou
         }
     }
 
+    /// `timeout` puts itself and its child in a process group of their own (still in the
+    /// worker's session): `kill(-pgid)` of the worker's group does not reach them.
+    private static let timeoutScript = """
+        #!/bin/sh
+        timeout 100 sleep 971 &
+        echo $! >> %DIR%/pids
+        wait
+        """
+
+    /// The `timeout` and its `sleep`, once both run in their own group.
+    private func timeoutPair(_ h: DaemonHarness, worker: Int32, line: Int = 0) async throws -> [Seen] {
+        let timeoutPid = try await waitPidsFile(h, h.dir + "/pids", count: line + 1)[line]
+        var sleeper: Int32 = 0
+        try await h.waitUntil("timeout's own group and child") {
+            sleeper = childrenOf(timeoutPid).first ?? 0
+            return sleeper != 0 && processGroup(timeoutPid) == timeoutPid && processGroup(sleeper) == timeoutPid
+        }
+        #expect(processGroup(timeoutPid) != worker)
+        return [try Seen.of(timeoutPid), try Seen.of(sleeper)]
+    }
+
+    @Test func stopEndsTheOtherProcessGroupsOfTheSession() async throws {
+        try await withDaemon("""
+            [watcher:timeouts]
+            cmd = %DIR%/timeout.sh
+            graceful_timeout = 30
+            """, files: ["timeout.sh": Self.timeoutScript]) { h in
+            let worker = try await h.waitPids("timeouts", count: 1)[0]
+            let pair = try await timeoutPair(h, worker: worker)
+            let started = ContinuousClock.now
+            expectOK(try await h.call("stop", ["name": "timeouts", "waiting": true]), keys: ["info"])
+            #expect(ContinuousClock.now - started < .seconds(10), "ended by SIGTERM, not by the 30 s escalation")
+            let left = pair.filter(\.exists)
+            #expect(left.isEmpty, "still there after the stop: \(left)")
+        }
+    }
+
+    @Test func killedWorkerTakesTheOtherGroupsOfItsSessionAlong() async throws {
+        try await withDaemon("""
+            [watcher:timeouts]
+            cmd = %DIR%/timeout.sh
+            graceful_timeout = 30
+            """, files: ["timeout.sh": Self.timeoutScript]) { h in
+            let worker = try await h.waitPids("timeouts", count: 1)[0]
+            let pair = try await timeoutPair(h, worker: worker)
+            let mark = h.mark
+            kill(worker, SIGKILL)
+            try await h.waitEvent(since: mark, timeout: 5, "respawn") {
+                $0.topic == "watcher.timeouts.spawn" && $0.pid != worker
+            }
+            try await h.waitUntil("timeout and its sleep ended and reaped", timeout: 10) { !pair.contains(where: \.exists) }
+            #expect(h.log.contains("\(pair[0].pid)); sending them SIGTERM"), "\(h.log.suffix(2000))")
+        }
+    }
+
     @Test func reparentedGrandchildHasCircusdAsParentAndGoesWithTheStop() async throws {
         // The subshell forks a sleep and exits: the sleep is orphaned while the worker lives.
         try await withDaemon("""
@@ -179,7 +250,7 @@ private func waitPidsFile(_ h: DaemonHarness, _ path: String, count: Int, timeou
             kill(daemon.pid, SIGTERM)
             try await h.waitUntil("the daemonized program reaped", timeout: 10) { !daemon.exists }
             try await h.waitUntil("its reap logged") {
-                h.log.contains("reaped pid \(daemon.pid) (killed by signal 15): a process that had left its watcher's process group")
+                h.log.contains("reaped pid \(daemon.pid) (killed by signal 15): a process that had left its watcher's session, as a program that daemonizes does")
             }
         }
     }
