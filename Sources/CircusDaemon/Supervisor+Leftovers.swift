@@ -4,15 +4,18 @@
 // a descendant whose parent dies stays in the worker's session (and, unless it moved, in
 // its group) and becomes circusd's child. So the processes of a worker are its session:
 // - a stop signals the worker's group at once (one kill(-pgid)), and the other groups of
-//   its session (a `timeout` or a job-control shell makes its own) once a /proc scan on a
-//   worker thread has found them; the worker's exit is reported to its watcher only when
-//   all those groups are empty, so a stop waits for the whole tree, and the SIGKILL
-//   escalation reaches all of them;
+//   its session (a `timeout` or a job-control shell makes its own) as their leaders become
+//   circusd's children (when the worker dies); the worker's exit is reported to its
+//   watcher only when all those groups are empty, so a stop waits for the whole tree, and
+//   the SIGKILL escalation reaches all of them;
 // - a worker that ended on its own (crashed, killed from outside) is respawned at once;
 //   then its session gets the watcher's stop signal, and SIGKILL after graceful_timeout,
 //   as systemd does with the processes a service leaves behind.
 // The members are reaped as they end (SIGCHLD). A group is known to be empty when
-// kill(-pgid, 0) fails, so the respawn path reads no /proc. A program that left the session
+// kill(-pgid, 0) fails; the other groups are found among circusd's own children (their
+// session says whose they are), which is a few small reads, done after the respawn. Only
+// a kernel without /proc/<pid>/task/<tid>/children needs a scan of /proc, on a worker
+// thread. A program that left the session
 // on purpose (setsid: it daemonized) is not touched; circusd reaps it when it exits.
 
 import CircusConfig
@@ -27,7 +30,7 @@ import OrderedCollections
 struct TrackedSession {
     let entry: WatcherEntry
     /// The session's process groups not yet seen empty: the worker's own (its pid) and
-    /// those a scan found.
+    /// the others found since.
     var groups: Set<Int32>
     /// The last signal the session was sent; a group found later gets it too.
     var signal: Int32
@@ -38,7 +41,8 @@ struct TrackedSession {
     var holdsExit: Bool
     /// The SIGKILL deadline of a crashed worker's session.
     var killTimer: EventLoop.TimerID?
-    /// A scan of /proc for this session's other groups is queued or running.
+    /// A scan of /proc for this session's other groups is queued or running (kernels
+    /// without `children` files).
     var scanPending = false
 }
 
@@ -64,7 +68,8 @@ extension Supervisor {
         session.signal = signo
         for group in session.groups where group != pid { signalGroup(group, signo, watcher: entry.name) }
         sessions[pid] = session
-        requestScan(of: pid)
+        // Groups already re-parented here (their parent died before the stop).
+        findOtherGroups(of: pid)
     }
 
     /// A worker that was being stopped has been reaped: its watcher hears of it once the
@@ -74,6 +79,9 @@ extension Supervisor {
         session.exitCode = exitCode
         session.holdsExit = true
         sessions[pid] = session
+        // The worker's children are circusd's now: those leading groups of their own get
+        // the stop signal too.
+        findOtherGroups(of: pid)
         if finishIfDone(pid) { return }
         logger.debug("\(entry.name): pid \(pid) exited; waiting for the rest of its session")
         armSessionRecheck()
@@ -99,8 +107,7 @@ extension Supervisor {
             }
         }
         sessions[pid] = session
-        // The groups that left the worker's own are found on the worker thread.
-        requestScan(of: pid)
+        findOtherGroups(of: pid)
     }
 
     private func killLeftovers(of pid: Int32) {
@@ -111,7 +118,7 @@ extension Supervisor {
         if finishIfDone(pid) { return }
         logger.warning("\(session.entry.name): processes left by pid \(pid) outlived graceful_timeout; sending SIGKILL")
         for group in session.groups { signalGroup(group, SIGKILL, watcher: session.entry.name) }
-        requestScan(of: pid)
+        findOtherGroups(of: pid)
     }
 
     private func signalGroup(_ group: Int32, _ signo: Int32, watcher: String) {
@@ -122,7 +129,35 @@ extension Supervisor {
         }
     }
 
-    // MARK: Scanning for the session's other groups
+    // MARK: Finding the session's other groups
+
+    /// Adds the groups of `pid`'s session that left the worker's own and are led by a
+    /// child of circusd (orphaned: their parent died), and sends them the session's signal.
+    /// A group whose leader's parent still lives is found when that parent dies.
+    private func findOtherGroups(of pid: Int32) {
+        guard sessions[pid] != nil else { return }
+        guard let children = ProcessTree.ownChildren() else { return requestScan(of: pid) }
+        var found: Set<Int32> = []
+        for child in children where !monitor.isWatching(child) && getsid(child) == pid {
+            let group = getpgid(child)
+            if group > 1, group != pid { found.insert(group) }
+        }
+        addGroups(found, to: pid)
+    }
+
+    /// Signals the groups of `found` that `pid`'s session did not know yet, and keeps them.
+    private func addGroups(_ found: Set<Int32>, to pid: Int32) {
+        guard var session = sessions[pid] else { return }
+        let new = found.subtracting(session.groups)
+        guard !new.isEmpty else { return }
+        let list = new.sorted().map(String.init).joined(separator: ", ")
+        let name = Signals.name(session.signal)
+        logger.info(
+            "\(session.entry.name): pid \(pid)'s session has processes in other process groups (\(list)); sending them \(name)")
+        for group in new where session.signal != 0 { signalGroup(group, session.signal, watcher: session.entry.name) }
+        session.groups.formUnion(new)
+        sessions[pid] = session
+    }
 
     private func requestScan(of pid: Int32) {
         guard sessions[pid] != nil else { return }
@@ -152,19 +187,10 @@ extension Supervisor {
 
     private func applyScan(scanned: Set<Int32>, found: [Int32: Set<Int32>]) {
         for pid in scanned {
-            guard var session = sessions[pid] else { continue }
-            session.scanPending = sessionScanQueue.contains(pid)
-            let new = (found[pid] ?? []).subtracting(session.groups)
-            if !new.isEmpty {
-                let list = new.sorted().map(String.init).joined(separator: ", ")
-                let name = Signals.name(session.signal)
-                logger.info(
-                    "\(session.entry.name): pid \(pid)'s session has processes in other process groups (\(list)); sending them \(name)")
-                for group in new { signalGroup(group, session.signal, watcher: session.entry.name) }
-                session.groups.formUnion(new)
-            }
-            sessions[pid] = session
-            if !finishIfDone(pid), session.exitCode != nil { armSessionRecheck() }
+            guard sessions[pid] != nil else { continue }
+            sessions[pid]?.scanPending = sessionScanQueue.contains(pid)
+            addGroups(found[pid] ?? [], to: pid)
+            if !finishIfDone(pid), sessions[pid]?.exitCode != nil { armSessionRecheck() }
         }
     }
 
@@ -174,6 +200,8 @@ extension Supervisor {
     private func orphanExited(_ exit: OrphanExit) {
         if let session = sessions[exit.session] {
             logger.debug("\(session.entry.name): reaped pid \(exit.pid), left by pid \(exit.session) (\(exit.status))")
+            // Its children, if any, are circusd's now.
+            findOtherGroups(of: exit.session)
         } else if let owner = watchers.first(where: { $0.machine.processes[exit.session] != nil }) {
             logger.debug("\(owner.name): reaped pid \(exit.pid), a descendant of pid \(exit.session) (\(exit.status))")
         } else {
