@@ -60,8 +60,7 @@ check_delay = 1
 loglevel = info
 
 [watcher:shell]
-cmd = {sleep} 1000 & exec {sleep} 1000
-shell = true
+cmd = /bin/sh -c '{sleep} 1000 & exec {sleep} 1000'
 numprocesses = 4
 graceful_timeout = {grace}
 copy_env = true
@@ -157,7 +156,10 @@ def run_one(label, binary, seconds, interval, grace, settle, seed):
         deadline = time.monotonic() + 15
         while len(workers(client)) < 8:
             if daemon.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{label}: 8 workers did not come up (see {tmp}/circusd.log)")
+                logfile.flush()
+                with open(os.path.join(tmp, "circusd.log")) as f:
+                    tail = f.read()[-3000:]
+                raise RuntimeError(f"{label}: 8 workers did not come up; circusd said:\n{tail}")
             time.sleep(0.05)
         kills = 0
         end = time.monotonic() + seconds
