@@ -108,6 +108,8 @@ extension Supervisor {
         }
         sessions[pid] = session
         findOtherGroups(of: pid)
+        // Nothing left (the usual crash): done at once, timer cancelled.
+        if !finishIfDone(pid) { armSessionRecheck() }
     }
 
     private func killLeftovers(of pid: Int32) {
