@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,6 +34,35 @@ int circus_epoll_wait(int epfd, struct circus_epoll_event *out, int max_events, 
         out[i].data = evs[i].data.u64;
     }
     return n;
+}
+
+int circus_set_child_subreaper(int on) {
+    return prctl(PR_SET_CHILD_SUBREAPER, on ? 1UL : 0UL, 0UL, 0UL, 0UL) < 0 ? -errno : 0;
+}
+
+int circus_is_child_subreaper(void) {
+    int value = 0;
+    if (prctl(PR_GET_CHILD_SUBREAPER, (unsigned long)&value, 0UL, 0UL, 0UL) < 0) return -errno;
+    return value != 0;
+}
+
+static int wait_one(idtype_t type, id_t id, int options, int *pid_out, int *code_out, int *status_out) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(type, id, &info, WEXITED | WNOHANG | options) < 0) return errno == ECHILD && type == P_ALL ? 0 : -errno;
+    if (info.si_pid == 0) return 0;
+    if (pid_out) *pid_out = info.si_pid;
+    *code_out = info.si_code;
+    *status_out = info.si_status;
+    return 1;
+}
+
+int circus_wait_peek(int *pid_out, int *code_out, int *status_out) {
+    return wait_one(P_ALL, 0, WNOWAIT, pid_out, code_out, status_out);
+}
+
+int circus_wait_reap(int pid, int *code_out, int *status_out) {
+    return wait_one(P_PID, (id_t)pid, 0, NULL, code_out, status_out);
 }
 
 int circus_daemonize(int *report_fd) {

@@ -35,7 +35,10 @@ public enum WatcherStatus: String, Hashable, Sendable {
 public enum SignalScope: Hashable, Sendable {
     /// The process alone.
     case process
-    /// The process and every descendant (stop_children, SIGKILL escalation, `recursive`).
+    /// The process and its process group: every descendant that did not leave it (the
+    /// program a shell forked, a worker's own children). The stop signal's scope.
+    case group
+    /// The group and every descendant (stop_children, SIGKILL escalation, `recursive`).
     case tree
 }
 

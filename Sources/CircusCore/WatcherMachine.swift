@@ -501,8 +501,9 @@ public struct WatcherMachine: Sendable {
         quickExits = 0
     }
 
-    /// The stop procedure for one process (spec 6.7): stop signal (to the tree with
-    /// `stop_children`), a `kill` event, and SIGKILL when the graceful timeout runs out.
+    /// The stop procedure for one process: stop signal to its process group (to the whole
+    /// tree with `stop_children`), a `kill` event, and SIGKILL to the tree when the graceful
+    /// timeout runs out. The supervisor reports the exit once the whole group is gone.
     private mutating func beginStop(pid: Int32, signal: Int32?, timeout: Double?, at now: Moment,
                                     into effects: inout [Effect]) {
         guard var process = processes[pid], !process.stopping else { return }
@@ -510,7 +511,7 @@ public struct WatcherMachine: Sendable {
         processes[pid] = process
         let sig = signal ?? config.stopSignal
         let grace = timeout ?? config.gracefulTimeout
-        effects.append(.signal(pid: pid, signal: sig, scope: config.stopChildren ? .tree : .process, publishKill: true))
+        effects.append(.signal(pid: pid, signal: sig, scope: config.stopChildren ? .tree : .group, publishKill: true))
         if sig == 9 { return }
         if grace <= 0 {
             effects.append(.signal(pid: pid, signal: 9, scope: .tree, publishKill: true))

@@ -47,6 +47,14 @@ public final class Supervisor {
     /// The process tree as read for the current batch of effects (a stop of a whole
     /// watcher with stop_children signals many trees; /proc is read once for them).
     private var treeSnapshot: ProcessTree.Snapshot?
+    /// Sessions of workers being stopped or gone with processes left (Supervisor+Leftovers).
+    var sessions: [Int32: TrackedSession] = [:]
+    var sessionRecheck: EventLoop.TimerID?
+    var sessionWaiters: [SessionWaiter] = []
+    var sessionScanQueue: Set<Int32> = []
+    var sessionScanRunning = false
+    /// Reads /proc for the process groups of stopped workers' sessions.
+    let sessionWorker = SerialWorker(name: "sessions")
     private var deferred: Deque<() -> Void> = []
     private var drainScheduled = false
     private var draining = false
@@ -102,6 +110,7 @@ public final class Supervisor {
         } catch {
             throw DaemonError("cannot read signals: \(error)")
         }
+        adoptOrphans()
         logger.info("Arbiter now waiting for commands")
         serving()
         scheduler.submit(.all) { [unowned self] done in
@@ -190,8 +199,12 @@ public final class Supervisor {
         scheduler.dropWaiting()
         stopAll(watchers) {
             then()
-            // Let the last replies leave before the loop (and the sockets) go away.
-            self.finishQuit()
+            // What crashed workers left behind is on its way out (stop signal sent, SIGKILL
+            // armed); circusd stays their parent until it is gone.
+            self.whenLeftoversGone(of: nil) {
+                // Let the last replies leave before the loop (and the sockets) go away.
+                self.finishQuit()
+            }
         }
     }
 
@@ -213,6 +226,10 @@ public final class Supervisor {
             scheduler.submit(.all) { [unowned self] done in self.reloadOnHangup(done: done) }
         case SIGUSR1:
             logSink.reopen()
+        case SIGCHLD:
+            // Workers' exits come through their pidfds; this reaps the descendants that
+            // were re-parented to circusd.
+            monitor.reapOrphans()
         default:
             break
         }
@@ -234,7 +251,14 @@ public final class Supervisor {
         }
         let id = OperationID(nextOperation)
         nextOperation += 1
-        completions[id] = completion
+        if command == .stop {
+            // Stopped means nothing of the watcher runs, what a crashed worker left included.
+            completions[id] = { [unowned self] result in
+                self.whenLeftoversGone(of: entry) { completion(result) }
+            }
+        } else {
+            completions[id] = completion
+        }
         perform(entry.machine.begin(command, id: id, at: moment()), on: entry)
     }
 
@@ -340,6 +364,11 @@ public final class Supervisor {
         }
     }
 
+    /// Queues `work` to run once the effects being performed are done.
+    func deferLoopWork(_ work: @escaping () -> Void) {
+        deferred.append(work)
+    }
+
     /// Runs completions queued while effects were performed; they may start new operations.
     func drainDeferred() {
         guard performDepth == 0 else { return }
@@ -364,10 +393,26 @@ public final class Supervisor {
             treeSnapshot = tree
             targets += tree.descendants(of: pid)
         }
+        // The worker leads its process group: one kill(-pgid) reaches it and every
+        // descendant still in the group, even those whose parent died. Only while the pid is
+        // ours (watched, or a group we wait for), so the number cannot have been recycled.
+        var groupSignalled = false
+        if scope != .process, monitor.isWatching(pid) || sessions[pid] != nil {
+            do {
+                try ProcessGroup.signal(pid, signo)
+                groupSignalled = true
+            } catch {
+                logger.debug("signal \(signo) to the group of \(pid): \(error)")
+            }
+        }
         let now = EventLoop.wallNow()
         for target in targets {
+            // Signal each process once: a second SIGTERM can mean "hurry" to a program.
+            let alreadySignalled = groupSignalled && (target == pid || getpgid(target) == pid)
             do {
-                if monitor.isWatching(target) {
+                if alreadySignalled {
+                    // reached by the group signal
+                } else if monitor.isWatching(target) {
                     try monitor.signal(target, signo)
                 } else {
                     try ChildMonitor.signal(pid: target, signo)
@@ -376,6 +421,9 @@ public final class Supervisor {
                 logger.debug("signal \(signo) to \(target): \(error)")
             }
             if publishKill { publish(.kill(pid: Int64(target), time: now), for: entry.name) }
+        }
+        if scope != .process, monitor.isWatching(pid) || sessions[pid] != nil {
+            stopSignalSent(signo, to: pid, entry: entry)
         }
     }
 
@@ -433,7 +481,14 @@ public final class Supervisor {
     private func childExited(pid: Int32, status: ProcessExitStatus, entry: WatcherEntry) {
         sampler.forget(pid)
         let code = status.exitCode ?? 0
-        perform(entry.machine.processExited(pid: pid, exitCode: code, at: moment()), on: entry)
+        if entry.machine.processes[pid]?.stopping == true {
+            // A stop is over when the worker's whole session is gone.
+            stoppedWorkerReaped(pid, exitCode: code, entry: entry)
+        } else {
+            // A crash is respawned at once; what it left behind is ended after.
+            perform(entry.machine.processExited(pid: pid, exitCode: code, at: moment()), on: entry)
+            endLeftovers(of: pid, exitCode: code, entry: entry)
+        }
         drainDeferred()
     }
 

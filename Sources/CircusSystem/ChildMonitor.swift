@@ -1,6 +1,8 @@
 // Sees a child's exit the moment it happens: each child's pidfd becomes readable when it
-// ends, so the loop wakes once per exit and reaps exactly that child. No waitpid(-1), no
-// periodic reaping (Circus polls every check_delay; we do not).
+// ends, so the loop wakes once per exit and reaps exactly that child. No periodic reaping
+// (Circus polls every check_delay; we do not). The descendants that circusd, a child
+// subreaper, inherits when their parent dies have no pidfd of ours: they are reaped on
+// SIGCHLD by `reapOrphans`, which never takes a watched child's exit status.
 
 import CCircusSys
 import Glibc
@@ -23,6 +25,15 @@ public final class ChildMonitor {
 
     private let loop: EventLoop
     private var watched: [Int32: Watched] = [:]
+
+    /// Called on the loop thread for each child that ended without being watched (a
+    /// descendant re-parented to this process as child subreaper), after it was reaped.
+    /// While nil, such children are left alone.
+    ///
+    /// - Important: once set, every child this process creates must be watched here, or
+    ///   reaped before control returns to the loop: any other ended child is taken for an
+    ///   orphan and reaped by `reapOrphans()`.
+    public var onOrphanExit: ((OrphanExit) -> Void)?
 
     /// Creates a monitor that registers pidfds with `loop`.
     public init(loop: EventLoop) {
@@ -68,7 +79,7 @@ public final class ChildMonitor {
     }
 
     /// Stops watching `pid` without reaping it, and hands its pidfd back to the caller
-    /// (who must reap and close it).
+    /// (who must reap and close it, before the loop runs again when `onOrphanExit` is set).
     public func forget(_ pid: Int32) -> SpawnedProcess? {
         guard let w = watched.removeValue(forKey: pid) else { return nil }
         loop.unregister(w.registration)
@@ -88,6 +99,35 @@ public final class ChildMonitor {
         loop.unregister(w.registration)
         w.process.close()
         w.onExit(pid, status)
+        // `reapOrphans` stops at a watched child's zombie; it is gone now, so look again
+        // for orphans that ended behind it (their SIGCHLD may already have been read).
+        reapOrphans()
+    }
+
+    /// Reaps every ended child that is not watched and reports each to `onOrphanExit`;
+    /// call it on SIGCHLD. Does nothing while `onOrphanExit` is nil.
+    ///
+    /// Peeks first (waitid with WNOWAIT) so that a watched child's exit status is left for
+    /// its pidfd: when the next ended child is a watched one, it stops there, and the
+    /// monitor calls it again once that child is reaped.
+    public func reapOrphans() {
+        guard let handler = onOrphanExit else { return }
+        while true {
+            var pid: Int32 = 0
+            var code: Int32 = 0
+            var status: Int32 = 0
+            let peeked = circus_wait_peek(&pid, &code, &status)
+            if peeked == -EINTR { continue }
+            guard peeked == 1, watched[pid] == nil else { return }
+            // Still a zombie: its group and session can be read until it is reaped.
+            let group = getpgid(pid)
+            let session = getsid(pid)
+            var reaped: Int32
+            repeat { reaped = circus_wait_reap(pid, &code, &status) } while reaped == -EINTR
+            guard reaped == 1 else { return }
+            handler(OrphanExit(pid: pid, status: ProcessExitStatus(code: code, status: status),
+                               processGroup: max(group, 0), session: max(session, 0)))
+        }
     }
 
     // MARK: Processes we did not spawn

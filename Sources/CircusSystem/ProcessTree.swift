@@ -1,5 +1,7 @@
 // Who descends from whom, from /proc: for stop_children (signal a worker's children) and
-// for the recursive SIGKILL at the end of a graceful timeout (spec 6.7, 6.8).
+// for the recursive SIGKILL at the end of a graceful timeout.
+
+import Glibc
 
 /// Parent/child relations read from /proc.
 public enum ProcessTree {
@@ -75,6 +77,15 @@ public enum ProcessTree {
             }
             return result
         }
+    }
+
+    /// This process's own children, from its threads' `children` files: as many small
+    /// reads as circusd has threads, whatever the number of processes on the system.
+    ///
+    /// nil when the kernel has no `children` files (CONFIG_PROC_CHILDREN): the caller then
+    /// needs a scan of /proc, which belongs on a worker thread.
+    public static func ownChildren() -> [Int32]? {
+        childrenFromTasks(of: getpid())
     }
 
     /// The parent pid of `pid`, or nil when it is gone.

@@ -136,6 +136,31 @@ int circus_pidfd_send_signal(int pidfd, int signo);
 /// - Returns: 1 when reaped, 0 when still running (nohang only), or a negative errno.
 int circus_pidfd_wait(int pidfd, int nohang, int *_Nonnull code_out, int *_Nonnull status_out);
 
+// MARK: - Subreaper and re-parented children
+
+/// prctl(PR_SET_CHILD_SUBREAPER, on): while set, descendants orphaned by the death of their
+/// parent are re-parented to this process instead of init. Returns 0 or a negative errno.
+int circus_set_child_subreaper(int on);
+
+/// prctl(PR_GET_CHILD_SUBREAPER): 1 when this process is a child subreaper, 0 when not, or
+/// a negative errno.
+int circus_is_child_subreaper(void);
+
+/// waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT): names an ended child without reaping it, so
+/// the caller can decide who reaps it.
+///
+/// - Parameters:
+///   - pid_out: the child's pid.
+///   - code_out: CLD_EXITED, CLD_KILLED or CLD_DUMPED.
+///   - status_out: the exit status or the signal number.
+/// - Returns: 1 when a child has ended, 0 when none has (or there are no children), or a
+///   negative errno.
+int circus_wait_peek(int *_Nonnull pid_out, int *_Nonnull code_out, int *_Nonnull status_out);
+
+/// waitid(P_PID, pid, WEXITED | WNOHANG): reaps one ended child. Returns 1 when reaped, 0
+/// when it is still running, or a negative errno (ECHILD: not our child, or already reaped).
+int circus_wait_reap(int pid, int *_Nonnull code_out, int *_Nonnull status_out);
+
 // MARK: - epoll
 
 /// An epoll event without glibc's packed layout, which Swift imports awkwardly.

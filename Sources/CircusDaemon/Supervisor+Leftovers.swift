@@ -1,0 +1,273 @@
+// No orphans: what becomes of a worker's descendants when the worker itself is gone.
+//
+// Each worker leads its own session and process group, and circusd is a child subreaper:
+// a descendant whose parent dies stays in the worker's session (and, unless it moved, in
+// its group) and becomes circusd's child. So the processes of a worker are its session:
+// - a stop signals the worker's group at once (one kill(-pgid)), and the other groups of
+//   its session (a `timeout` or a job-control shell makes its own) as their leaders become
+//   circusd's children (when the worker dies); the worker's exit is reported to its
+//   watcher only when all those groups are empty, so a stop waits for the whole tree, and
+//   the SIGKILL escalation reaches all of them;
+// - a worker that ended on its own (crashed, killed from outside) is respawned at once;
+//   then its session gets the watcher's stop signal, and SIGKILL after graceful_timeout,
+//   as systemd does with the processes a service leaves behind.
+// The members are reaped as they end (SIGCHLD). A group is known to be empty when
+// kill(-pgid, 0) fails; the other groups are found among circusd's own children (their
+// session says whose they are), which is a few small reads, done after the respawn. Only
+// a kernel without /proc/<pid>/task/<tid>/children needs a scan of /proc, on a worker
+// thread. A program that left the session
+// on purpose (setsid: it daemonized) is not touched; circusd reaps it when it exits.
+
+import CircusConfig
+import CircusCore
+import CircusSystem
+import Glibc
+import Logging
+import OrderedCollections
+
+/// The session of a worker being stopped, or of one that exited while other processes of
+/// its session were still running.
+struct TrackedSession {
+    let entry: WatcherEntry
+    /// The session's process groups not yet seen empty: the worker's own (its pid) and
+    /// the others found since.
+    var groups: Set<Int32>
+    /// The last signal the session was sent; a group found later gets it too.
+    var signal: Int32
+    /// The worker's exit code once it was reaped; nil while it runs.
+    var exitCode: Int32?
+    /// Whether the watcher waits for this session before it hears of the worker's exit
+    /// (the worker was being stopped).
+    var holdsExit: Bool
+    /// The SIGKILL deadline of a crashed worker's session.
+    var killTimer: EventLoop.TimerID?
+    /// A scan of /proc for this session's other groups is queued or running (kernels
+    /// without `children` files).
+    var scanPending = false
+}
+
+extension Supervisor {
+    /// Makes circusd the parent of the descendants its workers orphan, and reaps them.
+    func adoptOrphans() {
+        do {
+            try Subreaper.become()
+        } catch {
+            logger.warning(
+                "cannot become a child subreaper (\(error)): the processes a worker forks go to init when it dies")
+        }
+        monitor.onOrphanExit = { [unowned self] exit in self.orphanExited(exit) }
+    }
+
+    // MARK: The stop procedure
+
+    /// The stop procedure sent `signo` to worker `pid` and its group: the session's other
+    /// groups get it too, those known now and those the next scan finds.
+    func stopSignalSent(_ signo: Int32, to pid: Int32, entry: WatcherEntry) {
+        guard signo != 0 else { return }
+        var session = sessions[pid] ?? TrackedSession(entry: entry, groups: [pid], signal: signo, holdsExit: false)
+        session.signal = signo
+        for group in session.groups where group != pid { signalGroup(group, signo, watcher: entry.name) }
+        sessions[pid] = session
+        // Groups already re-parented here (their parent died before the stop).
+        findOtherGroups(of: pid)
+    }
+
+    /// A worker that was being stopped has been reaped: its watcher hears of it once the
+    /// rest of its session is gone.
+    func stoppedWorkerReaped(_ pid: Int32, exitCode: Int32, entry: WatcherEntry) {
+        var session = sessions[pid] ?? TrackedSession(entry: entry, groups: [pid], signal: 0, holdsExit: true)
+        session.exitCode = exitCode
+        session.holdsExit = true
+        sessions[pid] = session
+        // The worker's children are circusd's now: those leading groups of their own get
+        // the stop signal too.
+        findOtherGroups(of: pid)
+        if finishIfDone(pid) { return }
+        logger.debug("\(entry.name): pid \(pid) exited; waiting for the rest of its session")
+        armSessionRecheck()
+    }
+
+    /// A worker ended on its own: ends what it left running in its session (stop signal,
+    /// then SIGKILL after graceful_timeout). Called after the respawn.
+    func endLeftovers(of pid: Int32, exitCode: Int32, entry: WatcherEntry) {
+        // `rm --nostop` let go of the watcher's processes: what they leave is not ours to end.
+        guard entry.attached, sessions[pid] == nil else { return }
+        let config = entry.config
+        let signo = config.stopSignal
+        if ProcessGroup.exists(pid) {
+            logger.info(
+                "\(entry.name): pid \(pid) exited and left processes running in its process group; sending them \(Signals.name(signo))")
+            signalGroup(pid, signo, watcher: entry.name)
+        }
+        var session = TrackedSession(entry: entry, groups: [pid], signal: signo, exitCode: exitCode, holdsExit: false)
+        if signo != SIGKILL {
+            session.killTimer = loop.schedule(after: max(config.gracefulTimeout, 0)) { [unowned self] in
+                self.killLeftovers(of: pid)
+                self.drainDeferred()
+            }
+        }
+        sessions[pid] = session
+        findOtherGroups(of: pid)
+        // Nothing left (the usual crash): done at once, timer cancelled.
+        if !finishIfDone(pid) { armSessionRecheck() }
+    }
+
+    private func killLeftovers(of pid: Int32) {
+        guard var session = sessions[pid] else { return }
+        session.killTimer = nil
+        session.signal = SIGKILL
+        sessions[pid] = session
+        if finishIfDone(pid) { return }
+        logger.warning("\(session.entry.name): processes left by pid \(pid) outlived graceful_timeout; sending SIGKILL")
+        for group in session.groups { signalGroup(group, SIGKILL, watcher: session.entry.name) }
+        findOtherGroups(of: pid)
+    }
+
+    private func signalGroup(_ group: Int32, _ signo: Int32, watcher: String) {
+        do {
+            try ProcessGroup.signal(group, signo)
+        } catch {
+            logger.debug("\(watcher): signal \(signo) to process group \(group): \(error)")
+        }
+    }
+
+    // MARK: Finding the session's other groups
+
+    /// Adds the groups of `pid`'s session that left the worker's own and are led by a
+    /// child of circusd (orphaned: their parent died), and sends them the session's signal.
+    /// A group whose leader's parent still lives is found when that parent dies.
+    private func findOtherGroups(of pid: Int32) {
+        guard sessions[pid] != nil else { return }
+        guard let children = ProcessTree.ownChildren() else { return requestScan(of: pid) }
+        var found: Set<Int32> = []
+        for child in children where !monitor.isWatching(child) && getsid(child) == pid {
+            let group = getpgid(child)
+            if group > 1, group != pid { found.insert(group) }
+        }
+        addGroups(found, to: pid)
+    }
+
+    /// Signals the groups of `found` that `pid`'s session did not know yet, and keeps them.
+    private func addGroups(_ found: Set<Int32>, to pid: Int32) {
+        guard var session = sessions[pid] else { return }
+        let new = found.subtracting(session.groups)
+        guard !new.isEmpty else { return }
+        let list = new.sorted().map(String.init).joined(separator: ", ")
+        let name = Signals.name(session.signal)
+        logger.info(
+            "\(session.entry.name): pid \(pid)'s session has processes in other process groups (\(list)); sending them \(name)")
+        for group in new where session.signal != 0 { signalGroup(group, session.signal, watcher: session.entry.name) }
+        session.groups.formUnion(new)
+        sessions[pid] = session
+    }
+
+    private func requestScan(of pid: Int32) {
+        guard sessions[pid] != nil else { return }
+        sessions[pid]?.scanPending = true
+        sessionScanQueue.insert(pid)
+        if !sessionScanRunning { startSessionScan() }
+    }
+
+    private func startSessionScan() {
+        let scanned = sessionScanQueue
+        sessionScanQueue = []
+        guard !scanned.isEmpty else { return }
+        sessionScanRunning = true
+        do {
+            try loop.offload(to: sessionWorker, { Session.otherGroups(in: scanned) }) { [unowned self] found in
+                self.sessionScanRunning = false
+                self.applyScan(scanned: scanned, found: found)
+                if !self.sessionScanQueue.isEmpty { self.startSessionScan() }
+                self.drainDeferred()
+            }
+        } catch {
+            sessionScanRunning = false
+            logger.warning("cannot scan /proc for the processes of a stopped worker: \(error)")
+            applyScan(scanned: scanned, found: [:])
+        }
+    }
+
+    private func applyScan(scanned: Set<Int32>, found: [Int32: Set<Int32>]) {
+        for pid in scanned {
+            guard sessions[pid] != nil else { continue }
+            sessions[pid]?.scanPending = sessionScanQueue.contains(pid)
+            addGroups(found[pid] ?? [], to: pid)
+            if !finishIfDone(pid), sessions[pid]?.exitCode != nil { armSessionRecheck() }
+        }
+    }
+
+    // MARK: Seeing the end
+
+    /// A re-parented descendant ended and was reaped.
+    private func orphanExited(_ exit: OrphanExit) {
+        if let session = sessions[exit.session] {
+            logger.debug("\(session.entry.name): reaped pid \(exit.pid), left by pid \(exit.session) (\(exit.status))")
+            // Its children, if any, are circusd's now.
+            findOtherGroups(of: exit.session)
+        } else if let owner = watchers.first(where: { $0.machine.processes[exit.session] != nil }) {
+            logger.debug("\(owner.name): reaped pid \(exit.pid), a descendant of pid \(exit.session) (\(exit.status))")
+        } else {
+            logger.info(
+                "reaped pid \(exit.pid) (\(exit.status)): a process that had left its watcher's session, as a program that daemonizes does")
+        }
+        recheckSessions()
+    }
+
+    /// Finishes every tracked session that is now empty.
+    func recheckSessions() {
+        for pid in Array(sessions.keys) { _ = finishIfDone(pid) }
+        drainDeferred()
+    }
+
+    /// Forgets `pid`'s session when the worker was reaped, no scan is pending and every
+    /// group is empty, reporting a held exit to its watcher. True when it is gone.
+    private func finishIfDone(_ pid: Int32) -> Bool {
+        guard var session = sessions[pid] else { return true }
+        session.groups = session.groups.filter(ProcessGroup.exists)
+        sessions[pid] = session
+        guard let exitCode = session.exitCode, !session.scanPending, session.groups.isEmpty else { return false }
+        sessions[pid] = nil
+        if let timer = session.killTimer { loop.cancel(timer) }
+        if session.holdsExit {
+            perform(session.entry.machine.processExited(pid: pid, exitCode: exitCode, at: moment()), on: session.entry)
+        }
+        if !sessionWaiters.isEmpty {
+            let (ready, waiting) = sessionWaiters.reduce(into: ([() -> Void](), [SessionWaiter]())) { acc, waiter in
+                if hasLeftovers(of: waiter.entry) { acc.1.append(waiter) } else { acc.0.append(waiter.done) }
+            }
+            sessionWaiters = waiting
+            for done in ready { deferLoopWork(done) }
+        }
+        return true
+    }
+
+    private func hasLeftovers(of entry: WatcherEntry?) -> Bool {
+        guard let entry else { return !sessions.isEmpty }
+        return sessions.values.contains { $0.entry === entry }
+    }
+
+    /// Calls `done` once no session of `entry` (of any watcher when nil) is tracked any
+    /// more: a stop of a watcher, and quit, wait for what crashed workers left.
+    func whenLeftoversGone(of entry: WatcherEntry?, _ done: @escaping () -> Void) {
+        if !hasLeftovers(of: entry) { return done() }
+        sessionWaiters.append(SessionWaiter(entry: entry, done: done))
+    }
+
+    /// The last member of a group normally ends as circusd's child (SIGCHLD). One whose
+    /// parent lives on in another group of the session ends unseen: while a reaped worker's
+    /// session is pending, look again every second.
+    private func armSessionRecheck() {
+        guard sessionRecheck == nil else { return }
+        sessionRecheck = loop.schedule(after: 1) { [unowned self] in
+            self.sessionRecheck = nil
+            self.recheckSessions()
+            if self.sessions.values.contains(where: { $0.exitCode != nil }) { self.armSessionRecheck() }
+        }
+    }
+}
+
+/// Someone waiting for the leftovers of a watcher (or of all, when `entry` is nil) to end.
+struct SessionWaiter {
+    let entry: WatcherEntry?
+    let done: () -> Void
+}
