@@ -26,7 +26,11 @@ public final class Supervisor {
     var publisher: EventPublisher?
     let monitor: ChildMonitor
     let spawner = Spawner()
-    let sampler = ProcessSampler()
+    /// Users and groups for spawning, read at start-up and refreshed off the loop.
+    let users: UserDirectory
+    let userWorker = SerialWorker(name: "users")
+    var userWatch: UserDirectoryWatch?
+    let statsService: StatsService
     var signalSource: SignalSource?
     var logger: Logger
     let logSink: LogSink
@@ -81,6 +85,8 @@ public final class Supervisor {
         self.logSink = logSink
         self.startTime = EventLoop.wallNow()
         watchers = configuration.watchers.map(WatcherEntry.init(config:))
+        users = Self.loadUsers(for: configuration)
+        statsService = StatsService(users: users)
     }
 
     // MARK: - Running
@@ -98,6 +104,7 @@ public final class Supervisor {
         } catch {
             throw DaemonError("cannot read signals: \(error)")
         }
+        watchUsers()
         warnAboutPendingFeatures()
         logger.info("Arbiter now waiting for commands")
         scheduler.submit(.all) { [unowned self] done in
@@ -176,6 +183,8 @@ public final class Supervisor {
         publisher = nil
         signalSource?.close()
         signalSource = nil
+        userWatch?.close()
+        userWatch = nil
     }
 
     /// Begins a graceful shutdown: every watcher is stopped, then the loop ends.
@@ -430,7 +439,6 @@ public final class Supervisor {
     }
 
     private func childExited(pid: Int32, status: ProcessExitStatus, entry: WatcherEntry) {
-        sampler.forget(pid)
         let code = status.exitCode ?? 0
         perform(entry.machine.processExited(pid: pid, exitCode: code, at: moment()), on: entry)
         drainDeferred()

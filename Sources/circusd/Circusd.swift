@@ -84,6 +84,8 @@ struct Circusd: ParsableCommand {
         } catch {
             fail("circusd: \(error)")
         }
+        // Lines still queued for the writer thread are written before the process exits.
+        defer { sink.flush() }
         let level = CircusLogHandler.level(named: logLevel ?? settings.loglevel)
         LoggingSystem.bootstrap { label in CircusLogHandler(label: label, sink: sink, level: level) }
         let logger = Logger(label: "circus")
