@@ -63,15 +63,20 @@ final class StatsService: Sendable {
         testGate = getenv("CIRCUSD_TEST_STATS_GATE").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    /// Answers `query` on the worker, then calls `completion` on the loop thread.
+    /// Answers `query` for `request` on the worker, down to the reply's bytes (a stats of a
+    /// thousand processes is a big document), then calls `completion` on the loop thread
+    /// with them (nil for a cast).
     func answer(
-        _ query: StatsQuery, loop: EventLoop, then completion: @escaping (Result<JSONObject, CommandError>) -> Void
+        _ query: StatsQuery, for request: Request, loop: EventLoop, then completion: @escaping ([UInt8]?) -> Void
     ) throws(SystemError) {
         let sampler = self.sampler
         let gate = testGate
         try loop.offload(to: worker, {
             if let gate { Self.wait(at: gate) }
-            return Self.answer(query, sampler: sampler)
+            switch Self.answer(query, sampler: sampler) {
+            case .success(let payload): return request.okReply(payload, time: EventLoop.wallNow())
+            case .failure(let error): return request.errorReply(error, time: EventLoop.wallNow())
+            }
         }, then: completion)
     }
 
@@ -161,11 +166,8 @@ extension Supervisor {
 
     private func sampleAndReply(_ query: StatsQuery, _ respond: Responder) {
         do {
-            try statsService.answer(query, loop: loop) { result in
-                switch result {
-                case .success(let payload): respond.ok(payload)
-                case .failure(let error): respond.fail(error)
-                }
+            try statsService.answer(query, for: respond.request, loop: loop) { [unowned self] bytes in
+                if let bytes { self.reply(bytes, to: respond.identity) }
             }
         } catch {
             respond.fail(.osError("cannot sample processes: \(error)"))
