@@ -68,6 +68,11 @@ public final class LogSink: @unchecked Sendable {
         }
     }
 
+    deinit {
+        // Queued jobs hold the sink, so none is left that would still write to `fd`.
+        if fd != 2 { _ = close(fd) }
+    }
+
     private static func open(_ path: String) throws(DaemonError) -> Int32 {
         let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw DaemonError("cannot open log file '\(path)': \(errnoDescription(errno))") }

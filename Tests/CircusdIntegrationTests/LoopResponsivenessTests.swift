@@ -47,7 +47,8 @@ import Glibc
             }
             // The worker is now inside the sampling job, blocked until we write a byte.
             let fd = try #require(try await Self.openWhenSamplingWaits(gate), "the stats worker never reached the gate")
-            defer { close(fd) }
+            var closed = false
+            defer { if !closed { close(fd) } }
 
             // A command is served meanwhile...
             let status = try await h.call("status", ["name": "sleepers"])
@@ -66,6 +67,8 @@ import Glibc
 
             var byte: UInt8 = 1
             #expect(write(fd, &byte, 1) == 1)
+            close(fd)
+            closed = true
             let reply = try await stats.value
             // The stats answers for the processes as they were when it was asked: the
             // victim was reaped before it was sampled.
