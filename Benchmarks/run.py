@@ -405,6 +405,24 @@ def cpu_sched_ns(pid):
     return total
 
 
+def memory_mib(pid):
+    """(anonymous, USS) in MiB: RssAnon from /proc/PID/status (heap, stacks, private
+    mappings: what the process really allocated) and Private_Clean + Private_Dirty from
+    /proc/PID/smaps_rollup (pages no other process maps; file pages of the binary that
+    only this process maps count too)."""
+    anon = None
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                anon = int(line.split()[1]) / 1024
+    private = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                private += int(line.split()[1])
+    return anon, private / 1024
+
+
 def percentile(xs, p):
     if not xs:
         return None
@@ -564,6 +582,84 @@ def scenario_rtt(args, runners, bare):
                 f"{args.clients} clients {s4['req_s']:.0f} req/s")
 
 
+STATS_CLIENT = r"""
+import json, signal, sys, time, zmq
+endpoint, name = sys.argv[1], sys.argv[2]
+ctx = zmq.Context()
+sock = ctx.socket(zmq.DEALER)
+sock.setsockopt(zmq.LINGER, 0)
+sock.connect(endpoint)
+durations = []
+stop = [False]
+def _term(signum, frame):
+    stop[0] = True
+signal.signal(signal.SIGTERM, _term)
+n = 0
+while not stop[0]:
+    n += 1
+    t0 = time.monotonic()
+    sock.send(json.dumps({"id": "s%d" % n, "command": "stats", "properties": {"name": name}}).encode())
+    while not stop[0]:
+        if sock.poll(100):
+            sock.recv()
+            durations.append(time.monotonic() - t0)
+            if len(durations) == 1:
+                print("ready", flush=True)
+            break
+print(json.dumps({"count": len(durations), "durations_s": durations}), flush=True)
+"""
+
+
+def scenario_statsload(args, runners, bare):
+    """status round trips on a daemon with a 1000-process watcher, quiet and while another
+    client runs `stats` of that watcher in a loop."""
+    n = args.stats_processes
+    for rep in range(args.reps_stats):
+        for label, binary in runners:
+            if binary is None:
+                continue
+            d = Daemon(label, binary, args.keep_temp)
+            try:
+                d.launch([Watcher("big", n, autostart=True), Watcher("w", 1, autostart=True)])
+                d.wait_pids("big", n, timeout=600, poll=0.2)
+                d.wait_pids("w", 1)
+                env = {"RTT_WARMUP": "20", "RTT_TIMEOUT_MS": "300000"}
+                s0, quiet = rtt_timed(bare["rtt_client"], d.endpoint, args.stats_seconds, env)
+                client = popen([VENV_PY, "-c", STATS_CLIENT, d.endpoint, "big"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                try:
+                    if client.stdout.readline().strip() != "ready":
+                        raise RuntimeError("stats client failed: " + client.stderr.read())
+                    s1, loaded = rtt_timed(bare["rtt_client"], d.endpoint, args.stats_seconds, env)
+                finally:
+                    client.terminate()
+                    out, _ = client.communicate(timeout=300)
+                    popen_done(client)
+                stats = json.loads(out.strip().splitlines()[-1])
+            finally:
+                d.stop()
+            rec("rtt_big_quiet", label, quiet)
+            rec("rtt_big_stats", label, loaded)
+            rec("stats_rtt", label, [x * 1e3 for x in stats["durations_s"]])
+            log(f"statsload rep {rep + 1}: {label} status p99 quiet {percentile(quiet, 0.99):.0f}us "
+                f"({len(quiet)} calls), with stats loop {percentile(loaded, 0.99):.0f}us ({len(loaded)} calls, "
+                f"{stats['count']} stats, median {statistics.median(stats['durations_s']) * 1e3:.0f} ms)")
+
+
+def rtt_timed(exe, endpoint, seconds, env):
+    """Sequential `status` calls for `seconds`; (summary, latencies in µs)."""
+    with tempfile.NamedTemporaryFile(prefix="cbench-lat-", delete=False) as f:
+        path = f.name
+    try:
+        summary = run_json([exe, endpoint, "0", "1", str(seconds), path], timeout=seconds + 600, extra_env=env)
+        a = array.array("Q")
+        with open(path, "rb") as f:
+            a.frombytes(f.read())
+        return summary, [x / 1e3 for x in a]
+    finally:
+        os.unlink(path)
+
+
 def scenario_idle(args, runners, bare):
     for rep in range(args.reps_idle):
         for label, binary in runners:
@@ -579,17 +675,28 @@ def scenario_idle(args, runners, bare):
                 c0, s0 = cpu_ticks_ms(pid), cpu_sched_ns(pid)
                 time.sleep(args.idle_seconds)
                 c1, s1 = cpu_ticks_ms(pid), cpu_sched_ns(pid)
-                mem = psutil.Process(pid).memory_full_info()
+                anon_idle, uss_idle = memory_mib(pid)
                 nthreads = psutil.Process(pid).num_threads()
+                # A few commands, as an operator's session would send them.
+                for _ in range(1000):
+                    d.call("status")
+                d.call("stats", timeout=120)
+                d.call("incr", name="w00", waiting=True)
+                d.call("decr", name="w00", waiting=True)
+                d.wait_pids("w00", 5, timeout=60, poll=0.05)
+                anon_cmd, uss_cmd = memory_mib(pid)
             finally:
                 d.stop()
             rec("idle_sched", label, (s1 - s0) / 1e6)
             rec("idle_ticks", label, c1 - c0)
-            rec("rss", label, mem.rss / 2**20)
-            rec("uss", label, mem.uss / 2**20)
+            rec("anon_idle", label, anon_idle)
+            rec("uss_idle", label, uss_idle)
+            rec("anon_cmd", label, anon_cmd)
+            rec("uss_cmd", label, uss_cmd)
             rec("threads", label, nthreads)
             log(f"idle rep {rep + 1}: {label} cpu {(s1 - s0) / 1e6:.2f} ms (ticks {c1 - c0:.0f} ms), "
-                f"rss {mem.rss / 2**20:.1f} MiB, uss {mem.uss / 2**20:.1f} MiB, {nthreads} threads")
+                f"idle anon {anon_idle:.2f} MiB uss {uss_idle:.2f} MiB, after commands anon {anon_cmd:.2f} MiB "
+                f"uss {uss_cmd:.2f} MiB, {nthreads} threads")
 
 
 # ---------------------------------------------------------------- report
@@ -640,8 +747,19 @@ def report(args, ours_label, machine):
         (f"`status` req/s, {args.clients} concurrent clients", "rps", "median", "median"),
         (f"idle CPU (ms in {window}, schedstat ns)", "idle_sched", "median", None),
         (f"idle CPU (ms in {window}, utime+stime ticks)", "idle_ticks", "median", None),
-        ("idle RSS (MiB), 20×5 sleeps", "rss", "median", None),
-        ("idle USS (MiB), 20×5 sleeps", "uss", "median", None),
+        (f"`status` round trip p50 (µs), {args.stats_processes}-process watcher, no other client",
+         "rtt_big_quiet", "p50", None),
+        (f"`status` round trip p99 (µs), {args.stats_processes}-process watcher, no other client",
+         "rtt_big_quiet", "p99", None),
+        (f"`status` round trip p50 (µs), while another client loops `stats` of the {args.stats_processes}",
+         "rtt_big_stats", "p50", None),
+        (f"`status` round trip p99 (µs), while another client loops `stats` of the {args.stats_processes}",
+         "rtt_big_stats", "p99", None),
+        (f"`stats` of {args.stats_processes} processes, round trip p50 (ms)", "stats_rtt", "p50", None),
+        ("anonymous memory, idle (MiB, RssAnon), 20×5 sleeps", "anon_idle", "median", None),
+        ("USS, idle (MiB, private clean+dirty), 20×5 sleeps", "uss_idle", "median", None),
+        ("anonymous memory after 1000 `status` + `stats` + `incr`/`decr` (MiB)", "anon_cmd", "median", None),
+        ("USS after 1000 `status` + `stats` + `incr`/`decr` (MiB)", "uss_cmd", "median", None),
     ]
     out = []
     out.append("## Circus for Swift benchmarks")
@@ -679,6 +797,16 @@ def report(args, ours_label, machine):
         f"idle: window starts {args.idle_settle:g} s after all 100 processes are listed; daemon pid only "
         f"(threads: ours {aggregate('threads', 'ours', 'median') or '—'}, "
         f"Python {aggregate('threads', 'python', 'median') or '—'}).",
+        "memory: RssAnon from /proc/PID/status; USS = Private_Clean + Private_Dirty from "
+        "/proc/PID/smaps_rollup; read at the end of the idle window, then after 1000 sequential `status`, "
+        "one `stats` of all 100 processes, `incr w00` and `decr w00` (waiting).",
+        f"stats load: {args.stats_seconds:g} s of sequential `status` calls (C client, 20 warm-up calls) on a daemon "
+        f"with a {args.stats_processes}-process watcher, first alone, then while a second client (Python, its own "
+        f"process) sends `stats name=big` back to back; samples pooled over {args.reps_stats} rep(s) "
+        f"(ours {len(R.get('rtt_big_stats', {}).get('ours', []))} calls, "
+        f"Python {len(R.get('rtt_big_stats', {}).get('python', []))} calls under load; "
+        f"`stats` replies: ours {len(R.get('stats_rtt', {}).get('ours', []))}, "
+        f"Python {len(R.get('stats_rtt', {}).get('python', []))}).",
     ]
     if args.quick:
         notes.append("quick mode: fewer repetitions, 1000-process start skipped, short idle window.")
@@ -707,8 +835,8 @@ def main():
     ap.add_argument("--python", default=os.path.join(REPO, ".venv", "bin", "circusd"))
     ap.add_argument("--quick", action="store_true", help="smoke run: fewer reps, idle 5 s, skip 1000")
     ap.add_argument("--idle-seconds", type=float, default=None, help="idle window (default 30, quick 5)")
-    ap.add_argument("--scenarios", default="spawn,respawn,status,idle",
-                    help="comma-separated subset of spawn,respawn,status,idle")
+    ap.add_argument("--scenarios", default="spawn,respawn,status,statsload,idle",
+                    help="comma-separated subset of spawn,respawn,status,statsload,idle")
     ap.add_argument("--out", default=None, help="also write the markdown here "
                     "(default Benchmarks/results/<timestamp>.md, plus .json with raw values)")
     ap.add_argument("--keep-temp", action="store_true", help="keep daemon temp dirs (logs, configs)")
@@ -727,6 +855,9 @@ def main():
     args.rtt_seconds = 3.0
     args.clients = 4
     args.idle_settle = 1.0
+    args.stats_processes = 200 if q else 1000
+    args.stats_seconds = 3.0 if q else 10.0
+    args.reps_stats = 1
     if args.idle_seconds is None:
         args.idle_seconds = 5.0 if q else 30.0
 
@@ -750,7 +881,7 @@ def main():
         bare = build_bare(builddir)
         chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
         table = {"spawn": scenario_spawn, "respawn": scenario_respawn,
-                 "status": scenario_rtt, "idle": scenario_idle}
+                 "status": scenario_rtt, "statsload": scenario_statsload, "idle": scenario_idle}
         for s in chosen:
             if s not in table:
                 sys.exit(f"unknown scenario {s}")

@@ -6,7 +6,7 @@
  *   rtt_client ENDPOINT COUNT CONCURRENCY DURATION_S [OUTFILE]
  *
  * Each client is a separate process (fork) with its own context and DEALER
- * socket.  Every client first does WARMUP round trips, then all clients are
+ * socket.  Every client first does WARMUP round trips (200, or $RTT_WARMUP), then all clients are
  * released together.  A client stops after COUNT requests (COUNT > 0) or
  * after DURATION_S seconds (COUNT == 0).  Request:
  *   {"id":"<client>-<n>","command":"status","properties":{}}
@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WARMUP 200
+static uint64_t WARMUP = 200;
 #define MAX_SAMPLES_PER_CLIENT (1u << 22)
 
 static uint64_t now_ns(void) {
@@ -58,6 +58,8 @@ static void run_client(const char *endpoint, int cid, uint64_t count, double dur
     void *ctx = zmq_ctx_new();
     void *sock = zmq_socket(ctx, ZMQ_DEALER);
     int linger = 0, timeo = 10000;
+    const char *timeout = getenv("RTT_TIMEOUT_MS");  /* a daemon busy for seconds (Python's stats) */
+    if (timeout && *timeout) timeo = atoi(timeout);
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeo, sizeof timeo);
     zmq_setsockopt(sock, ZMQ_SNDTIMEO, &timeo, sizeof timeo);
@@ -126,6 +128,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *endpoint = argv[1];
+    const char *warmup = getenv("RTT_WARMUP");
+    if (warmup && *warmup) WARMUP = strtoull(warmup, NULL, 10);
     uint64_t count = strtoull(argv[2], NULL, 10);
     int conc = atoi(argv[3]);
     double duration = atof(argv[4]);

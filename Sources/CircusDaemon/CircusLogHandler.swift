@@ -4,10 +4,16 @@
 // as `%Y-%m-%d %H:%M:%S` (`%b %d %H:%M:%S` for syslog), written to stderr when the output
 // is `-` or `stdout`; `syslog://host[:port]?facility` and `syslog:///path?facility` send
 // datagrams the way Python's SysLogHandler does (`<PRI>line\0`).
+//
+// A log file on a slow disk, a full pipe or a stalled syslog must not stall the daemon:
+// lines are formatted by the caller and written by a writer thread from a bounded queue.
+// When the queue is full the line is dropped and counted, and a line saying how many were
+// dropped is written where they would have been, once the writer has room again.
 
 import CircusSystem
 import Glibc
 public import Logging
+import Synchronization
 
 /// Where log lines go, shared by every logger of the process.
 public final class LogSink: @unchecked Sendable {
@@ -18,11 +24,23 @@ public final class LogSink: @unchecked Sendable {
         case syslog(facility: Int32)
     }
 
-    // The lock makes the sink safe for helper threads that might log; the daemon itself
-    // logs from its single loop thread.
-    private var lock = pthread_mutex_t()
+    private struct Queue {
+        /// Jobs submitted to the writer and not finished yet (the running one included).
+        var pending = 0
+        /// Lines dropped since the last notice.
+        var dropped = 0
+        /// Lines dropped since the sink was created.
+        var droppedTotal = 0
+    }
+
+    // `fd` is only touched by the writer's jobs (one at a time, in order) once `init`
+    // returned; that is why the class can be @unchecked Sendable.
     private var fd: Int32 = 2
     private let destination: Destination
+    private let writer = SerialWorker(name: "log")
+    private let queue = Mutex(Queue())
+    /// How many lines may wait for the writer before new ones are dropped.
+    public let capacity: Int
 
     /// The log file path, or nil for stderr and syslog.
     public var path: String? {
@@ -33,9 +51,10 @@ public final class LogSink: @unchecked Sendable {
     /// - Parameter output: `-`, `stdout` or `stderr` for stderr (as Circus);
     ///   `syslog://host[:port][?facility]` (UDP, port 514) or `syslog:///path[?facility]`
     ///   (a local socket such as /dev/log), facility `user` by default; else a file path.
+    /// - Parameter capacity: lines that may wait for the writer (at least 2).
     /// - Throws: `DaemonError` when the file cannot be opened or syslog cannot be reached.
-    public init(output: String?) throws(DaemonError) {
-        pthread_mutex_init(&lock, nil)
+    public init(output: String?, capacity: Int = 4096) throws(DaemonError) {
+        self.capacity = max(capacity, 2)
         switch output {
         case nil, "-", "stdout", "stderr":
             destination = .stream(path: nil)
@@ -47,6 +66,11 @@ public final class LogSink: @unchecked Sendable {
             destination = .stream(path: file)
             fd = try Self.open(file)
         }
+    }
+
+    deinit {
+        // Queued jobs hold the sink, so none is left that would still write to `fd`.
+        if fd != 2 { _ = close(fd) }
     }
 
     private static func open(_ path: String) throws(DaemonError) -> Int32 {
@@ -119,19 +143,95 @@ public final class LogSink: @unchecked Sendable {
         return (fd, facility)
     }
 
-    /// Reopens the log file (after logrotate moved it away). A no-op for stderr and syslog.
+    /// Reopens the log file (after logrotate moved it away), in order with the lines
+    /// logged before: the writer does it. A no-op for stderr and syslog.
     public func reopen() {
         guard let path else { return }
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        if let fresh = try? Self.open(path) {
-            close(fd)
-            fd = fresh
+        // Never dropped: it does not count against the capacity.
+        submit { [self] in
+            if let fresh = try? Self.open(path) {
+                close(fd)
+                fd = fresh
+            }
         }
     }
 
-    /// Writes one record in Circus's format.
+    /// Waits until everything logged so far is written (at exit).
+    public func flush() {
+        let done = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+        sem_init(done, 0, 0)
+        defer {
+            sem_destroy(done)
+            done.deallocate()
+        }
+        let pointer = UnsafeSendablePointer(done)
+        guard submit({ sem_post(pointer.raw) }) else { return }
+        while sem_wait(done) != 0 && errno == EINTR {}
+    }
+
+    /// Lines dropped because the queue was full, since the sink was created.
+    public var droppedCount: Int { queue.withLock { $0.droppedTotal } }
+
+    /// Writes one record in Circus's format (queued for the writer).
     func write(level: Logger.Level, name: String, message: String) {
+        let line = render(level: level, name: name, message: message)
+        queue.withLock { q in
+            // Submitting under the lock keeps the writer's order the callers' order.
+            if q.dropped > 0 {
+                guard q.pending + 2 <= capacity else {
+                    q.dropped += 1
+                    q.droppedTotal += 1
+                    return
+                }
+                let notice = dropNotice(q.dropped)
+                q.dropped = 0
+                q.pending += 2
+                submitLine(notice)
+                submitLine(line)
+            } else if q.pending < capacity {
+                q.pending += 1
+                submitLine(line)
+            } else {
+                q.dropped += 1
+                q.droppedTotal += 1
+            }
+        }
+    }
+
+    private func dropNotice(_ count: Int) -> [UInt8] {
+        render(level: .warning, name: "circus", message: "\(count) log line\(count == 1 ? "" : "s") dropped: the log output was too slow")
+    }
+
+    /// Queues the writing of `bytes`; counts it done afterwards and, when the writer
+    /// caught up with lines dropped meanwhile, says how many.
+    private func submitLine(_ bytes: [UInt8]) {
+        submit { [self] in
+            emit(bytes)
+            let dropped = queue.withLock { q -> Int in
+                q.pending -= 1
+                guard q.pending == 0, q.dropped > 0 else { return 0 }
+                defer { q.dropped = 0 }
+                return q.dropped
+            }
+            if dropped > 0 { emit(dropNotice(dropped)) }
+        }
+    }
+
+    /// Runs `job` on the writer; without a writer thread (none could be created), right
+    /// here, so lines are late rather than lost. Returns false in that case.
+    @discardableResult
+    private func submit(_ job: @escaping @Sendable () -> Void) -> Bool {
+        do {
+            try writer.submit(job)
+            return true
+        } catch {
+            job()
+            return false
+        }
+    }
+
+    /// The record as bytes for the destination.
+    private func render(level: Logger.Level, name: String, message: String) -> [UInt8] {
         let levelName: String
         let severity: Int32
         switch level {
@@ -141,16 +241,18 @@ public final class LogSink: @unchecked Sendable {
         case .error: (levelName, severity) = ("ERROR", 3)
         case .critical: (levelName, severity) = ("CRITICAL", 2)
         }
-        var bytes: [UInt8]
         switch destination {
         case .stream:
-            bytes = Array("\(Self.timestamp("%Y-%m-%d %H:%M:%S")) \(name)[\(getpid())] [\(levelName)] \(message)\n".utf8)
+            return Array("\(Self.timestamp("%Y-%m-%d %H:%M:%S")) \(name)[\(getpid())] [\(levelName)] \(message)\n".utf8)
         case .syslog(let facility):
-            bytes = Array("<\(facility * 8 + severity)>\(Self.timestamp("%b %d %H:%M:%S")) \(name)[\(getpid())] [\(levelName)] \(message)".utf8)
+            var bytes = Array("<\(facility * 8 + severity)>\(Self.timestamp("%b %d %H:%M:%S")) \(name)[\(getpid())] [\(levelName)] \(message)".utf8)
             bytes.append(0)
+            return bytes
         }
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
+    }
+
+    /// Writes rendered bytes (the writer's side).
+    private func emit(_ bytes: [UInt8]) {
         if case .syslog = destination {
             // One datagram per record; a syslog daemon that is away loses the line.
             _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
@@ -177,6 +279,12 @@ public final class LogSink: @unchecked Sendable {
         let count = strftime(&buffer, buffer.count, format, &parts)
         return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
+}
+
+/// A pointer handed to the writer thread (the semaphore `flush` waits on).
+private struct UnsafeSendablePointer<T>: @unchecked Sendable {
+    let raw: UnsafeMutablePointer<T>
+    init(_ raw: UnsafeMutablePointer<T>) { self.raw = raw }
 }
 
 /// A swift-log handler that formats like Circus's Python logging setup.

@@ -118,18 +118,23 @@ extension Supervisor {
         var uid: UInt32? = nil
         var gid: UInt32? = nil
         var groups: [UInt32]? = nil
+        // From the snapshot: NSS is never asked on the loop thread.
+        let accounts = users.snapshot
+        let uidText = config.uid.map(expand)
+        let gidText = config.gid.map(expand)
         do {
-            if let uidText = config.uid {
-                let user = try UserDatabase.user(expand(uidText))
+            if let uidText {
+                let user = try accounts.user(uidText)
                 uid = user.uid
                 gid = user.gid
-                groups = UserDatabase.groupList(user: user.name, gid: user.gid)
+                groups = accounts.groupList(user: user.name, gid: user.gid)
             }
-            if let gidText = config.gid {
-                gid = try UserDatabase.group(expand(gidText)).gid
+            if let gidText {
+                gid = try accounts.group(gidText).gid
                 if uid == nil { groups = [] }
             }
         } catch {
+            lookUpLater(user: error.code == .unknownUser ? uidText : nil, group: error.code == .unknownGroup ? gidText : nil)
             throw SpawnFailure(message: error.description)
         }
 

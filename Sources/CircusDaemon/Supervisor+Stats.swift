@@ -1,4 +1,9 @@
 // `stats` and `dstats`: samples of the watchers' processes and of the daemon itself.
+//
+// Reading /proc for a thousand processes takes longer than a reap or a `status` may wait,
+// so the loop only copies what it owns (pids, wids, spawn times) into a `StatsQuery`; the
+// stats worker reads /proc and formats the answer; the reply leaves from the loop when
+// the result comes back. Commands, reaps and respawns go on meanwhile.
 
 import CircusBus
 import CircusConfig
@@ -9,54 +14,163 @@ import Glibc
 import Logging
 import OrderedCollections
 
+/// What one `stats` or `dstats` asks for, copied from the loop's state.
+struct StatsQuery: Sendable {
+    /// A managed process as the loop knows it.
+    struct Process: Sendable {
+        let pid: Int32
+        let wid: Int
+        let started: Double
+    }
+
+    /// A watcher's processes, in the order `stats` lists them.
+    struct Watcher: Sendable {
+        let name: String
+        let processes: [Process]
+    }
+
+    enum Target: Sendable {
+        /// `stats` without a name: every watcher, in arbiter order.
+        case all([Watcher])
+        /// `stats <name>`; `name` is echoed as sent.
+        case watcher(name: JSON, Watcher)
+        /// `stats <name> <pid>`; `process` is echoed as sent.
+        case process(process: JSON, Process)
+        /// `dstats`: the daemon itself.
+        case daemon(pid: Int32)
+    }
+
+    let target: Target
+    /// The time `age` is counted to, taken when the request arrived.
+    let now: Double
+}
+
+/// Samples processes for `stats`/`dstats` on a worker thread of its own.
+final class StatsService: Sendable {
+    /// The worker's thread starts with the first `stats`.
+    let worker = SerialWorker(name: "stats")
+    /// The CPU history lives here and is only touched by the worker's jobs.
+    let sampler: ProcessSampler
+    /// A FIFO every sampling job reads one byte from before it starts: only for the test
+    /// proving that the loop serves commands while a `stats` is being sampled (it holds
+    /// the sampling for as long as it wants, without timing). Set by the environment
+    /// variable `CIRCUSD_TEST_STATS_GATE`, read once when the daemon starts; never set it
+    /// in production.
+    let testGate: String?
+
+    init(users: UserDirectory) {
+        sampler = ProcessSampler { uid in users.snapshot.userName(uid: uid) }
+        testGate = getenv("CIRCUSD_TEST_STATS_GATE").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// Answers `query` for `request` on the worker, down to the reply's bytes (a stats of a
+    /// thousand processes is a big document), then calls `completion` on the loop thread
+    /// with them (nil for a cast).
+    func answer(
+        _ query: StatsQuery, for request: Request, loop: EventLoop, then completion: @escaping ([UInt8]?) -> Void
+    ) throws(SystemError) {
+        let sampler = self.sampler
+        let gate = testGate
+        try loop.offload(to: worker, {
+            if let gate { Self.wait(at: gate) }
+            switch Self.answer(query, sampler: sampler) {
+            case .success(let payload): return request.okReply(payload, time: EventLoop.wallNow())
+            case .failure(let error): return request.errorReply(error, time: EventLoop.wallNow())
+            }
+        }, then: completion)
+    }
+
+    /// The reply payload for `query` (blocking: reads /proc).
+    static func answer(_ query: StatsQuery, sampler: ProcessSampler) -> Result<JSONObject, CommandError> {
+        var sampled: Set<Int32> = []
+        defer { sampler.forgetExited(keeping: sampled) }
+        // One read of the process tree for every process's children.
+        let tree = ProcessTree.Snapshot()
+
+        func sample(_ pid: Int32, tree: ProcessTree.Snapshot?) -> CircusProtocol.ProcessSample? {
+            sampled.insert(pid)
+            guard let raw = sampler.sample(pid) else { return nil }
+            let children = tree?.children(of: pid).compactMap { sample($0, tree: nil) } ?? []
+            return CircusProtocol.ProcessSample(
+                pid: Int64(pid), rssBytes: Int64(raw.rss), vmsBytes: Int64(raw.vms), cpuPercent: raw.cpuPercent,
+                memPercent: raw.memoryPercent, cpuTimeSeconds: raw.cpuTime, username: raw.username,
+                nice: raw.isZombie ? .zombie : .value(Int64(raw.nice)), createTime: raw.createTime, argv: [raw.name],
+                children: children)
+        }
+        func processInfo(_ process: StatsQuery.Process) -> JSON {
+            guard let sample = sample(process.pid, tree: tree) else { return ProcessStats.noSuchProcess }
+            return .object(ProcessStats.watcherProcessInfo(
+                sample, now: query.now, started: process.started, wid: Int64(process.wid)))
+        }
+        func watcherInfo(_ watcher: StatsQuery.Watcher) -> JSONObject {
+            ProcessStats.byPid(watcher.processes.map { (pid: Int64($0.pid), info: processInfo($0)) })
+        }
+
+        switch query.target {
+        case .all(let watchers):
+            var infos = JSONObject()
+            for watcher in watchers { infos[watcher.name] = .object(watcherInfo(watcher)) }
+            return .success(["infos": .object(infos)])
+        case .watcher(let name, let watcher):
+            return .success(["name": name, "info": .object(watcherInfo(watcher))])
+        case .process(let process, let managed):
+            return .success(["process": process, "info": processInfo(managed)])
+        case .daemon(let pid):
+            guard let sample = sample(pid, tree: nil) else { return .failure(.osError("cannot read /proc/self")) }
+            return .success(["info": .object(ProcessStats.info(sample, now: query.now))])
+        }
+    }
+
+    /// Blocks until one byte can be read from the FIFO at `path` (see `testGate`).
+    private static func wait(at path: String) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        var byte: UInt8 = 0
+        while read(fd, &byte, 1) < 0 && errno == EINTR {}
+        _ = close(fd)
+    }
+}
+
 extension Supervisor {
     // MARK: - stats / dstats
 
-    /// Measures `pid`, and its direct children when a tree snapshot is given.
-    func sample(_ pid: Int32, tree: ProcessTree.Snapshot?) -> CircusProtocol.ProcessSample? {
-        guard let raw = sampler.sample(pid) else { return nil }
-        let children = tree?.children(of: pid).compactMap { sample($0, tree: nil) } ?? []
-        return CircusProtocol.ProcessSample(
-            pid: Int64(pid), rssBytes: Int64(raw.rss), vmsBytes: Int64(raw.vms), cpuPercent: raw.cpuPercent,
-            memPercent: raw.memoryPercent, cpuTimeSeconds: raw.cpuTime, username: raw.username,
-            nice: raw.isZombie ? .zombie : .value(Int64(raw.nice)), createTime: raw.createTime, argv: [raw.name],
-            children: children)
+    func statsQueryProcess(_ process: ManagedProcess) -> StatsQuery.Process {
+        StatsQuery.Process(pid: process.pid, wid: process.wid, started: process.started)
     }
 
-    func processInfo(_ process: ManagedProcess, now: Double, tree: ProcessTree.Snapshot) -> JSON {
-        guard let sample = sample(process.pid, tree: tree) else { return ProcessStats.noSuchProcess }
-        return .object(ProcessStats.watcherProcessInfo(sample, now: now, started: process.started, wid: Int64(process.wid)))
-    }
-
-    func watcherInfo(_ entry: WatcherEntry, now: Double, tree: ProcessTree.Snapshot) -> JSONObject {
-        ProcessStats.byPid(entry.machine.processes.values.map {
-            (pid: Int64($0.pid), info: processInfo($0, now: now, tree: tree))
-        })
+    func statsQueryWatcher(_ entry: WatcherEntry) -> StatsQuery.Watcher {
+        StatsQuery.Watcher(name: entry.name, processes: entry.machine.processes.values.map(statsQueryProcess))
     }
 
     func stats(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
         let now = EventLoop.wallNow()
-        // One read of the process tree for every process's children.
-        let tree = ProcessTree.Snapshot()
-        guard props["name"] != nil, props["name"] != .null else {
-            var infos = JSONObject()
-            for entry in watchers { infos[entry.name] = .object(watcherInfo(entry, now: now, tree: tree)) }
-            return respond.ok(["infos": .object(infos)])
+        let target: StatsQuery.Target
+        if props["name"] == nil || props["name"] == .null {
+            target = .all(watchers.map(statsQueryWatcher))
+        } else {
+            let entry = try requireWatcher(props)
+            if let process = props["process"], process != .null {
+                guard let pid = process.pythonInt, let managed = entry.machine.processes[Int32(truncatingIfNeeded: pid)]
+                else { throw .processNotFound(process: process, name: props["name"] ?? .null) }
+                target = .process(process: process, statsQueryProcess(managed))
+            } else {
+                target = .watcher(name: props["name"] ?? .null, statsQueryWatcher(entry))
+            }
         }
-        let entry = try requireWatcher(props)
-        if let process = props["process"], process != .null {
-            guard let pid = process.pythonInt, let managed = entry.machine.processes[Int32(truncatingIfNeeded: pid)]
-            else { throw .processNotFound(process: process, name: props["name"] ?? .null) }
-            return respond.ok(["process": process, "info": processInfo(managed, now: now, tree: tree)])
-        }
-        respond.ok(["name": props["name"] ?? .null, "info": .object(watcherInfo(entry, now: now, tree: tree))])
+        sampleAndReply(StatsQuery(target: target, now: now), respond)
     }
 
     func dstats(_ respond: Responder) {
-        let now = EventLoop.wallNow()
-        guard let sample = sample(getpid(), tree: nil) else {
-            return respond.fail(.osError("cannot read /proc/self"))
+        sampleAndReply(StatsQuery(target: .daemon(pid: getpid()), now: EventLoop.wallNow()), respond)
+    }
+
+    private func sampleAndReply(_ query: StatsQuery, _ respond: Responder) {
+        do {
+            try statsService.answer(query, for: respond.request, loop: loop) { [unowned self] bytes in
+                if let bytes { self.reply(bytes, to: respond.identity) }
+            }
+        } catch {
+            respond.fail(.osError("cannot sample processes: \(error)"))
         }
-        respond.ok(["info": .object(ProcessStats.info(sample, now: now))])
     }
 }

@@ -26,9 +26,13 @@ public final class Supervisor {
     var publisher: EventPublisher?
     let monitor: ChildMonitor
     let spawner = Spawner()
-    let sampler = ProcessSampler()
     /// Reads the configuration file again (reloadconfig, SIGHUP, restart) off the loop.
     let configWorker = SerialWorker(name: "config")
+    /// Users and groups for spawning, read at start-up and refreshed off the loop.
+    let users: UserDirectory
+    let userWorker = SerialWorker(name: "users")
+    var userWatch: UserDirectoryWatch?
+    let statsService: StatsService
     var signalSource: SignalSource?
     var logger: Logger
     let logSink: LogSink
@@ -91,6 +95,8 @@ public final class Supervisor {
         self.logSink = logSink
         self.startTime = EventLoop.wallNow()
         watchers = configuration.watchers.map(WatcherEntry.init(config:))
+        users = Self.loadUsers(for: configuration)
+        statsService = StatsService(users: users)
     }
 
     // MARK: - Running
@@ -111,6 +117,7 @@ public final class Supervisor {
             throw DaemonError("cannot read signals: \(error)")
         }
         adoptOrphans()
+        watchUsers()
         logger.info("Arbiter now waiting for commands")
         serving()
         scheduler.submit(.all) { [unowned self] done in
@@ -184,6 +191,8 @@ public final class Supervisor {
         publisher = nil
         signalSource?.close()
         signalSource = nil
+        userWatch?.close()
+        userWatch = nil
     }
 
     /// Begins a graceful shutdown: every watcher is stopped, then the loop ends.
@@ -479,7 +488,6 @@ public final class Supervisor {
     }
 
     private func childExited(pid: Int32, status: ProcessExitStatus, entry: WatcherEntry) {
-        sampler.forget(pid)
         let code = status.exitCode ?? 0
         if entry.machine.processes[pid]?.stopping == true {
             // A stop is over when the worker's whole session is gone.

@@ -1,7 +1,11 @@
-// Per-process figures for the `stats`/`dstats` commands and the stats stream (spec 5.3),
-// read from /proc the way psutil reads them, so the numbers match Circus's.
+// Per-process figures for the `stats`/`dstats` commands and the stats stream, read from
+// /proc the way psutil reads them, so the numbers match Circus's.
+//
+// Reading /proc for a thousand processes takes a good fraction of a second: the daemon
+// samples on a worker thread, never on its loop (see `SerialWorker`).
 
 import Glibc
+import Synchronization
 
 /// One reading of a process, in raw units; the daemon formats them (`24.71M`, `0:02.89`).
 public struct ProcessSample: Hashable, Sendable {
@@ -40,16 +44,18 @@ public struct ProcessSample: Hashable, Sendable {
 
 /// Reads `ProcessSample`s, remembering each pid's previous CPU time for `cpuPercent`.
 ///
-/// Loop-thread only (it is a cache, like psutil's per-Process state). Call `forget(_:)`
-/// when a process is reaped so the cache does not grow.
-public final class ProcessSampler {
+/// The history is the sampler's own (like psutil's per-Process state); the daemon uses it
+/// from its stats worker only. It does not grow with exited processes: `forgetExited(keeping:)`
+/// drops the pids that are gone.
+public final class ProcessSampler: Sendable {
     private struct Previous {
         var wall: Double
         var cpu: Double
         var createTime: Double
     }
 
-    private var previous: [Int32: Previous] = [:]
+    private let previous = Mutex<[Int32: Previous]>([:])
+    private let userName: @Sendable (UInt32) -> String
 
     /// Clock ticks per second for /proc times.
     public static let clockTicks: Double = {
@@ -81,7 +87,12 @@ public final class ProcessSampler {
     }()
 
     /// Creates an empty sampler.
-    public init() {}
+    ///
+    /// - Parameter userName: the name of a uid (a `UserDirectory` snapshot in the daemon, so
+    ///   sampling never waits on NSS); NSS directly by default.
+    public init(userName: @escaping @Sendable (UInt32) -> String = { UserDatabase.userName(uid: $0) }) {
+        self.userName = userName
+    }
 
     /// Reads `pid` now.
     ///
@@ -91,7 +102,7 @@ public final class ProcessSampler {
               let statm = ProcFS.readString("/proc/\(pid)/statm"),
               let status = ProcFS.readString("/proc/\(pid)/status")
         else {
-            previous[pid] = nil
+            previous.withLock { $0[pid] = nil }
             return nil
         }
         let f = stat.fields  // f[k] is proc(5) field k + 3
@@ -114,38 +125,37 @@ public final class ProcessSampler {
 
         let cpu = utime + stime
         let wall = EventLoop.monotonicNow()
-        var percent = 0.0
-        // A different create time means the pid was reused: start over.
-        if let last = previous[pid], last.createTime == createTime {
-            let dt = wall - last.wall
-            if dt > 0 { percent = ((cpu - last.cpu) / dt * 100 * 10).rounded() / 10 }
+        let percent = previous.withLock { previous in
+            var percent = 0.0
+            // A different create time means the pid was reused: start over.
+            if let last = previous[pid], last.createTime == createTime {
+                let dt = wall - last.wall
+                if dt > 0 { percent = ((cpu - last.cpu) / dt * 100 * 10).rounded() / 10 }
+            }
+            previous[pid] = Previous(wall: wall, cpu: cpu, createTime: createTime)
+            return percent
         }
-        previous[pid] = Previous(wall: wall, cpu: cpu, createTime: createTime)
 
         let total = Self.totalMemory
         return ProcessSample(
             pid: pid, rss: rss, vms: vms, userTime: utime, systemTime: stime, createTime: createTime,
-            nice: nice, uid: uid, username: username(uid),
+            nice: nice, uid: uid, username: userName(uid),
             name: Self.commandName(pid: pid, fallback: stat.comm), isZombie: state == "Z",
             memoryPercent: total > 0 ? Double(rss) / Double(total) * 100 : 0, cpuPercent: max(percent, 0))
     }
 
-    /// User names by uid: a `stats` of a thousand processes would otherwise go through
-    /// NSS (reading /etc/passwd) a thousand times. Accounts renamed while circusd runs
-    /// show their old name until the sampler is recreated.
-    private var usernames: [UInt32: String] = [:]
-
-    private func username(_ uid: UInt32) -> String {
-        if let name = usernames[uid] { return name }
-        let name = UserDatabase.userName(uid: uid)
-        usernames[uid] = name
-        return name
+    /// Drops the CPU history of every pid not in `sampled` whose process is gone (reaped),
+    /// so the history holds live processes only. A pid reused since is recognised by its
+    /// create time at its next sample.
+    public func forgetExited(keeping sampled: Set<Int32>) {
+        let remembered = previous.withLock { Array($0.keys) }
+        let gone = remembered.filter { !sampled.contains($0) && access("/proc/\($0)", F_OK) != 0 }
+        guard !gone.isEmpty else { return }
+        previous.withLock { for pid in gone { $0[pid] = nil } }
     }
 
-    /// Drops the CPU history of `pid` (call when it is reaped).
-    public func forget(_ pid: Int32) {
-        previous[pid] = nil
-    }
+    /// The pids whose CPU history is kept (for tests).
+    public var rememberedPids: Set<Int32> { previous.withLock { Set($0.keys) } }
 
     /// Circus's `cmdline` field: basename of the first space-separated word of argv[0].
     static func commandName(pid: Int32, fallback: String) -> String {

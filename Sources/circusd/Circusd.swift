@@ -97,6 +97,9 @@ struct Circusd: ParsableCommand {
         } catch {
             startupFailed("circusd: \(error)")
         }
+        // Lines still queued for the writer thread are written before the process exits
+        // (registered before the pidfile's defer, so it runs after it: the very last step).
+        defer { sink.flush() }
         let level = CircusLogHandler.level(named: logLevel ?? settings.loglevel)
         LoggingSystem.bootstrap { label in CircusLogHandler(label: label, sink: sink, level: level) }
         let logger = Logger(label: "circus")

@@ -277,8 +277,9 @@ final class DaemonHarness: @unchecked Sendable {
     ///   - ini: the configuration; `%DIR%` stands for the temporary directory.
     ///   - arguments: extra circusd arguments placed before the config path.
     ///   - waitReady: wait until `list` answers (deadline 10 s).
+    /// `environment` adds to the test process's environment for circusd (`%DIR%` substituted).
     static func launch(_ ini: String, arguments: [String] = [], files: [String: String] = [:],
-                       waitReady: Bool = true) async throws -> DaemonHarness {
+                       environment: [String: String] = [:], waitReady: Bool = true) async throws -> DaemonHarness {
         await DaemonGate.shared.acquire()
         let dir: String
         do {
@@ -299,7 +300,7 @@ final class DaemonHarness: @unchecked Sendable {
                 guard let harness, event.name == "spawn", let pid = event.pid else { return }
                 harness.track(pid)
             }
-            try harness.startProcess(arguments: arguments + [harness.configPath])
+            try harness.startProcess(arguments: arguments + [harness.configPath], environment: environment)
             if waitReady { try await harness.waitReady() }
         } catch {
             await harness.teardown()
@@ -328,7 +329,12 @@ final class DaemonHarness: @unchecked Sendable {
     /// A circusd started by `--daemon` (not our child): stopped and checked at teardown.
     let detachedPid = Locked<Int32?>(nil)
 
-    private func startProcess(arguments: [String]) throws {
+    private func startProcess(arguments: [String], environment: [String: String] = [:]) throws {
+        if !environment.isEmpty {
+            var merged = ProcessInfo.processInfo.environment
+            for (key, value) in environment { merged[key] = value.replacingOccurrences(of: "%DIR%", with: dir) }
+            process.environment = merged
+        }
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         guard let log = FileHandle(forWritingAtPath: logPath), let out = FileHandle(forWritingAtPath: stdoutPath) else {
