@@ -12,11 +12,14 @@ public struct ControlMessage: Hashable, Sendable {
     public var identity: [UInt8]
     /// The frames after the identity, in order.
     public var frames: [[UInt8]]
+    /// Who sent it, as the kernel tells (see ``ControlSender``).
+    public var sender: ControlSender
 
     /// Creates a message.
-    public init(identity: [UInt8], frames: [[UInt8]]) {
+    public init(identity: [UInt8], frames: [[UInt8]], sender: ControlSender) {
         self.identity = identity
         self.frames = frames
+        self.sender = sender
     }
 
     /// The identity for log lines: as text when it is printable ASCII, else as hex.

@@ -9,6 +9,9 @@ internal import CZeroMQ
 
 /// The ROUTER socket circusd binds on `endpoint`, used without ever blocking.
 ///
+/// Each request comes with its ``ControlSender``, named from what the kernel says about
+/// the connection (see ``init(context:endpoint:reportUnroutableReplies:identifyTCPPeer:)``).
+///
 /// Typical loop (the owner's thread owns the server):
 /// ```swift
 /// let server = try ControlServer(context: context, endpoint: "ipc:///run/circus/ctl.sock")
@@ -31,6 +34,14 @@ public final class ControlServer {
 
     private let socket: ZMQSocket
     private var isDraining = false
+    /// How senders are named: from ipc credentials, or by the tracker for tcp.
+    private let senders: SenderSource
+
+    private enum SenderSource {
+        case ipc
+        case tcp(ConnectionTracker)
+        case none(reason: String)
+    }
 
     /// The largest request frame accepted: 16 MiB (`ZMQ_MAXMSGSIZE`).
     ///
@@ -54,12 +65,28 @@ public final class ControlServer {
     ///     full. On, ``reply(to:_:)`` throws `.peerUnreachable` or `.wouldBlock` in those
     ///     cases instead. Either way the reply is dropped and nothing ever blocks, because
     ///     every send uses `ZMQ_DONTWAIT`.
+    ///   - identifyTCPPeer: For `tcp://` endpoints, names the owner of a connection's peer
+    ///     from the connection's descriptor (circusd passes a lookup in the kernel's TCP
+    ///     table). It is called once per connection, on the caller's thread, and must not
+    ///     block. Without it, senders of tcp requests are ``ControlSender/unknown(peer:reason:)``.
+    ///     `ipc://` senders are always named from the credentials libzmq records.
     /// - Throws: `BusError` `.bindFailed` with a message such as
     ///   `cannot bind ipc:///run/circus/ctl.sock: pid 4242 is serving it (another circusd?)`.
-    public init(context: ZMQContext, endpoint: String, reportUnroutableReplies: Bool = false) throws(BusError) {
+    public init(
+        context: ZMQContext, endpoint: String, reportUnroutableReplies: Bool = false,
+        identifyTCPPeer: ((Int32) -> ControlSender)? = nil
+    ) throws(BusError) {
         let socket = try ZMQSocket(context: context, kind: .router)
         try socket.setOption(ZMQ_ROUTER_MANDATORY, reportUnroutableReplies ? 1 : 0, name: "ZMQ_ROUTER_MANDATORY")
         try socket.setOption(ZMQ_MAXMSGSIZE, int64: Int64(Self.maximumRequestBytes), name: "ZMQ_MAXMSGSIZE")
+        if endpoint.hasPrefix("ipc://") {
+            senders = .ipc
+        } else if endpoint.hasPrefix("tcp://"), let identifyTCPPeer {
+            // Monitoring starts before bind so that every connection's ACCEPTED is seen.
+            senders = .tcp(try ConnectionTracker(socket: socket, context: context, lookUp: identifyTCPPeer))
+        } else {
+            senders = .none(reason: "senders are not identified on this endpoint")
+        }
         self.boundEndpoint = try socket.bind(endpoint)
         self.endpoint = endpoint
         self.socket = socket
@@ -79,6 +106,14 @@ public final class ControlServer {
     /// - A notification with nothing to read is normal.
     /// - Remove it from epoll before ``close()``.
     public var fileDescriptor: Int32 { socket.fileDescriptor }
+
+    /// A second descriptor to register like ``fileDescriptor`` (and to remove before
+    /// ``close()``) when the server identifies tcp senders: the connection monitor's
+    /// `ZMQ_FD`. Call ``drain(maxMessages:_:)`` when it is readable. Nil otherwise.
+    public var monitorFileDescriptor: Int32? {
+        if case .tcp(let tracker) = senders { return tracker.fileDescriptor }
+        return nil
+    }
 
     /// Whether a request is waiting (`ZMQ_EVENTS & ZMQ_POLLIN`); also re-arms the descriptor.
     public var hasPendingMessages: Bool {
@@ -108,15 +143,25 @@ public final class ControlServer {
         isDraining = true
         defer { isDraining = false }
         var count = 0
+        if case .tcp(let tracker) = senders { tracker.readEvents() }
         while count < maxMessages {
-            if let frames = try socket.tryReceive() {
+            if let (frames, source) = try socket.tryReceiveWithSource() {
                 count += 1
-                handler(ControlMessage(identity: frames[0], frames: Array(frames.dropFirst())))
+                handler(ControlMessage(identity: frames[0], frames: Array(frames.dropFirst()), sender: sender(of: source)))
             } else if try !socket.hasPendingInput {
+                if case .tcp(let tracker) = senders { tracker.queueIsEmpty() }
                 break
             }
         }
         return count
+    }
+
+    private func sender(of source: ZMQSocket.Source) -> ControlSender {
+        switch senders {
+        case .ipc: return .ipc(peerAddress: source.peerAddress)
+        case .tcp(let tracker): return tracker.sender(of: source.descriptor)
+        case .none(let reason): return .unknown(peer: source.peerAddress ?? "peer", reason: reason)
+        }
     }
 
     /// Sends `[identity, payload]`, so the client's DEALER receives one frame: `payload`.
@@ -144,6 +189,7 @@ public final class ControlServer {
     /// context terminates). libzmq 4.3 leaves an `ipc://` socket file in place; the next
     /// bind to that path replaces it.
     public func close() {
+        if case .tcp(let tracker) = senders { tracker.close() }
         socket.close()
     }
 }

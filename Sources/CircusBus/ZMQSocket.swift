@@ -43,6 +43,8 @@ public final class ZMQSocket {
         public static let pub = Kind(ZMQ_PUB, "PUB")
         /// A consumer of events (circusctl listen, circus-top, plugins).
         public static let sub = Kind(ZMQ_SUB, "SUB")
+        /// The reading end of a socket monitor (``ZMQSocket/monitor(_:events:)``).
+        public static let pair = Kind(ZMQ_PAIR, "PAIR")
     }
 
     /// The socket type.
@@ -171,6 +173,24 @@ public final class ZMQSocket {
         if rc != 0 { throw .fromErrno(.optionFailed, "cannot set \(name) on a \(kind) socket") }
     }
 
+    /// Publishes this socket's connection events on the inproc `endpoint`, for a PAIR
+    /// socket to read (`zmq_socket_monitor`). Start it before `bind` to see every event.
+    ///
+    /// Each event is two frames: 6 bytes (the event as a native `UInt16`, then its value,
+    /// for ACCEPTED and DISCONNECTED the connection's descriptor, as a native `UInt32`),
+    /// then the endpoint.
+    public func monitor(_ endpoint: String, events: Int32) throws(BusError) {
+        let handle = try requireHandle()
+        if zmq_socket_monitor(handle, endpoint, events) != 0 {
+            throw .fromErrno(.optionFailed, "cannot monitor a \(kind) socket on \(endpoint)")
+        }
+    }
+
+    /// `ZMQ_EVENT_ACCEPTED`: a connection was accepted; the value is its descriptor.
+    public static let eventAccepted = Int32(ZMQ_EVENT_ACCEPTED)
+    /// `ZMQ_EVENT_DISCONNECTED`: a connection ended; the value is its (now closing) descriptor.
+    public static let eventDisconnected = Int32(ZMQ_EVENT_DISCONNECTED)
+
     // MARK: Bind and connect
 
     /// Binds to `endpoint` (`tcp://HOST:PORT`, `tcp://HOST:*`, `ipc:///path`, ...).
@@ -295,6 +315,27 @@ public final class ZMQSocket {
     ///   when nothing is pending (`EAGAIN`).
     /// - Throws: `BusError` `.closed` or `.receiveFailed` (e.g. the context was terminated).
     public func tryReceive() throws(BusError) -> [[UInt8]]? {
+        try tryReceive(origin: nil)
+    }
+
+    /// Where a received message came from, as libzmq recorded it on its last frame.
+    public struct Source: Hashable, Sendable {
+        /// The descriptor of the connection it arrived on (`ZMQ_SRCFD`). libzmq may have
+        /// closed it since, and the kernel may have given the number to a new connection.
+        public var descriptor: Int32
+        /// The `Peer-Address` metadata: the peer's IP for tcp; for ipc on Linux,
+        /// `<address>:<uid>:<gid>:<pid>` taken with `SO_PEERCRED` at connection time.
+        public var peerAddress: String?
+    }
+
+    /// Like ``tryReceive()``, also telling where the message came from.
+    public func tryReceiveWithSource() throws(BusError) -> (frames: [[UInt8]], source: Source)? {
+        var source = Source(descriptor: -1, peerAddress: nil)
+        guard let frames = try tryReceive(origin: &source) else { return nil }
+        return (frames, source)
+    }
+
+    private func tryReceive(origin: UnsafeMutablePointer<Source>?) throws(BusError) -> [[UInt8]]? {
         let handle = try requireHandle()
         var frames: [[UInt8]] = []
         while true {
@@ -318,6 +359,10 @@ public final class ZMQSocket {
                     count = size
                 })
             let more = zmq_msg_more(message) != 0
+            if !more, let origin {
+                origin.pointee.descriptor = zmq_msg_get(message, ZMQ_SRCFD)
+                origin.pointee.peerAddress = zmq_msg_gets(message, "Peer-Address").map { String(cString: $0) }
+            }
             zmq_msg_close(message)
             if !more { return frames }
         }

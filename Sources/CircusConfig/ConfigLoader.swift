@@ -301,6 +301,7 @@ struct ConfigBuilder {
         s.loggerconfig = string("loggerconfig")
         s.fqdnPrefix = string("fqdn_prefix")
         s.sshServer = string("ssh_server")
+        s.access = try Self.controlAccess(endpointOwner: s.endpointOwner) { option in raw(option).map { ($0, expandGlobal($0)) } }
         try checkEndpointSettings(s)
         return s
     }

@@ -144,6 +144,8 @@ public struct CircusSettings: Hashable, Sendable {
     public var httpdPort: Int = 8080
     public var fqdnPrefix: String? = nil
     public var sshServer: String? = nil
+    /// `control_users`, `control_groups`, `readonly_users`, `readonly_groups`, resolved.
+    public var access = ControlAccess()
 
     public init() {}
 }

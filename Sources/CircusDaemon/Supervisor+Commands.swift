@@ -47,13 +47,20 @@ extension Supervisor {
             logger.warning("ignored request from \(message.identityDescription): \(reason)")
         case .invalidProperties(let request, let error):
             let respond = Responder(request: request, identity: message.identity, supervisor: self)
-            if CommandName(request: request.command) == nil {
-                respond.fail(.unknownCommand(request.commandAsSent))
+            if let command = CommandName(request: request.command) {
+                respond.fail(refusal(of: message.sender, for: command, asSent: request.commandAsSent) ?? error)
             } else {
-                respond.fail(error)
+                respond.fail(.unknownCommand(request.commandAsSent))
             }
         case .request(let request):
-            dispatch(request, Responder(request: request, identity: message.identity, supervisor: self))
+            let respond = Responder(request: request, identity: message.identity, supervisor: self)
+            // Checked before anything runs: a refused command changes nothing.
+            if let command = CommandName(request: request.command),
+               let refused = refusal(of: message.sender, for: command, asSent: request.commandAsSent)
+            {
+                return respond.fail(refused)
+            }
+            dispatch(request, respond)
         }
     }
 
@@ -343,11 +350,12 @@ extension Supervisor {
 
     private func globalOptions(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
         let settings = configuration.settings
-        let all: JSONObject = [
+        var all: JSONObject = [
             "endpoint": .string(settings.endpoint), "stats_endpoint": .string(settings.statsEndpoint),
             "pubsub_endpoint": .string(settings.pubsubEndpoint), "check_delay": .double(settings.checkDelay),
             "multicast_endpoint": .string(settings.multicastEndpoint),
         ]
+        if Self.acceptsRemotePeers(settings.endpoint) { all["control_access"] = .string(Self.uncheckedRemoteAccess) }
         if let option = props["option"], option != .null {
             guard let key = option.stringValue, let value = all[key] else { throw .notAnExistingOption(option) }
             return respond.ok(["options": .object([key: value])])

@@ -23,6 +23,10 @@ public final class Supervisor {
     let context: ZMQContext
     var server: ControlServer?
     var serverRegistration: EventLoop.Registration?
+    /// The control socket's connection monitor (tcp endpoints identify senders with it).
+    var monitorRegistration: EventLoop.Registration?
+    /// Peers already logged as refused.
+    var refusals = RefusalLog()
     var publisher: EventPublisher?
     let monitor: ChildMonitor
     let spawner = Spawner()
@@ -140,13 +144,27 @@ public final class Supervisor {
             throw DaemonError("pubsub_endpoint: \(error)")
         }
         let server: ControlServer
+        // The control socket file is born 0600 whatever the umask (no moment in which
+        // others could connect); restrictControlSocketFile then sets its final mode.
+        let savedMask = umask(0o077)
         do {
-            server = try ControlServer(context: context, endpoint: settings.endpoint)
+            server = try ControlServer(context: context, endpoint: settings.endpoint, identifyTCPPeer: Self.identifyTCPPeer)
         } catch {
+            umask(savedMask)
             throw DaemonError("endpoint: \(error)")
         }
+        umask(savedMask)
         self.server = server
         logger.debug("endpoint: requests larger than \(ControlServer.maximumRequestBytes >> 20) MiB are refused")
+        if Self.acceptsRemotePeers(settings.endpoint) {
+            let user = geteuid() == 0 ? "root" : "uid \(geteuid())"
+            logger.warning(
+                """
+                endpoint \(settings.endpoint) is not loopback: peers on other hosts cannot be identified and may send \
+                any command, including add, which runs what they ask as \(user); bind it to 127.0.0.1 or use an \
+                ipc:// endpoint unless that network is trusted
+                """)
+        }
         // Circus chowns the control socket; the pub/sub socket's file gets the same owner
         // so that the owner can also listen to events.
         if let owner = settings.endpointOwner {
@@ -154,9 +172,13 @@ public final class Supervisor {
                 try giveSocketFile(of: endpoint, to: owner, option: option)
             }
         }
+        try restrictControlSocketFile(settings)
         do {
             serverRegistration = try loop.register(fd: server.fileDescriptor) { [unowned self] _ in
                 self.drainControl()
+            }
+            if let monitor = server.monitorFileDescriptor {
+                monitorRegistration = try loop.register(fd: monitor) { [unowned self] _ in self.drainControl() }
             }
         } catch {
             throw DaemonError("cannot watch the control socket: \(error)")
@@ -182,7 +204,24 @@ public final class Supervisor {
         }
     }
 
+    /// Gives an `ipc://` control socket file the mode (and group) that lets exactly the
+    /// granted users connect (see `ControlAccess.socketFileMode`).
+    private func restrictControlSocketFile(_ settings: CircusSettings) throws(DaemonError) {
+        guard settings.endpoint.hasPrefix("ipc://") else { return }
+        let path = String(settings.endpoint.dropFirst("ipc://".count))
+        guard !path.hasPrefix("@"), path != "*" else { return }
+        let (mode, group) = settings.access.socketFileMode
+        if let group, chown(path, uid_t(bitPattern: -1), group) != 0 {
+            throw DaemonError("control_groups: cannot give endpoint \(path) to group \(group): \(errnoDescription(errno))")
+        }
+        if chmod(path, mode_t(mode)) != 0 {
+            throw DaemonError("endpoint: cannot set the mode of \(path): \(errnoDescription(errno))")
+        }
+    }
+
     private func shutdownEndpoints() {
+        if let monitorRegistration { loop.unregister(monitorRegistration) }
+        monitorRegistration = nil
         if let serverRegistration { loop.unregister(serverRegistration) }
         serverRegistration = nil
         server?.close()

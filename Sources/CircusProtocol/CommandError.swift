@@ -89,6 +89,32 @@ extension CommandError {
     }
 }
 
+// MARK: - Access control (not in Circus, which lets anyone in)
+
+extension CommandError {
+    /// errno 4 `OS_ERROR`: the sender's uid has no grant for this command, as the kernel
+    /// refuses an operation with EPERM. The reason names the uid, the command and the
+    /// `[circus]` options that would allow it:
+    /// `uid 65534 may not send 'add': grant it with control_users or control_groups in [circus]`.
+    public static func notPermitted(uid: UInt32, command: String, access: CommandAccess) -> CommandError {
+        CommandError(code: .osError, reason: "uid \(uid) may not send \(PythonText.repr(command)): grant it with \(grantingOptions(access))")
+    }
+
+    /// errno 4: the sender could not be identified, so it has no grant at all.
+    public static func unidentifiedSender(command: String, why: String, access: CommandAccess) -> CommandError {
+        CommandError(
+            code: .osError,
+            reason: "cannot tell who sent \(PythonText.repr(command)) (\(why)); only identified users may: grant them with \(grantingOptions(access))")
+    }
+
+    private static func grantingOptions(_ access: CommandAccess) -> String {
+        switch access {
+        case .readOnly: return "readonly_users, readonly_groups, control_users or control_groups in [circus]"
+        case .control: return "control_users or control_groups in [circus]"
+        }
+    }
+}
+
 // MARK: - Lock conflicts (util.synchronized)
 
 extension CommandError {

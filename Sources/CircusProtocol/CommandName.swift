@@ -65,6 +65,22 @@ public enum CommandName: String, CaseIterable, Hashable, Sendable {
         self.init(rawValue: PythonText.lower(command))
     }
 
+    /// What a sender needs to be allowed this command: the one place that says it.
+    ///
+    /// Read-only commands report state without secrets. `options` and `get` are control
+    /// commands although they change nothing, because they show watchers' environments
+    /// (where secrets live). `listen` and `ipython` do nothing, and are control commands
+    /// so that a sender with no grant gets nothing but the refusal.
+    public var access: CommandAccess {
+        switch self {
+        case .status, .list, .numwatchers, .numprocesses, .listsockets, .stats, .dstats, .globaloptions:
+            return .readOnly
+        case .add, .decr, .get, .incr, .ipython, .kill, .listen, .options, .quit, .reload, .reloadconfig,
+            .restart, .rm, .signal, .set, .start, .stop:
+            return .control
+        }
+    }
+
     /// Properties that must be present, in the order Circus checks them.
     public var requiredProperties: [String] {
         switch self {
@@ -87,4 +103,12 @@ public enum CommandName: String, CaseIterable, Hashable, Sendable {
             throw .missingProperty(name)
         }
     }
+}
+
+/// The grant a command needs (``CommandName/access``); plugins' commands declare one too.
+public enum CommandAccess: String, Hashable, Sendable, CaseIterable {
+    /// Reports state without secrets: allowed to read-only users and to controllers.
+    case readOnly = "read-only"
+    /// Changes state or shows secrets: allowed to controllers only.
+    case control
 }

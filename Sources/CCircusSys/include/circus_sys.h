@@ -190,6 +190,16 @@ int circus_epoll_wait(int epfd, struct circus_epoll_event *_Nonnull out, int max
 ///   original process, nothing forked).
 int circus_daemonize(int *_Nonnull report_fd);
 
+// MARK: - Peer of a TCP connection
+
+/// The uid owning the other end of the connected TCP socket `fd`, found in this host's
+/// TCP table (NETLINK_SOCK_DIAG when `use_netlink`, else or on its failure /proc/net/tcp
+/// and tcp6). `*is_loopback` tells whether the peer address is 127.0.0.0/8 or ::1.
+/// - Returns: 0 (`*uid` set), 1 when no socket of this host has the peer's address and
+///   port (the peer is on another host or network namespace), or a negative errno.
+int circus_tcp_peer_owner(int fd, int use_netlink, uint32_t *_Nonnull uid, int *_Nonnull is_loopback,
+                          char *_Nonnull peer_text, size_t peer_size);
+
 #ifdef __cplusplus
 }
 #endif
