@@ -1,4 +1,4 @@
-"""Where our daemon deliberately differs from Python Circus (spec Policy).
+"""Where our daemon deliberately differs from Python Circus (the README's compatibility notes).
 
 `swift_only` tests describe OUR behaviour (skipped against Python circusd);
 `python_only` tests pin the Circus quirk we do not copy (skipped against ours).

@@ -120,7 +120,7 @@ def test_reloadconfig_broken_file(make_daemon):
 
 @pytest.mark.python_only
 def test_reloadconfig_global_change_restarts_all_without_applying(make_daemon):
-    # QUIRK (spec 6.13): a changed [circus] section stops and starts every
+    # Circus quirk: a changed [circus] section stops and starts every
     # watcher but the new values are not applied.
     d = make_daemon(BASE)
     before = {w: d.pids(w) for w in ("np", "change", "gone")}

@@ -1,4 +1,4 @@
-// Loading a circus.ini: files and includes (spec 2.7), then the typed model (spec 2.2-2.6),
+// Loading a circus.ini: files and includes, then the typed model,
 // following `circus.config.read_config` / `get_config` step by step.
 
 internal import OrderedCollections

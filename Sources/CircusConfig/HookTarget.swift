@@ -1,6 +1,6 @@
 // What a `hooks.<name> = ...` option may name. Circus imports a Python callable; we call
-// native code instead (DESIGN.md "Hooks in config"), and answer Python dotted names with
-// a clear error (spec Policy).
+// native code instead (`lib.so:symbol`), and answer Python dotted names with a clear
+// error.
 
 /// A parsed hook target: a symbol in a shared library, optionally with a declared
 /// C signature for hooks called through libffi.

@@ -1,5 +1,5 @@
-// Circus's INI dialect: `StrictConfigParser`, a modified Python `RawConfigParser`
-// (spec 2.1). Users' files were debugged against its exact rules, so we reproduce them,
+// Circus's INI dialect: `StrictConfigParser`, a modified Python `RawConfigParser`.
+// Users' files were debugged against its exact rules, so we reproduce them,
 // quirks included: first definition wins, `;` is an inline comment only after
 // whitespace, `#` never is, `rem` lines are comments, continuation lines join with "\n".
 
@@ -38,7 +38,8 @@ public struct IniSection: Hashable, Sendable {
 
 /// The result of reading one or more files: the sections and the `[DEFAULT]` options.
 ///
-/// The `__name__` key Python adds to every section is not represented (spec Policy).
+/// The `__name__` key Python adds to every section is not represented: Circus leaks it into options and child
+/// environments, which nothing relies on.
 public struct IniDocument: Hashable, Sendable {
     /// The header of the section whose options every other section inherits.
     public static let defaultSectionName = "DEFAULT"
@@ -85,7 +86,7 @@ public struct IniDocument: Hashable, Sendable {
 /// options but never replace an option already defined (first definition wins), and a
 /// section opened again is extended.
 ///
-/// Rules (spec 2.1, from `circus.util.StrictConfigParser._read`):
+/// Rules (from `circus.util.StrictConfigParser._read`):
 /// - Lines end at `\n`, `\r\n` or `\r` (Python's universal newlines).
 /// - Blank lines, lines starting with `#` or `;`, and lines whose first word is `rem`
 ///   (any case, `r`/`R` in column 0) are comments.

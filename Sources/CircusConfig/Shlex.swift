@@ -127,7 +127,7 @@ public enum Shlex {
     }
 
     /// Python `shlex.join(words)`: each word quoted with ``quote(_:)``, joined by spaces.
-    /// This is the `sh -c` string Circus builds for `shell = true` (spec 6.15).
+    /// This is the `sh -c` string Circus builds for `shell = true`.
     public static func join(_ words: [String]) -> String {
         words.map(quote).joined(separator: " ")
     }

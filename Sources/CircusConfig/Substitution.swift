@@ -1,4 +1,4 @@
-// Circus's two variable engines (spec 2.6): `replace_gnu_args` for `$(circus.x)` /
+// Circus's two variable engines: `replace_gnu_args` for `$(circus.x)` /
 // `((circus.x))` templates, and `parse_env_dict`'s `$VAR` expansion of env values.
 
 public import OrderedCollections

@@ -54,7 +54,8 @@ public enum TimerKey: Hashable, Sendable {
     case maxAge
 }
 
-/// An event the machine publishes about its watcher (spec section 4.2). `kill` events
+/// An event the machine publishes about its watcher (Circus's `watcher.<name>.<event>`
+/// topics). `kill` events
 /// come from `.signal` effects; `updated`, `add` and `remove` from the supervisor.
 public enum MachineEvent: Hashable, Sendable {
     /// A process was spawned; `time` is when the spawn began.

@@ -1,4 +1,4 @@
-// The 24 commands of Circus's control protocol (spec section 3.4).
+// The 24 commands of Circus's control protocol, with Circus's reply shapes and errors.
 //
 // Read-only commands answer at once from the current state. Commands that change
 // watchers run as jobs: without `waiting` they answer `ok` at once, with it they answer

@@ -1,4 +1,4 @@
-// Pub/sub events (spec 4): two frames, a topic and a JSON payload, with Circus's topic
+// Pub/sub events as Circus publishes them: two frames, a topic and a JSON payload, with Circus's topic
 // naming and payload key order, which `circusctl listen`, circusd-stats and plugins rely on.
 
 internal import CircusConfig

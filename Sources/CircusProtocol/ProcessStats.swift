@@ -1,5 +1,5 @@
 // Process information as the `stats` and `dstats` commands and the stats stream report it
-// (spec 5.3, Circus's `util.get_info` and `Process.info`): human-readable sizes, the
+// (as Circus's `util.get_info` and `Process.info` build it): human-readable sizes, the
 // `ctime` string with its quirks, and the key order of the info object. The numbers come
 // from the system layer in a `ProcessSample`; this file only formats them.
 

@@ -1,4 +1,4 @@
-// Decoding of a control request (spec 3.1-3.2), reproducing what Circus's
+// Decoding of a control request (a JSON object with `id`, `command`, `properties`), reproducing what Circus's
 // `Controller.handle_message` / `dispatch` do with a frame, including the cases in which
 // it answers nothing at all: a client that sends those waits for its timeout, with
 // Circus and with us.

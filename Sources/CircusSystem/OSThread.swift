@@ -1,5 +1,5 @@
-// A plain pthread for blocking work that must stay off Swift's cooperative pool (house rule
-// 4): a ZeroMQ socket owner, a plugin executor, a test's foreign thread.
+// A plain pthread for blocking work that must stay off Swift's cooperative pool (blocking
+// there starves every task of the process): a ZeroMQ socket owner, a plugin executor, a test's foreign thread.
 
 import Glibc
 import Synchronization

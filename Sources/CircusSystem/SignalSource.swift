@@ -1,4 +1,4 @@
-// Signals as loop events (house rule 6): the daemon blocks its signals before any thread
+// Signals as loop events: the daemon blocks its signals before any thread
 // exists, then reads them from a signalfd registered in the loop. No handler ever runs.
 
 import CCircusSys

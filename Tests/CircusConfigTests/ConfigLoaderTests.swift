@@ -1,4 +1,4 @@
-// Building the typed model: [circus], watchers, sockets, plugins (spec 2.2-2.5, 10.1).
+// Building the typed model: [circus], watchers, sockets, plugins.
 // Expected values were checked against Python Circus 0.19's `get_config`.
 
 import CircusConfig

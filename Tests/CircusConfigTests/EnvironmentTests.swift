@@ -1,5 +1,5 @@
-// [env] / [env:PATTERNS] sections and where each substitution engine applies (spec 2.6,
-// 6.18). Expected values were checked against Python Circus 0.19's `get_config` followed
+// [env] / [env:PATTERNS] sections and where each substitution engine applies.
+// Expected values were checked against Python Circus 0.19's `get_config` followed
 // by `parse_env_dict`.
 
 import CircusConfig

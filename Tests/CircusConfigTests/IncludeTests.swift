@@ -1,4 +1,4 @@
-// include / include_dir (spec 2.7): globs relative to the main file, reading order, and
+// include / include_dir: globs relative to the main file, reading order, and
 // first definition wins across files.
 
 import CircusConfig

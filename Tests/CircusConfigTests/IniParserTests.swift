@@ -1,4 +1,4 @@
-// The INI dialect (spec 2.1), rule by rule. Expected values were checked against Python
+// The INI dialect, rule by rule. Expected values were checked against Python
 // Circus 0.19's StrictConfigParser.
 
 import CircusConfig

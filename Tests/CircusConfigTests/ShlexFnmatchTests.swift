@@ -83,7 +83,7 @@ struct ShlexTests {
         #expect(try Shlex.split(Shlex.quote(input)) == [input])
     }
 
-    @Test("join quotes each word (the sh -c string of shell = true, spec 6.15)")
+    @Test("join quotes each word (the sh -c string of shell = true)")
     func join() {
         #expect(Shlex.join(["foo", "--fd"]) == "foo --fd")
         #expect(Shlex.join(["echo", "$HOME", "a ; b"]) == "echo '$HOME' 'a ; b'")

@@ -1,11 +1,11 @@
 // Byte-for-byte comparison with the request/reply pairs captured from Circus 0.19
-// (spec section 13), with the captured `time` values reused.
+// by running it, with the captured `time` values reused.
 
 import CircusProtocol
 import OrderedCollections
 import Testing
 
-@Suite("Replies match the captures of spec section 13")
+@Suite("Replies match the pairs captured from Circus 0.19")
 struct CapturedRepliesTests {
     /// Success pairs: the payload is what the daemon would return; here it is read back
     /// from the capture, so the test checks the envelope (key order, `status` override,

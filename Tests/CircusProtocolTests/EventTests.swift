@@ -1,4 +1,4 @@
-// Pub/sub topics and payloads (spec 4).
+// Pub/sub topics and payloads, as Circus publishes them.
 
 import CircusProtocol
 import OrderedCollections

@@ -1,4 +1,4 @@
-// `validate_option` (spec 3.5): every check and its text.
+// `validate_option` of Circus's commands/util.py: every check and its text.
 
 import CircusProtocol
 import OrderedCollections
@@ -103,7 +103,7 @@ struct OptionValidationTests {
         }
     }
 
-    @Test("watcher option names (spec 3.6)")
+    @Test("watcher option names")
     func optionNames() {
         let names = Set(OptionValidation.watcherOptionNames)
         #expect(names.count == 29)

@@ -1,4 +1,4 @@
-// Process info formatting (spec 5.3); expectations from Circus's util.py under Python 3.11.
+// Process info formatting; expectations from Circus's util.py under Python 3.11.
 
 import CircusProtocol
 import OrderedCollections

@@ -1,4 +1,4 @@
-// The pidfile rules of spec 11.1, user/group lookups, and daemonizing.
+// The pidfile rules of Circus's pidfile.py, user/group lookups, and daemonizing.
 
 @testable import CircusSystem
 import Glibc

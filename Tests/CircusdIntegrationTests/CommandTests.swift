@@ -1,5 +1,5 @@
 // The 24 commands of the control protocol, against a real daemon, with Circus's reply
-// shapes (spec 3.4 and the captured pairs of section 13).
+// shapes (as captured from Circus 0.19).
 
 import CircusProtocol
 import Foundation
@@ -752,7 +752,7 @@ let sleeperINI = """
     }
 
     /// Circus converts the name with `getattr(signal, ...)`: an unknown name raises, which
-    /// the controller answers with errno 5 (spec 3.4 `signal`).
+    /// the controller answers with errno 5.
     /// Circus answers errno 5 with a Python AttributeError here; we answer the errno 3
     /// `signal invalid` it meant to (README, compatibility notes).
     @Test func signalWithAnUnknownNameIsSignalInvalid() async throws {
@@ -840,7 +840,7 @@ let sleeperINI = """
     }
 
     /// A configured unix socket is bound before the watchers, listed, and inherited by
-    /// `use_sockets` children at the same fd number (spec 10).
+    /// `use_sockets` children at the same fd number.
     @Test(.disabled("[socket:] binding and use_sockets arrive with the streams-and-sockets issue"))
     func listsocketsReportsConfiguredSockets() async throws {
         try await withDaemon("""

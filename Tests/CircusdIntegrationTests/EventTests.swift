@@ -1,4 +1,4 @@
-// The pub/sub feed: topics, payload keys and their order, and the sequences of spec 4.2.
+// The pub/sub feed: topics, payload keys and their order, and the sequences Circus publishes.
 
 import CircusProtocol
 import Foundation

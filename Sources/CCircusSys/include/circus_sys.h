@@ -1,6 +1,6 @@
 // CCircusSys: the few Linux system calls that Swift must not (or cannot conveniently) make
 // itself. The child's side of spawning lives here because nothing written in Swift may run
-// between clone and exec (house rule 5); the rest are fixed-argument wrappers around calls
+// between clone and exec (the child shares the parent's memory until it execs); the rest are fixed-argument wrappers around calls
 // that glibc exposes only as varargs, packed structs or not at all.
 
 #ifndef CIRCUS_SYS_H
