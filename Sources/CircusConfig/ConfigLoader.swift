@@ -42,32 +42,39 @@ public enum ConfigLoader {
     ///   - environment: circusd's environment (`$(circus.env.*)`, `$VAR` in env values).
     ///   - currentDirectory: circusd's working directory: resolves a relative `path`, and is
     ///     the `working_dir` of watchers that set none (see ``WorkingDirectory``).
+    ///   - accounts: the user and group databases that `endpoint_owner` and the control
+    ///     grants are checked against.
     /// - Returns: the configuration, the warnings to log, and the files read.
     /// - Throws: ``ConfigError`` for a missing or unreadable file (main or include), a
     ///   syntax error, or any invalid value; circusd must not start.
     public static func load(
         path: String,
         environment: [String: String],
-        currentDirectory: String
+        currentDirectory: String,
+        accounts: any AccountDirectory
     ) throws(ConfigError) -> LoadResult {
-        try read(path: path, environment: environment, currentDirectory: currentDirectory, servedOnly: true)
+        try read(path: path, environment: environment, currentDirectory: currentDirectory, accounts: accounts,
+                 servedOnly: true)
     }
 
-    /// Like ``load(path:environment:currentDirectory:)``, but parses and checks the
+    /// Like ``load(path:environment:currentDirectory:accounts:)``, but parses and checks the
     /// `[socket:]` and `[plugin:]` sections and the `[circus]` options this version does not
     /// serve yet instead of refusing them (watcher options are refused either way).
     public static func parse(
         path: String,
         environment: [String: String],
-        currentDirectory: String
+        currentDirectory: String,
+        accounts: any AccountDirectory
     ) throws(ConfigError) -> LoadResult {
-        try read(path: path, environment: environment, currentDirectory: currentDirectory, servedOnly: false)
+        try read(path: path, environment: environment, currentDirectory: currentDirectory, accounts: accounts,
+                 servedOnly: false)
     }
 
     private static func read(
         path: String,
         environment: [String: String],
         currentDirectory: String,
+        accounts: any AccountDirectory,
         servedOnly: Bool
     ) throws(ConfigError) -> LoadResult {
         let absolutePath = FileSystem.absolute(path, currentDirectory: currentDirectory)
@@ -132,7 +139,8 @@ public enum ConfigLoader {
             }
         }
 
-        var builder = ConfigBuilder(document: parser.document, environment: environment, currentDirectory: currentDirectory)
+        var builder = ConfigBuilder(
+            document: parser.document, environment: environment, currentDirectory: currentDirectory, accounts: accounts)
         var configuration = try builder.build(path: absolutePath)
         if servedOnly { try builder.refuseUnserved() }
         configuration.settings.include = includePatterns
@@ -153,6 +161,8 @@ struct ConfigBuilder {
     let document: IniDocument
     let environment: [String: String]
     let currentDirectory: String
+    /// What `endpoint_owner` and the control grants are checked against.
+    let accounts: any AccountDirectory
     private(set) var warnings: [String] = []
 
     /// `[env]` expanded against the process environment (Circus's `local_env`).
@@ -161,8 +171,9 @@ struct ConfigBuilder {
     private let globalEnv: OrderedDictionary<String, String>
     let globalTable: Substitution.Table
 
-    init(document: IniDocument, environment: [String: String], currentDirectory: String) {
+    init(document: IniDocument, environment: [String: String], currentDirectory: String, accounts: any AccountDirectory) {
         self.document = document
+        self.accounts = accounts
         self.environment = environment
         self.currentDirectory = currentDirectory
         let processEnv = ConfigLoader.sortedEnvironment(environment)
@@ -301,7 +312,7 @@ struct ConfigBuilder {
         s.loggerconfig = string("loggerconfig")
         s.fqdnPrefix = string("fqdn_prefix")
         s.sshServer = string("ssh_server")
-        s.access = try Self.controlAccess(endpointOwner: s.endpointOwner) { option in raw(option).map { ($0, expandGlobal($0)) } }
+        s.access = try controlAccess(endpointOwner: s.endpointOwner) { option in raw(option).map { ($0, expandGlobal($0)) } }
         try checkEndpointSettings(s)
         return s
     }

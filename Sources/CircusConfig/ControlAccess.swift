@@ -2,8 +2,6 @@
 // `control_users`, `control_groups`, `readonly_users` and `readonly_groups` options of
 // `[circus]`, resolved to uids when the configuration is loaded.
 
-internal import Glibc
-
 /// The grants of `[circus]`, with every name resolved against the user database at load.
 ///
 /// Group membership is read once, at load (and at `reloadconfig`): a user added to a
@@ -43,13 +41,13 @@ public struct ControlAccess: Hashable, Sendable {
 }
 
 extension ConfigBuilder {
-    /// Resolves the four grant options. `value(option)` gives an option's raw value (for
-    /// its location) and its expanded text, or nil when absent.
+    /// Resolves the four grant options against `accounts`. `value(option)` gives an
+    /// option's raw value (for its location) and its expanded text, or nil when absent.
     ///
     /// Items are comma-separated names or numeric ids; a number is taken as is (a uid or
     /// gid need not have an entry), a name must exist.
     /// - Throws: ``ConfigError`` naming the file, line and option of an unknown name.
-    static func controlAccess(
+    func controlAccess(
         endpointOwner: String?, _ value: (String) -> (raw: IniValue, text: String)?
     ) throws(ConfigError) -> ControlAccess {
         var access = ControlAccess()
@@ -61,12 +59,19 @@ extension ConfigBuilder {
         func fail(_ raw: IniValue, _ option: String, _ message: String) -> ConfigError {
             ConfigError(at: raw.location, section: "circus", option: option, message: message)
         }
+        /// A number as is; a name through `find`, which must know it.
+        func resolve(_ name: String, _ kind: String, _ raw: IniValue, _ option: String,
+                     _ find: (String) throws(AccountLookupError) -> UInt32?) throws(ConfigError) -> UInt32 {
+            if let id = UInt32(name) { return id }
+            let found: UInt32?
+            do { found = try find(name) } catch { throw fail(raw, option, "cannot look up \(kind) \(PythonText.repr(name)): \(error)") }
+            guard let found else { throw fail(raw, option, "no \(kind) is named \(PythonText.repr(name))") }
+            return found
+        }
         for (option, control) in [("control_users", true), ("readonly_users", false)] {
             guard let (raw, names) = items(option) else { continue }
             for name in names {
-                guard let uid = UInt32(name) ?? AccountLookup.uid(named: name) else {
-                    throw fail(raw, option, "no user is named \(PythonText.repr(name))")
-                }
+                let uid = try resolve(name, "user", raw, option, accounts.uid(ofUser:))
                 access.grantsUsers = true
                 if control { access.controlUIDs.insert(uid) } else { access.readOnlyUIDs.insert(uid) }
             }
@@ -74,98 +79,23 @@ extension ConfigBuilder {
         for (option, control) in [("control_groups", true), ("readonly_groups", false)] {
             guard let (raw, names) = items(option) else { continue }
             for name in names {
-                guard let group = AccountLookup.group(name) else {
-                    throw fail(raw, option, "no group is named \(PythonText.repr(name))")
+                let gid = try resolve(name, "group", raw, option, accounts.gid(ofGroup:))
+                let members: Set<UInt32>
+                do { members = try accounts.members(ofGroup: gid) } catch {
+                    throw fail(raw, option, "cannot read the members of group \(PythonText.repr(name)): \(error)")
                 }
-                let members = AccountLookup.members(of: group)
                 if control {
-                    access.controlGroups.append(group.gid)
+                    access.controlGroups.append(gid)
                     access.controlUIDs.formUnion(members)
                 } else {
-                    access.readOnlyGroups.append(group.gid)
+                    access.readOnlyGroups.append(gid)
                     access.readOnlyUIDs.formUnion(members)
                 }
             }
         }
-        if let owner = endpointOwner { access.endpointOwnerUID = UInt32(owner) ?? AccountLookup.uid(named: owner) }
+        if let owner = endpointOwner {
+            access.endpointOwnerUID = UInt32(owner) ?? (try? accounts.uid(ofUser: owner)) ?? nil
+        }
         return access
-    }
-}
-
-/// The few passwd and group lookups the grants need (reentrant NSS calls).
-enum AccountLookup {
-    struct Group {
-        var gid: UInt32
-        /// Supplementary members, by name.
-        var memberNames: [String]
-    }
-
-    /// Calls `body` with a buffer, growing it while the call answers ERANGE.
-    private static func withBuffer<T>(_ body: (UnsafeMutablePointer<CChar>, Int) -> (code: Int32, value: T?)) -> T? {
-        var size = 4096
-        while size <= 1 << 22 {
-            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
-            defer { buffer.deallocate() }
-            let (code, value) = body(buffer, size)
-            if code == ERANGE {
-                size *= 4
-                continue
-            }
-            return value
-        }
-        return nil
-    }
-
-    static func uid(named name: String) -> UInt32? {
-        withBuffer { buffer, size in
-            var entry = passwd()
-            var result: UnsafeMutablePointer<passwd>?
-            let code = getpwnam_r(name, &entry, buffer, size, &result)
-            return (code, result != nil ? entry.pw_uid : nil)
-        }
-    }
-
-    /// A group by name, or by number when all digits (a gid without an entry has no
-    /// supplementary members, but users may have it as their primary group).
-    static func group(_ nameOrID: String) -> Group? {
-        let found: Group? = withBuffer { buffer, size in
-            var entry = Glibc.group()
-            var result: UnsafeMutablePointer<Glibc.group>?
-            let code = UInt32(nameOrID).map { getgrgid_r($0, &entry, buffer, size, &result) }
-                ?? getgrnam_r(nameOrID, &entry, buffer, size, &result)
-            guard result != nil else { return (code, nil) }
-            var names: [String] = []
-            var member = entry.gr_mem
-            while let pointer = member?.pointee {
-                names.append(String(cString: pointer))
-                member = member?.advanced(by: 1)
-            }
-            return (code, Group(gid: entry.gr_gid, memberNames: names))
-        }
-        return found ?? UInt32(nameOrID).map { Group(gid: $0, memberNames: []) }
-    }
-
-    /// Uids whose primary group is `group`, or who are listed in it.
-    static func members(of group: Group) -> Set<UInt32> {
-        var uids = Set(group.memberNames.compactMap(uid(named:)))
-        setpwent()
-        defer { endpwent() }
-        var size = 4096
-        var buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
-        defer { buffer.deallocate() }
-        while true {
-            var entry = passwd()
-            var result: UnsafeMutablePointer<passwd>?
-            let code = getpwent_r(&entry, buffer, size, &result)
-            if code == ERANGE && size < 1 << 22 {
-                buffer.deallocate()
-                size *= 4
-                buffer = .allocate(capacity: size)
-                continue
-            }
-            guard code == 0, result != nil else { break }
-            if entry.pw_gid == group.gid { uids.insert(entry.pw_uid) }
-        }
-        return uids
     }
 }

@@ -3,8 +3,6 @@
 // bind, an `endpoint_owner` that names nobody. Each error names the file, the line and
 // the option, and is raised before anything starts.
 
-internal import Glibc
-
 extension ConfigBuilder {
     /// Section kinds whose header carries a name after the colon.
     private static let namedSectionKinds: [(prefix: String, hint: String)] = [
@@ -39,7 +37,7 @@ extension ConfigBuilder {
             }
         }
         if let owner = settings.endpointOwner, let raw = document.value("endpoint_owner", in: "circus"),
-           let problem = Self.unknownUser(owner)
+           let problem = unknownUser(owner)
         {
             throw ConfigError(at: raw.location, section: "circus", option: "endpoint_owner", message: problem)
         }
@@ -47,32 +45,16 @@ extension ConfigBuilder {
 
     /// Why `nameOrID` is not an account (Circus's `to_uid`: all digits is a uid, which
     /// must exist too), or nil when it is one.
-    static func unknownUser(_ nameOrID: String) -> String? {
-        var size = 1024
-        while true {
-            var entry = passwd()
-            var result: UnsafeMutablePointer<passwd>?
-            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
-            defer { buffer.deallocate() }
-            let isID = !nameOrID.isEmpty && nameOrID.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
-            let id = isID ? UInt32(nameOrID) : nil
-            let code: Int32
-            if let id {
-                code = getpwuid_r(id, &entry, buffer, size, &result)
-            } else if isID {
-                return "\(nameOrID) is not a user id"
-            } else {
-                code = getpwnam_r(nameOrID, &entry, buffer, size, &result)
+    func unknownUser(_ nameOrID: String) -> String? {
+        let isID = !nameOrID.isEmpty && nameOrID.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+        do {
+            if isID {
+                guard let id = UInt32(nameOrID) else { return "\(nameOrID) is not a user id" }
+                return try accounts.hasUser(uid: id) ? nil : "no user has id \(nameOrID)"
             }
-            if code == ERANGE && size < 1 << 20 {
-                size *= 4
-                continue
-            }
-            if result != nil { return nil }
-            if code != 0 && code != ENOENT && code != ESRCH && code != EBADF && code != EPERM {
-                return "cannot look up user \(PythonText.repr(nameOrID)): \(String(cString: strerror(code)))"
-            }
-            return id != nil ? "no user has id \(nameOrID)" : "no user is named \(PythonText.repr(nameOrID))"
+            return try accounts.uid(ofUser: nameOrID) != nil ? nil : "no user is named \(PythonText.repr(nameOrID))"
+        } catch {
+            return "cannot look up user \(PythonText.repr(nameOrID)): \(error)"
         }
     }
 }

@@ -20,10 +20,11 @@ extension Supervisor {
         let path = configuration.path
         let directory = currentDirectory
         let env = Dictionary(environment.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
+        let accounts = SystemAccounts(snapshot: users.snapshot)
         do {
             try loop.offload(to: configWorker, {
                 Result { () throws(ConfigError) in
-                    try ConfigLoader.load(path: path, environment: env, currentDirectory: directory)
+                    try ConfigLoader.load(path: path, environment: env, currentDirectory: directory, accounts: accounts)
                 }
             }, then: { [unowned self] result in
                 switch result {

@@ -9,7 +9,7 @@ import Logging
 extension Supervisor {
     /// The databases, with the names the configuration refers to looked up one by one too
     /// (NSS sources that do not enumerate, such as LDAP, still answer those).
-    static func loadUsers(for configuration: CircusConfiguration) -> UserDirectory {
+    static func loadUsers(for configuration: CircusConfiguration, initial: UserSnapshot) -> UserDirectory {
         var users: Set<String> = []
         var groups: Set<String> = []
         for watcher in configuration.watchers {
@@ -17,7 +17,7 @@ extension Supervisor {
             if let uid = watcher.uid, !uid.contains("$(") { users.insert(uid) }
             if let gid = watcher.gid, !gid.contains("$(") { groups.insert(gid) }
         }
-        return UserDirectory(source: .system, users: users, groups: groups)
+        return UserDirectory(source: .system, initial: initial, users: users, groups: groups)
     }
 
     /// Starts refreshing `users` when the databases change.

@@ -78,12 +78,15 @@ public final class Supervisor {
     ///   - currentDirectory: circusd's working directory.
     ///   - logger: where the daemon logs.
     ///   - logSink: the sink behind `logger`, reopened on SIGUSR1/SIGHUP.
+    ///   - accounts: the user and group databases as read to check `configuration`; the
+    ///     daemon keeps them current from there.
     public init(
         configuration: CircusConfiguration,
         environment: [(key: String, value: String)],
         currentDirectory: String,
         logger: Logger,
-        logSink: LogSink
+        logSink: LogSink,
+        accounts: SystemAccounts
     ) throws(DaemonError) {
         do {
             loop = try EventLoop()
@@ -99,7 +102,7 @@ public final class Supervisor {
         self.logSink = logSink
         self.startTime = EventLoop.wallNow()
         watchers = configuration.watchers.map(WatcherEntry.init(config:))
-        users = Self.loadUsers(for: configuration)
+        users = Self.loadUsers(for: configuration, initial: accounts.snapshot)
         statsService = StatsService(users: users)
     }
 

@@ -240,6 +240,15 @@ public struct UserSnapshot: Sendable {
         usersByID[uid]?.name ?? String(uid)
     }
 
+    /// The users whose primary group is `gid`, and those the group lists as members.
+    public func members(ofGroup gid: UInt32) -> Set<UInt32> {
+        var uids = Set(usersByID.values.filter { $0.gid == gid }.map(\.uid))
+        for (name, groups) in memberships where groups.contains(gid) {
+            if let user = usersByName[name] { uids.insert(user.uid) }
+        }
+        return uids
+    }
+
     mutating func add(_ user: UserDatabase.User) {
         if usersByName[user.name] == nil { usersByName[user.name] = user }
         if usersByID[user.uid] == nil { usersByID[user.uid] = user }
@@ -266,19 +275,25 @@ public struct UserSnapshot: Sendable {
         case .system:
             UserDatabase.enumerateUsers { snapshot.add($0) }
             UserDatabase.enumerateGroups { snapshot.add($0, members: $1) }
-            for name in users.sorted() {
-                guard let user = try? UserDatabase.user(name) else { continue }
-                snapshot.add(user)
-                snapshot.groupLists[user.name] = (user.gid, UserDatabase.groupList(user: user.name, gid: user.gid))
-            }
-            for name in groups.sorted() {
-                if let group = try? UserDatabase.group(name) { snapshot.add(group, members: []) }
-            }
+            snapshot.lookUp(users: users, groups: groups)
         case .files(let passwd, let group):
             UserDatabase.readUsers(file: passwd) { snapshot.add($0) }
             UserDatabase.readGroups(file: group) { snapshot.add($0, members: $1) }
         }
         return snapshot
+    }
+
+    /// Asks NSS for these names one by one and adds what it knows (sources that do not
+    /// enumerate, such as LDAP, answer these). Blocking: start-up or a worker.
+    public mutating func lookUp(users: Set<String>, groups: Set<String>) {
+        for name in users.sorted() {
+            guard let user = try? UserDatabase.user(name) else { continue }
+            add(user)
+            groupLists[user.name] = (user.gid, UserDatabase.groupList(user: user.name, gid: user.gid))
+        }
+        for name in groups.sorted() {
+            if let group = try? UserDatabase.group(name) { add(group, members: []) }
+        }
     }
 }
 
@@ -302,11 +317,19 @@ public final class UserDirectory: Sendable {
     ///   - users: names (or ids) the configuration refers to, looked up one by one besides
     ///     the enumeration (see `UserSnapshot.load`).
     ///   - groups: group names (or ids) likewise.
-    public init(source: UserSource = .system, users: Set<String> = [], groups: Set<String> = []) {
+    ///   - initial: a snapshot of `source` already read (circusd reads one to check its
+    ///     configuration); the names are looked up in addition. Nil reads one now.
+    public init(source: UserSource = .system, initial: UserSnapshot? = nil, users: Set<String> = [],
+                groups: Set<String> = []) {
         self.source = source
-        state = Mutex(State(
-            snapshot: UserSnapshot.load(from: source, users: users, groups: groups), wantedUsers: users,
-            wantedGroups: groups))
+        let snapshot: UserSnapshot
+        if var initial, source == .system {
+            initial.lookUp(users: users, groups: groups)
+            snapshot = initial
+        } else {
+            snapshot = UserSnapshot.load(from: source, users: users, groups: groups)
+        }
+        state = Mutex(State(snapshot: snapshot, wantedUsers: users, wantedGroups: groups))
     }
 
     /// The current snapshot.

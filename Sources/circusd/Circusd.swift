@@ -66,8 +66,11 @@ struct Circusd: ParsableCommand {
 
         // The whole configuration is validated before anything starts, daemon or not.
         let loaded: LoadResult
+        // The user and group databases, read once here (NSS may block: the loop does not
+        // run yet); the daemon keeps them current from there.
+        let accounts = SystemAccounts(snapshot: UserSnapshot.load(from: .system))
         do {
-            loaded = try ConfigLoader.load(path: config, environment: environment, currentDirectory: cwd)
+            loaded = try ConfigLoader.load(path: config, environment: environment, currentDirectory: cwd, accounts: accounts)
         } catch {
             fail("circusd: configuration error: \(error)")
         }
@@ -122,7 +125,7 @@ struct Circusd: ParsableCommand {
         do {
             supervisor = try Supervisor(
                 configuration: loaded.configuration, environment: environmentList, currentDirectory: cwd,
-                logger: logger, logSink: sink)
+                logger: logger, logSink: sink, accounts: accounts)
             try supervisor.run { report?.serving() }
         } catch {
             logger.critical("\(error)")

@@ -97,7 +97,7 @@ struct WatcherTests {
         let dir = try TempDirectory()
         defer { dir.remove() }
         try dir.write("circus.ini", "[watcher:w]\ncmd = sleep 1\n")
-        let w = try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: dir.path).configuration.watchers[0]
+        let w = try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: dir.path, accounts: testAccounts).configuration.watchers[0]
         var expected = WatcherConfig(name: "w", cmd: "sleep 1")
         expected.workingDir = dir.path
         expected.location = SourceLocation(file: "circus.ini", line: 1)
@@ -262,7 +262,7 @@ struct WatcherTests {
         let dir = try TempDirectory()
         defer { dir.remove() }
         try dir.write("circus.ini", "[watcher:a]\ncmd = x\nworking_dir =\n[watcher:b]\ncmd = x\nworking_dir = $(circus.env.HOME)\n")
-        let watchers = try ConfigLoader.load(path: "circus.ini", environment: testEnvironment, currentDirectory: dir.path)
+        let watchers = try ConfigLoader.load(path: "circus.ini", environment: testEnvironment, currentDirectory: dir.path, accounts: testAccounts)
             .configuration.watchers
         #expect(watchers[0].workingDir == dir.path)
         #expect(watchers[1].workingDir == "/home/tester")

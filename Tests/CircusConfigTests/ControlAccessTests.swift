@@ -17,12 +17,19 @@ import Testing
     }
 
     @Test func groupsGrantTheirPrimaryAndListedMembers() throws {
-        // nobody's primary group is nogroup (65534) on this system's base image.
+        // nobody's primary group is nogroup (65534) in the tests' account table.
         let access = try loadConfiguration("[circus]\ncontrol_groups = nogroup\n").settings.access
         #expect(access.controlGroups == [65534])
         #expect(access.controlUIDs.contains(65534))
         #expect(access.socketFileMode.mode == 0o660)
         #expect(access.socketFileMode.group == 65534)
+    }
+
+    @Test func aGroupGrantsTheUsersItLists() throws {
+        let access = try loadConfiguration("[circus]\nreadonly_groups = staff\n").settings.access
+        #expect(access.readOnlyGroups == [50])
+        #expect(access.readOnlyUIDs == [65534])
+        #expect(access.controlUIDs == [])
     }
 
     @Test func noGrantMeans0600() throws {

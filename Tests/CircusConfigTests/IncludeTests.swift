@@ -46,7 +46,7 @@ struct IncludeTests {
         let dir = try TempDirectory()
         defer { dir.remove() }
         try makeTree(dir)
-        let result = try ConfigLoader.load(path: "etc/circus.ini", environment: [:], currentDirectory: dir.path)
+        let result = try ConfigLoader.load(path: "etc/circus.ini", environment: [:], currentDirectory: dir.path, accounts: testAccounts)
         #expect(result.files == [
             "etc/circus.ini", "etc/conf.d/01.ini", "etc/conf.d/02.ini", "etc/sub/a/x.ini", "etc/sub/b/y.ini", "etc/incdir/z.ini",
         ])
@@ -65,7 +65,7 @@ struct IncludeTests {
         let dir = try TempDirectory()
         defer { dir.remove() }
         try makeTree(dir)
-        let config = try ConfigLoader.load(path: "etc/circus.ini", environment: [:], currentDirectory: dir.path).configuration
+        let config = try ConfigLoader.load(path: "etc/circus.ini", environment: [:], currentDirectory: dir.path, accounts: testAccounts).configuration
         #expect(config.settings.checkDelay == 2)  // main file wins
         #expect(config.settings.warmupDelay == 4)  // include fills a gap
         let main = config.watchers.first { $0.name == "main" }!
@@ -85,7 +85,7 @@ struct IncludeTests {
         try dir.write("other/abs.ini", "[watcher:abs]\ncmd = x\n")
         try dir.write("main/circus.ini", "[circus]\ninclude = \(dir.path)/other/*.ini local.ini\n")
         try dir.write("main/local.ini", "[watcher:local]\ncmd = y\n")
-        let result = try ConfigLoader.load(path: dir.path + "/main/circus.ini", environment: [:], currentDirectory: "/")
+        let result = try ConfigLoader.load(path: dir.path + "/main/circus.ini", environment: [:], currentDirectory: "/", accounts: testAccounts)
         #expect(result.files == [dir.path + "/main/circus.ini", dir.path + "/other/abs.ini", dir.path + "/main/local.ini"])
         #expect(result.configuration.watchers.map(\.name) == ["abs", "local"])
     }
@@ -97,7 +97,7 @@ struct IncludeTests {
         try dir.write("circus.ini", "[circus]\ninclude_dir = d\n")
         try dir.write("d/a.ini", "[circus]\ninclude = ../e/*.ini\n[watcher:a]\ncmd = x\n")
         try dir.write("e/b.ini", "[watcher:b]\ncmd = x\n")
-        let result = try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: dir.path)
+        let result = try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: dir.path, accounts: testAccounts)
         #expect(result.configuration.watchers.map(\.name) == ["a"])
         #expect(result.configuration.settings.include == [])
         #expect(result.files == ["circus.ini", "d/a.ini"])
@@ -118,14 +118,14 @@ struct IncludeTests {
             message: "cannot read 'secret.ini': Permission denied")
         guard geteuid() == 0 else {
             #expect(throws: expected) {
-                try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: dir.path)
+                try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: dir.path, accounts: testAccounts)
             }
             return
         }
         await #expect(processExitsWith: .success) { [path = dir.path as String] in
             guard setgid(65534) == 0, setuid(65534) == 0 else { exit(2) }
             do {
-                _ = try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: path)
+                _ = try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: path, accounts: testAccounts)
                 print("loaded a file nobody may read")
                 exit(3)
             } catch {
@@ -145,7 +145,7 @@ struct IncludeTests {
         defer { dir.remove() }
         try dir.write("circus.ini", "[circus]\ninclude = $(circus.env.CONFDIR)/*.ini\n")
         try dir.write("d/w.ini", "[watcher:w]\ncmd = x\n")
-        let config = try ConfigLoader.load(path: "circus.ini", environment: ["CONFDIR": "d"], currentDirectory: dir.path).configuration
+        let config = try ConfigLoader.load(path: "circus.ini", environment: ["CONFDIR": "d"], currentDirectory: dir.path, accounts: testAccounts).configuration
         #expect(config.watchers.map(\.name) == ["w"])
     }
 
@@ -171,7 +171,7 @@ struct IncludeTests {
         try dir.write("circus.ini", "[circus]\ninclude = conf.d/*.ini\n")
         dir.makeDirectory("conf.d/dir.ini")
         do {
-            _ = try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: dir.path)
+            _ = try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: dir.path, accounts: testAccounts)
             Issue.record("expected an error")
         } catch {
             #expect(error.description == "circus.ini:2: [circus] include: cannot read 'conf.d/dir.ini': is a directory")
@@ -186,7 +186,7 @@ struct IncludeTests {
         dir.makeDirectory("conf.d")
         dir.symlink("/nonexistent/target.ini", at: "conf.d/gone.ini")
         do {
-            _ = try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: dir.path)
+            _ = try ConfigLoader.load(path: "circus.ini", environment: [:], currentDirectory: dir.path, accounts: testAccounts)
             Issue.record("expected an error")
         } catch {
             #expect(error.description == "circus.ini:2: [circus] include_dir: cannot read 'conf.d/gone.ini': no such file")
@@ -198,7 +198,7 @@ struct IncludeTests {
         let dir = try TempDirectory()
         defer { dir.remove() }
         do {
-            _ = try ConfigLoader.load(path: "nope.ini", environment: [:], currentDirectory: dir.path)
+            _ = try ConfigLoader.load(path: "nope.ini", environment: [:], currentDirectory: dir.path, accounts: testAccounts)
             Issue.record("expected an error")
         } catch {
             #expect(error.description == "the configuration file 'nope.ini' does not exist")
@@ -212,7 +212,7 @@ struct IncludeTests {
         defer { dir.remove() }
         dir.makeDirectory("conf.ini")
         #expect(throws: ConfigError(file: "conf.ini", message: "cannot read the configuration file: is a directory")) {
-            try ConfigLoader.load(path: "conf.ini", environment: [:], currentDirectory: dir.path)
+            try ConfigLoader.load(path: "conf.ini", environment: [:], currentDirectory: dir.path, accounts: testAccounts)
         }
     }
 }

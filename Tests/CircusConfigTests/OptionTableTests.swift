@@ -194,7 +194,7 @@ struct ExampleConfigurationTests {
     @Test("examples/circus.ini loads with nothing refused and no warning")
     func exampleLoads() throws {
         let root = String(#filePath.split(separator: "/Tests/").first!)
-        let result = try ConfigLoader.load(path: root + "/examples/circus.ini", environment: [:], currentDirectory: "/")
+        let result = try ConfigLoader.load(path: root + "/examples/circus.ini", environment: [:], currentDirectory: "/", accounts: testAccounts)
         #expect(result.configuration.watchers.map(\.name) == ["greeter", "workers"])
         #expect(result.warnings.isEmpty)
     }

@@ -94,8 +94,8 @@ func loadINI(
     for (name, content) in extraFiles { try dir.write(name, content) }
     try dir.write("circus.ini", text)
     return servedOnly
-        ? try ConfigLoader.load(path: "circus.ini", environment: environment, currentDirectory: dir.path)
-        : try ConfigLoader.parse(path: "circus.ini", environment: environment, currentDirectory: dir.path)
+        ? try ConfigLoader.load(path: "circus.ini", environment: environment, currentDirectory: dir.path, accounts: testAccounts)
+        : try ConfigLoader.parse(path: "circus.ini", environment: environment, currentDirectory: dir.path, accounts: testAccounts)
 }
 
 /// Parses `text` with the sections and settings this version does not serve yet.
@@ -138,3 +138,22 @@ extension IniDocument {
         value(option, in: section)?.value
     }
 }
+
+/// The accounts the configuration tests name: a fixed table, so that these tests read no
+/// user database (root and nobody with their primary groups; `staff` lists `nobody`).
+struct FixedAccounts: AccountDirectory {
+    let users: [String: (uid: UInt32, gid: UInt32)] = ["root": (0, 0), "nobody": (65534, 65534)]
+    let groups: [String: (gid: UInt32, listed: [String])] = [
+        "root": (0, []), "nogroup": (65534, []), "staff": (50, ["nobody"]),
+    ]
+
+    func uid(ofUser name: String) -> UInt32? { users[name]?.uid }
+    func hasUser(uid: UInt32) -> Bool { users.values.contains { $0.uid == uid } }
+    func gid(ofGroup name: String) -> UInt32? { groups[name]?.gid }
+    func members(ofGroup gid: UInt32) -> Set<UInt32> {
+        let listed = groups.values.filter { $0.gid == gid }.flatMap(\.listed).compactMap { users[$0]?.uid }
+        return Set(users.values.filter { $0.gid == gid }.map(\.uid) + listed)
+    }
+}
+
+let testAccounts = FixedAccounts()

@@ -57,6 +57,18 @@ extension CircusSystemTests {
             #expect(group?.code == .unknownGroup)
         }
 
+        @Test func groupMembersArePrimaryAndListedUsers() throws {
+            let dir = Support.tempDirectory()
+            defer { Support.removeTree(dir) }
+            Support.writeFile(dir + "/passwd", Self.passwd)
+            Support.writeFile(dir + "/group", Self.group)
+            let users = UserDirectory(source: .files(passwd: dir + "/passwd", group: dir + "/group")).snapshot
+            #expect(users.members(ofGroup: 50) == [1001, 1002])
+            #expect(users.members(ofGroup: 100) == [1002])
+            #expect(users.members(ofGroup: 1001) == [1001])
+            #expect(users.members(ofGroup: 4242) == [])
+        }
+
         @Test func theSystemSnapshotAgreesWithNSS() throws {
             let users = UserDirectory(source: .system, users: ["nobody"]).snapshot
             #expect(try users.user("root") == UserDatabase.user("root"))
