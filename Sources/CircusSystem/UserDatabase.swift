@@ -128,39 +128,62 @@ public enum UserDatabase {
     private static func withPasswd(
         _ call: (UnsafeMutablePointer<passwd>, UnsafeMutablePointer<CChar>, Int, UnsafeMutablePointer<UnsafeMutablePointer<passwd>?>) -> Int32
     ) -> Lookup<User> {
-        var size = 1024
-        while true {
+        var found: User?
+        let r = withGrowingBuffer { buffer, size in
             var pwd = passwd()
             var result: UnsafeMutablePointer<passwd>?
-            // A raw buffer: the strings in `pwd` point into it until we copy them out.
-            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
-            defer { buffer.deallocate() }
             let r = call(&pwd, buffer, size, &result)
-            if r == ERANGE && size < 1 << 20 { size *= 4; continue }
-            if r != 0 && r != ENOENT && r != ESRCH && r != EBADF && r != EPERM { return .failed(r) }
-            guard result != nil else { return .missing }
-            let name = String(cString: pwd.pw_name)
-            return .found(User(uid: pwd.pw_uid, gid: pwd.pw_gid, name: name))
+            if r == 0, result != nil { found = User(pwd) }
+            return r
         }
+        if r != 0 && r != ENOENT && r != ESRCH && r != EBADF && r != EPERM { return .failed(r) }
+        return found.map(Lookup.found) ?? .missing
     }
 
     private static func withGroup(
         _ call: (UnsafeMutablePointer<Glibc.group>, UnsafeMutablePointer<CChar>, Int, UnsafeMutablePointer<UnsafeMutablePointer<Glibc.group>?>) -> Int32
     ) -> Lookup<Group> {
-        var size = 1024
-        while true {
+        var found: Group?
+        let r = withGrowingBuffer { buffer, size in
             var grp = Glibc.group()
             var result: UnsafeMutablePointer<Glibc.group>?
-            // A raw buffer: the strings in `grp` point into it until we copy them out.
+            let r = call(&grp, buffer, size, &result)
+            if r == 0, result != nil { found = Group(grp) }
+            return r
+        }
+        if r != 0 && r != ENOENT && r != ESRCH && r != EBADF && r != EPERM { return .failed(r) }
+        return found.map(Lookup.found) ?? .missing
+    }
+
+    /// Calls `body` with a scratch buffer for the strings of one *_r entry, again with a
+    /// four times larger one while it answers ERANGE (up to 1 MiB); returns its last answer.
+    /// The entry's strings point into the buffer: `body` copies what it keeps.
+    static func withGrowingBuffer(_ body: (UnsafeMutablePointer<CChar>, Int) -> Int32) -> Int32 {
+        var size = 1024
+        while true {
             let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
             defer { buffer.deallocate() }
-            let r = call(&grp, buffer, size, &result)
-            if r == ERANGE && size < 1 << 20 { size *= 4; continue }
-            if r != 0 && r != ENOENT && r != ESRCH && r != EBADF && r != EPERM { return .failed(r) }
-            guard result != nil else { return .missing }
-            let name = String(cString: grp.gr_name)
-            return .found(Group(gid: grp.gr_gid, name: name))
+            let r = body(buffer, size)
+            if r == ERANGE && size < 1 << 20 {
+                size *= 4
+                continue
+            }
+            return r
         }
+    }
+}
+
+extension UserDatabase.User {
+    /// Copies a passwd entry out of its buffer.
+    init(_ pwd: passwd) {
+        self.init(uid: pwd.pw_uid, gid: pwd.pw_gid, name: String(cString: pwd.pw_name))
+    }
+}
+
+extension UserDatabase.Group {
+    /// Copies a group entry out of its buffer (without its members).
+    init(_ grp: Glibc.group) {
+        self.init(gid: grp.gr_gid, name: String(cString: grp.gr_name))
     }
 }
 
@@ -481,22 +504,8 @@ extension UserDatabase {
     static func enumerateUsers(_ body: (User) -> Void) {
         setpwent()
         defer { endpwent() }
-        var size = 4096
-        var buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
-        defer { buffer.deallocate() }
-        while true {
-            var pwd = passwd()
-            var result: UnsafeMutablePointer<passwd>?
-            let r = getpwent_r(&pwd, buffer, size, &result)
-            if r == ERANGE && size < 1 << 20 {
-                buffer.deallocate()
-                size *= 4
-                buffer = .allocate(capacity: size)
-                continue
-            }
-            guard r == 0, result != nil else { return }
-            body(User(uid: pwd.pw_uid, gid: pwd.pw_gid, name: String(cString: pwd.pw_name)))
-        }
+        // getpwent_r leaves an entry that did not fit for the next call.
+        while nextUser({ pwd, buffer, size, result in getpwent_r(pwd, buffer, size, result) }, body) {}
     }
 
     /// Every group NSS enumerates, with its member names.
@@ -508,7 +517,7 @@ extension UserDatabase {
         setgrent()
         defer { endgrent() }
         while let grp = getgrent() {
-            body(Group(gid: grp.pointee.gr_gid, name: String(cString: grp.pointee.gr_name)), members(grp.pointee.gr_mem))
+            body(Group(grp.pointee), members(grp.pointee.gr_mem))
         }
     }
 
@@ -516,45 +525,44 @@ extension UserDatabase {
     static func readUsers(file path: String, _ body: (User) -> Void) {
         guard let stream = fopen(path, "re") else { return }
         defer { fclose(stream) }
-        var size = 4096
-        var buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
-        defer { buffer.deallocate() }
-        while true {
-            var pwd = passwd()
-            var result: UnsafeMutablePointer<passwd>?
-            let r = fgetpwent_r(stream, &pwd, buffer, size, &result)
-            if r == ERANGE && size < 1 << 20 {
-                // fgetpwent_r put the line back: read it again with room for it.
-                buffer.deallocate()
-                size *= 4
-                buffer = .allocate(capacity: size)
-                continue
-            }
-            guard r == 0, result != nil else { return }
-            body(User(uid: pwd.pw_uid, gid: pwd.pw_gid, name: String(cString: pwd.pw_name)))
-        }
+        // fgetpwent_r puts a line that did not fit back for the next call.
+        while nextUser({ pwd, buffer, size, result in fgetpwent_r(stream, pwd, buffer, size, result) }, body) {}
     }
 
     /// The groups of a group(5) file (fgetgrent_r), with their member names.
     static func readGroups(file path: String, _ body: (Group, [String]) -> Void) {
         guard let stream = fopen(path, "re") else { return }
         defer { fclose(stream) }
-        var size = 4096
-        var buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
-        defer { buffer.deallocate() }
         while true {
-            var grp = Glibc.group()
-            var result: UnsafeMutablePointer<Glibc.group>?
-            let r = fgetgrent_r(stream, &grp, buffer, size, &result)
-            if r == ERANGE && size < 1 << 20 {
-                buffer.deallocate()
-                size *= 4
-                buffer = .allocate(capacity: size)
-                continue
+            var entry: (Group, [String])?
+            let r = withGrowingBuffer { buffer, size in
+                var grp = Glibc.group()
+                var result: UnsafeMutablePointer<Glibc.group>?
+                let r = fgetgrent_r(stream, &grp, buffer, size, &result)
+                if r == 0, result != nil { entry = (Group(grp), members(grp.gr_mem)) }
+                return r
             }
-            guard r == 0, result != nil else { return }
-            body(Group(gid: grp.gr_gid, name: String(cString: grp.gr_name)), members(grp.gr_mem))
+            guard r == 0, let entry else { return }
+            body(entry.0, entry.1)
         }
+    }
+
+    /// Reads one entry with a passwd `*_r` call and hands it to `body`; false at the end.
+    private static func nextUser(
+        _ call: (UnsafeMutablePointer<passwd>, UnsafeMutablePointer<CChar>, Int, UnsafeMutablePointer<UnsafeMutablePointer<passwd>?>) -> Int32,
+        _ body: (User) -> Void
+    ) -> Bool {
+        var user: User?
+        let r = withGrowingBuffer { buffer, size in
+            var pwd = passwd()
+            var result: UnsafeMutablePointer<passwd>?
+            let r = call(&pwd, buffer, size, &result)
+            if r == 0, result != nil { user = User(pwd) }
+            return r
+        }
+        guard r == 0, let user else { return false }
+        body(user)
+        return true
     }
 
     private static func members(_ list: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> [String] {
