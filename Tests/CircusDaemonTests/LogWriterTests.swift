@@ -48,6 +48,21 @@ struct LogWriterTests {
         }
     }
 
+    /// A FIFO in `dir` whose read end the test holds without reading, with a 4 KiB pipe:
+    /// the log writer blocks once it is full. Returns the path, the read end and the size.
+    static func unreadFIFO(in dir: String) throws -> (path: String, reader: Int32, pipeSize: Int32) {
+        let path = dir + "/fifo"
+        guard mkfifo(path, 0o600) == 0 else { throw Failure("mkfifo: \(errno)") }
+        let reader = open(path, O_RDONLY | O_NONBLOCK)
+        guard reader >= 0 else { throw Failure("open fifo: \(errno)") }
+        let pipeSize = fcntl(reader, 1031 /* F_SETPIPE_SZ */, 4096)
+        guard pipeSize > 0 else {
+            close(reader)
+            throw Failure("F_SETPIPE_SZ: \(errno)")
+        }
+        return (path, reader, pipeSize)
+    }
+
     @Test func linesFromSeveralThreadsKeepEachThreadsOrderAndFlushWritesThemAll() throws {
         let dir = try Self.tempDirectory()
         defer { Self.remove(dir, files: ["circus.log"]) }
@@ -71,15 +86,8 @@ struct LogWriterTests {
     @Test func aBlockedWriterDropsWhatDoesNotFitAndSaysHowMany() throws {
         let dir = try Self.tempDirectory()
         defer { Self.remove(dir, files: ["fifo"]) }
-        let path = dir + "/fifo"
-        guard mkfifo(path, 0o600) == 0 else { throw Failure("mkfifo: \(errno)") }
-        // The test holds the read end and does not read: the writer blocks once the pipe
-        // is full.
-        let reader = open(path, O_RDONLY | O_NONBLOCK)
-        guard reader >= 0 else { throw Failure("open fifo: \(errno)") }
+        let (path, reader, pipeSize) = try Self.unreadFIFO(in: dir)
         defer { close(reader) }
-        let pipeSize = fcntl(reader, 1031 /* F_SETPIPE_SZ */, 4096)
-        guard pipeSize > 0 else { throw Failure("F_SETPIPE_SZ: \(errno)") }
 
         let sink = try LogSink(output: path, capacity: 4)
         let logger = Logger(label: "circus") { CircusLogHandler(label: $0, sink: sink, level: .info) }
@@ -119,12 +127,8 @@ struct LogWriterTests {
     @Test func aDropNoticeIsWrittenOnceTheWriterCatchesUp() throws {
         let dir = try Self.tempDirectory()
         defer { Self.remove(dir, files: ["fifo"]) }
-        let path = dir + "/fifo"
-        guard mkfifo(path, 0o600) == 0 else { throw Failure("mkfifo: \(errno)") }
-        let reader = open(path, O_RDONLY | O_NONBLOCK)
-        guard reader >= 0 else { throw Failure("open fifo: \(errno)") }
+        let (path, reader, pipeSize) = try Self.unreadFIFO(in: dir)
         defer { close(reader) }
-        let pipeSize = fcntl(reader, 1031 /* F_SETPIPE_SZ */, 4096)
         let sink = try LogSink(output: path, capacity: 2)
         let logger = Logger(label: "circus") { CircusLogHandler(label: $0, sink: sink, level: .info) }
         let big = String(repeating: "y", count: Int(pipeSize) + 100)

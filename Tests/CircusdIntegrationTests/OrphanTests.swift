@@ -175,12 +175,15 @@ private func waitPidsFile(_ h: DaemonHarness, _ path: String, count: Int, timeou
         return [try Seen.of(timeoutPid), try Seen.of(sleeper)]
     }
 
+    /// A watcher whose worker runs `timeout`, which puts itself in a group of its own.
+    static let timeoutsINI = """
+        [watcher:timeouts]
+        cmd = %DIR%/timeout.sh
+        graceful_timeout = 30
+        """
+
     @Test func stopEndsTheOtherProcessGroupsOfTheSession() async throws {
-        try await withDaemon("""
-            [watcher:timeouts]
-            cmd = %DIR%/timeout.sh
-            graceful_timeout = 30
-            """, files: ["timeout.sh": Self.timeoutScript]) { h in
+        try await withDaemon(Self.timeoutsINI, files: ["timeout.sh": Self.timeoutScript]) { h in
             let worker = try await h.waitPids("timeouts", count: 1)[0]
             let pair = try await timeoutPair(h, worker: worker)
             let started = ContinuousClock.now
@@ -192,11 +195,7 @@ private func waitPidsFile(_ h: DaemonHarness, _ path: String, count: Int, timeou
     }
 
     @Test func killedWorkerTakesTheOtherGroupsOfItsSessionAlong() async throws {
-        try await withDaemon("""
-            [watcher:timeouts]
-            cmd = %DIR%/timeout.sh
-            graceful_timeout = 30
-            """, files: ["timeout.sh": Self.timeoutScript]) { h in
+        try await withDaemon(Self.timeoutsINI, files: ["timeout.sh": Self.timeoutScript]) { h in
             let worker = try await h.waitPids("timeouts", count: 1)[0]
             let pair = try await timeoutPair(h, worker: worker)
             let mark = h.mark
