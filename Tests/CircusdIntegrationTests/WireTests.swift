@@ -89,7 +89,7 @@ import Testing
         try await withDaemon("""
             [watcher:stubborn]
             cmd = sh -c 'trap "" TERM; sleep 100'
-            graceful_timeout = 3
+            graceful_timeout = 60
 
             [watcher:sleeper]
             cmd = sleep 984
@@ -106,7 +106,12 @@ import Testing
             let list = try await h.call("list", ["name": "stubborn"])
             expectOK(list, keys: ["pids"])
 
-            let same = try await h.call("start", ["name": "stubborn", "waiting": true], id: "same")
+            // The stop runs until the test ends it: SIGTERM is ignored and the escalation is
+            // a minute away, so the incr above finished while it ran, whatever the load.
+            async let queued = h.call("start", ["name": "stubborn", "waiting": true], id: "same")
+            #expect(h.trackedStat(stubborn) != nil)
+            kill(-stubborn, SIGKILL)
+            let same = try await queued
             expectOK(same, keys: ["info"])
             #expect(same["info"]?["started"]?.pids.count == 1)
             // One PUB socket publishes in order: the incr on the other watcher spawned
