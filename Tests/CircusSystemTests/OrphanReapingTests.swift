@@ -25,6 +25,28 @@ extension CircusSystemTests {
             return (child, pid)
         }
 
+        /// A FIFO a test's orphan blocks on (`read x < PATH`) until the test releases it, so
+        /// the orphan ends after its parent whatever the machine's load (the parent shell
+        /// would otherwise reap an orphan that ended first).
+        private struct Hold {
+            let directory = Support.tempDirectory()
+            var path: String { directory + "/hold" }
+
+            init() throws {
+                guard mkfifo(directory + "/hold", 0o600) == 0 else {
+                    throw SystemError("mkfifo", errno: errno)
+                }
+            }
+
+            /// Lets the orphan go on: its `read` sees end of file.
+            func release() {
+                let fd = open(path, O_WRONLY)
+                if fd >= 0 { close(fd) }
+            }
+
+            func remove() { Support.removeTree(directory) }
+        }
+
         /// Polls /proc (10 ms steps, 5 s at most) until `pid` is in `state`, or gone when nil.
         private static func waitState(_ pid: Int32, _ state: Character?) -> Bool {
             for _ in 0..<500 {
@@ -57,14 +79,17 @@ extension CircusSystemTests {
             // The worker forks a subshell that outlives it and exits 7 a little later; the
             // worker itself exits 3 at once. stdout is closed by the subshell so that
             // reading the pid does not wait for it.
-            let (worker, orphanPid) = try Self.spawnShell("(exec >/dev/null; sleep 0.2; exit 7) & echo $!; exit 3")
+            let hold = try Hold()
+            defer { hold.remove() }
+            let (worker, orphanPid) = try Self.spawnShell("(exec >/dev/null; read x < \(hold.path); exit 7) & echo $!; exit 3")
             try monitor.watch(worker) { _, status in
                 watchedExit = status
                 if !orphans.isEmpty { loop.stop() }
             }
             // Both end before the loop looks: two zombie children at once, one watched.
-            #expect(Self.waitState(orphanPid, "Z"), "the subshell did not end as our zombie")
             #expect(Self.waitState(worker.pid, "Z"))
+            hold.release()
+            #expect(Self.waitState(orphanPid, "Z"), "the subshell did not end as our zombie")
             #expect(Support.ProcFS_stat(orphanPid)?.ppid == getpid(), "the orphan was not re-parented to the subreaper")
             monitor.reapOrphans()
             loop.run()
@@ -130,9 +155,12 @@ extension CircusSystemTests {
             defer { Subreaper.resign() }
             let loop = try EventLoop()
             let monitor = ChildMonitor(loop: loop)
-            let (worker, orphanPid) = try Self.spawnShell("(exec >/dev/null; exit 4) & echo $!; exit 0")
+            let hold = try Hold()
+            defer { hold.remove() }
+            let (worker, orphanPid) = try Self.spawnShell("(exec >/dev/null; read x < \(hold.path); exit 4) & echo $!; exit 0")
             _ = try worker.waitForExit()
             worker.close()
+            hold.release()
             #expect(Self.waitState(orphanPid, "Z"))
             monitor.reapOrphans()
             #expect(Support.ProcFS_stat(orphanPid)?.state == "Z", "reaped without a handler to report it")
