@@ -115,7 +115,7 @@ enum Proc {
 
     /// The environment of a process, from /proc/<pid>/environ.
     static func environment(_ pid: Int32) -> [String: String]? {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return nil }
+        guard let data = execImageFile(pid, "environ") else { return nil }
         var env: [String: String] = [:]
         for entry in data.split(separator: 0) {
             let text = String(decoding: entry, as: UTF8.self)
@@ -125,8 +125,23 @@ enum Proc {
     }
 
     static func cmdline(_ pid: Int32) -> [String]? {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+        guard let data = execImageFile(pid, "cmdline") else { return nil }
         return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// /proc/<pid>/cmdline or environ of a process that may be in the middle of execve.
+    ///
+    /// circusd answers as soon as the kernel releases the vfork'd parent, which happens
+    /// inside execve before the new image's argument and environment areas are set up:
+    /// for that instant both files read empty. Read again until they are not, while the
+    /// process is alive (a zombie's are empty for good).
+    private static func execImageFile(_ pid: Int32, _ name: String) -> Data? {
+        let deadline = Date().addingTimeInterval(5)
+        while true {
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/\(name)") else { return nil }
+            if !data.isEmpty || !isAlive(pid) || Date() > deadline { return data }
+            usleep(1000)
+        }
     }
 
     /// Whether `pid` is a running (not zombie) process.
