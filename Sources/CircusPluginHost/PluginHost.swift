@@ -163,8 +163,9 @@ public final class PluginHost: Sendable {
         _ name: String, config: JSONObject, stateDirectory: String,
         completion: @escaping @Sendable (Result<Void, PluginInstanceError>) -> Void
     ) {
-        guard let instance = registry.withLock({ $0.instances[name] }) else {
-            completion(.failure(PluginInstanceError(instance: name, status: -2, message: "no such plugin instance")))
+        guard let instance = registry.withLock({ $0.instances[name] }), instance.lifecycle == .started else {
+            completion(.failure(PluginInstanceError(
+                instance: name, status: -2, message: "it is not running, so there is nothing to reconfigure: start it")))
             return
         }
         instance.reconfigure(config: config, stateDirectory: stateDirectory, completion: completion)

@@ -156,7 +156,7 @@ import Testing
             == "create,start,stop,dtor:subscription,dtor:command,dtor:timer,destroy")
         let record = probe.bus.record.withLock { $0 }
         #expect(record.commands.isEmpty)
-        #expect(record.unregisteredCommands.count == 8)
+        #expect(record.unregisteredCommands.count == 9)
         #expect(record.hooks.isEmpty)
         #expect(record.unregisteredHooks.count == 1)
         #expect(probe.host.instance("probe")?.state == .stopped)
@@ -222,6 +222,34 @@ import Testing
             try probe.host.startInstance("probe", of: probe.library, config: [:], stateDirectory: probe.directory.path) { _ in }
         }
         #expect(taken?.message == "cannot start plugin instance probe of \(probe.path): an instance of that name is already running")
+    }
+
+    @Test func aWatchedDescriptorCallsThePluginWhenReadable() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer {
+            close(fds[0])
+            close(fds[1])
+        }
+        let probe = try Probe(config: ["watch_fd": .int(Int64(fds[0]))])
+        defer { probe.close() }
+        for byte: UInt8 in [65, 66] {
+            var value = byte
+            #expect(write(fds[1], &value, 1) == 1)
+            let readable = try probe.bus.wait(for: "byte \(byte)") { r in
+                r.events.first { $0.topic == "plugin.probe.readable" && $0.payload["byte"] == .int(Int64(byte)) }
+            }
+            #expect(readable.payload == ["byte": .int(Int64(byte))])
+        }
+    }
+
+    @Test func aTaskPostedFromAPluginThreadRunsOnTheQueueAndItsDtorFollows() throws {
+        let probe = try Probe()
+        defer { probe.close() }
+        #expect(try probe.host.call("probe.post_from_thread").get() == ["posted": true])
+        // The dtor runs right after the task, before anything queued later.
+        #expect(try probe.host.call("probe.count").get() == ["count": 0])
+        #expect(try probeJournal(probe.path) == "create,start,dtor:task")
     }
 
     @Test func theTimerFiresOnTheInstancesQueue() throws {

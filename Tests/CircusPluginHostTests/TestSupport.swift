@@ -144,7 +144,7 @@ enum Build {
     static func plugin(_ source: String, into directory: String, as output: String, defines: [String] = []) throws -> String {
         let path = directory + "/" + output
         try run("cc", ["-std=c99", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-pedantic", "-Werror"]
-            + defines + ["-I", include, "-fvisibility=hidden", "-fPIC", "-shared", "-Wl,--no-undefined",
+            + defines + ["-I", include, "-fvisibility=hidden", "-fPIC", "-shared", "-Wl,--no-undefined", "-pthread",
                          "-o", path, source])
         return path
     }

@@ -51,8 +51,10 @@
  * dedicated thread, so a callback may block, but it delays only its own
  * instance: aim for under 10 ms; the host warns above 100 ms. Put blocking work
  * on your own threads and come back with post(). Every circus_host_api function
- * is thread-safe and may be called from any thread, from the start of create()
- * until destroy() is called; after that they fail with CIRCUS_E_CANCELLED.
+ * is thread-safe and may be called from any thread from the start of create().
+ * Once stop() has returned (or create() or start() failed), the functions that
+ * register, send or post fail with CIRCUS_E_CANCELLED; log() and set_error()
+ * keep working until destroy() returns. Join your threads in stop().
  * Forbidden in-process, because they are process-wide: fork/system/popen,
  * changing signal dispositions or masks, setenv/putenv, chdir, setuid, exit,
  * writing to fd 1 or 2 (use log()). Open descriptors with O_CLOEXEC. Such a
@@ -210,7 +212,9 @@ typedef struct circus_host_api {
     /* Answers a request, exactly once, from any thread. st CIRCUS_OK: json is
      * the reply object (the host adds "status": "ok" and "time"). st < 0: the
      * requester gets an error; json may carry {"reason": "..."}, shown to the
-     * user. A second answer, or an unknown token, gives CIRCUS_E_NOT_FOUND. A
+     * user. A second answer, or an unknown token, gives CIRCUS_E_NOT_FOUND;
+     * st CIRCUS_OK with json that is not an object gives CIRCUS_E_INVALID and
+     * leaves the request pending (answer it again, correctly). A
      * hook is answered with CIRCUS_OK and {"allow": true} or {"allow": false};
      * any other answer counts as the hook failing.                              */
     circus_status (*reply)(circus_reply *reply, circus_status st, circus_str json);
@@ -251,15 +255,17 @@ typedef struct circus_host_api {
                                circus_timer_fn fn, void *ud, circus_dtor_fn dtor,
                                circus_handle *out);
     /* Calls fn whenever fd is ready for events (CIRCUS_FD_READABLE and/or
-     * CIRCUS_FD_WRITABLE). The host does not own fd: cancel the watch before
-     * closing it. An fd watched twice gives CIRCUS_E_INVALID.                  */
+     * CIRCUS_FD_WRITABLE). The host does not own fd: cancel the watch, on the
+     * instance's queue, before closing it. An fd watched twice, a closed fd or
+     * other event bits give CIRCUS_E_INVALID.                                   */
     circus_status (*watch_fd)(circus_host *h, int fd, uint32_t events,
                               circus_fd_fn fn, void *ud, circus_dtor_fn dtor,
                               circus_handle *out);
     /* Ends any registration of this instance by its handle: subscription,
-     * command, hook, timer or fd watch. Once cancel() returns, its callback is
-     * not started again; its dtor runs later on the queue. CIRCUS_E_NOT_FOUND
-     * for a handle already ended.                                               */
+     * command, hook, timer or fd watch. Called on the queue, its callback is
+     * not called again after cancel() returns (from another thread, one call
+     * already starting may still run); its dtor runs later on the queue.
+     * CIRCUS_E_NOT_FOUND for a handle already ended.                            */
     circus_status (*cancel)(circus_host *h, circus_handle handle);
     /* Runs fn(ud) on this instance's queue, after what is already queued, then
      * dtor(ud) if not NULL. The call meant for the plugin's own threads. If

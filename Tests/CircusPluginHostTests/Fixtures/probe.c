@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #ifndef PROBE_MAJOR
@@ -43,6 +44,8 @@ typedef struct probe {
     circus_host *host;
     char name[64];
     int block_fd;
+    int watch_fd;
+    circus_reply *posted;      /* answered by a task posted from another thread   */
     uint64_t events;
     circus_reply *held;        /* a request left unanswered (probe.never)         */
 } probe;
@@ -89,6 +92,35 @@ static void on_call_done(void *ud, circus_status st, circus_str json) {
     probe_api->reply(reply, CIRCUS_OK, circus_cstr(body));
 }
 
+static void on_readable(void *ud, int fd, uint32_t revents) {
+    probe *p = (probe *)ud;
+    char byte = 0, topic[160], body[64];
+    (void)revents;
+    if (read(fd, &byte, 1) != 1) {
+        return;
+    }
+    snprintf(topic, sizeof topic, "plugin.%s.readable", p->name);
+    snprintf(body, sizeof body, "{\"byte\": %d}", (int)byte);
+    p->api->publish(p->host, circus_cstr(topic), circus_cstr(body));
+}
+
+/* Runs on the instance's queue, posted from a thread of the plugin's own. */
+static void posted_task(void *ud) {
+    probe *p = (probe *)ud;
+    p->api->reply(p->posted, CIRCUS_OK, circus_cstr("{\"posted\": true}"));
+    p->posted = NULL;
+}
+
+static void posted_dtor(void *ud) { (void)ud; note("dtor:task"); }
+
+static void *poster(void *ud) {
+    probe *p = (probe *)ud;
+    if (p->api->post(p->host, posted_task, p, posted_dtor) != CIRCUS_OK) {
+        p->api->reply(p->posted, CIRCUS_E_INTERNAL, circus_cstr("{\"reason\": \"post failed\"}"));
+    }
+    return NULL;
+}
+
 static void on_command(void *ud, circus_str name, circus_str args, circus_reply *reply) {
     probe *p = (probe *)ud;
     const char *verb = name.ptr + strlen(p->name) + 1;
@@ -111,6 +143,11 @@ static void on_command(void *ud, circus_str name, circus_str args, circus_reply 
         circus_status st = p->held == NULL ? CIRCUS_E_NOT_FOUND
                                            : p->api->reply(p->held, CIRCUS_OK, circus_cstr("{\"late\": true}"));
         answer(p, reply, "{\"rc\": %lld}", (long long)st);
+    } else if (IS("post_from_thread")) {
+        pthread_t thread;
+        p->posted = reply;
+        pthread_create(&thread, NULL, poster, p);
+        pthread_detach(thread);
     } else if (IS("fail")) {
         p->api->reply(reply, CIRCUS_E_INVALID, circus_cstr("{\"reason\": \"probe refuses\"}"));
     } else if (IS("call_daemon")) {
@@ -155,7 +192,7 @@ static void on_timer(void *ud, circus_handle timer) {
 }
 
 static const char *verbs[] = {"count", "publish_outside", "publish_inside", "never", "answer_held",
-                              "fail", "call_daemon", "reply_twice"};
+                              "fail", "call_daemon", "reply_twice", "post_from_thread"};
 
 static circus_status probe_create(const circus_create_params *params, void **out, circus_error *err) {
     probe *p = (probe *)calloc(1, sizeof *p);
@@ -172,6 +209,8 @@ static circus_status probe_create(const circus_create_params *params, void **out
     config[n] = '\0';
     fd_at = strstr(config, "\"block_fd\":");
     p->block_fd = fd_at != NULL ? atoi(fd_at + strlen("\"block_fd\":")) : -1;
+    fd_at = strstr(config, "\"watch_fd\":");
+    p->watch_fd = fd_at != NULL ? atoi(fd_at + strlen("\"watch_fd\":")) : -1;
     if (strstr(config, "\"fail_create\"") != NULL) {
         params->api->set_error(err, CIRCUS_E_INVALID, circus_cstr("fail_create: the probe was asked to fail"));
         free(p);
@@ -195,6 +234,9 @@ static circus_status probe_start(void *instance, circus_error *err) {
     }
     p->api->register_hook(p->host, circus_cstr("web*"), circus_cstr("before_start"), on_hook, p, NULL, NULL);
     p->api->add_timer(p->host, 1, 3600000, on_timer, p, dtor_timer, NULL);
+    if (p->watch_fd >= 0) {
+        p->api->watch_fd(p->host, p->watch_fd, CIRCUS_FD_READABLE, on_readable, p, NULL, NULL);
+    }
     return CIRCUS_OK;
 }
 
