@@ -31,6 +31,8 @@ let package = Package(
             providers: [.apt(["libzmq3-dev"])]
         ),
         .target(name: "CCircusSys"),
+        // The plugin ABI header (include/circus/plugin.h) as a Clang module, for the host.
+        .systemLibrary(name: "CCircusPlugin"),
 
         // Pure layers: no processes, no sockets.
         .target(
@@ -70,6 +72,18 @@ let package = Package(
             swiftSettings: upcoming
         ),
 
+        // Plugins: loader, ABI checks, host function table, one executor per instance.
+        .target(
+            name: "CircusPluginHost",
+            dependencies: [
+                "CCircusPlugin", "CircusProtocol", "CircusSystem",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            swiftSettings: upcoming
+        ),
+
         // The supervisor and the executable.
         .target(
             name: "CircusDaemon",
@@ -97,6 +111,16 @@ let package = Package(
         .testTarget(name: "CircusSystemTests", dependencies: ["CircusSystem"], swiftSettings: upcoming),
         .testTarget(name: "CircusBusTests", dependencies: ["CircusBus", "CircusClient"], swiftSettings: upcoming),
         .testTarget(name: "CircusDaemonTests", dependencies: ["CircusDaemon"], swiftSettings: upcoming),
+        .testTarget(
+            name: "CircusPluginHostTests",
+            dependencies: [
+                "CircusPluginHost", "CircusProtocol", "CircusSystem",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            exclude: ["Fixtures"],
+            swiftSettings: upcoming
+        ),
         .testTarget(
             name: "CircusdIntegrationTests",
             dependencies: ["CircusClient", "CircusProtocol"],

@@ -1,0 +1,313 @@
+// The in-process plugin host: loads plugin libraries, runs their instances on executors of
+// their own, and connects them to the daemon through a `PluginBus`.
+//
+// Every entry point the daemon calls (deliver, invokeCommand, invokeHook, start, stop)
+// only checks and enqueues: a slow or blocked plugin never blocks the daemon's loop.
+
+public import CircusProtocol
+import OrderedCollections
+public import CircusSystem
+import Glibc
+import Synchronization
+
+private let processHandles = Atomic<UInt64>(1)
+
+/// Loads plugins and runs their instances.
+public final class PluginHost: Sendable {
+    /// Tunables.
+    public struct Configuration: Sendable {
+        /// Events, requests and posted tasks an instance's queue holds before it drops
+        /// the oldest events and refuses requests with BUSY.
+        public var queueCapacity: Int = 1024
+        /// How long a command request waits for the plugin's answer when the caller gives
+        /// no deadline.
+        public var requestTimeout: Duration = .seconds(10)
+        /// A callback running longer than this is logged as a warning.
+        public var slowCallback: Duration = .milliseconds(100)
+
+        /// The defaults.
+        public init() {}
+
+        var slowCallbackSeconds: Double { Self.seconds(slowCallback) }
+        static func seconds(_ duration: Duration) -> Double {
+            let (s, attoseconds) = duration.components
+            return Double(s) + Double(attoseconds) / 1e18
+        }
+    }
+
+    private struct Registry {
+        var librariesByPath: [String: PluginLibrary] = [:]
+        var librariesByName: [String: PluginLibrary] = [:]
+        var instances: [String: PluginInstance] = [:]
+        /// Instance names in the order they were first started, for listing.
+        var order: [String] = []
+        var commands: [String: PluginInstance] = [:]
+        var hooks: [UInt64: PluginInstance] = [:]
+    }
+
+    let bus: any PluginBus
+    let configuration: Configuration
+    let clock: DeadlineClock
+    private let registry = Mutex(Registry())
+
+    /// A host talking to the daemon through `bus`.
+    ///
+    /// - Throws: `SystemError` when its deadline thread cannot be started.
+    public init(bus: any PluginBus, configuration: Configuration = .init()) throws(SystemError) {
+        self.bus = bus
+        self.configuration = configuration
+        clock = try DeadlineClock()
+    }
+
+    /// Ends the host's deadline thread. Instances should be stopped first.
+    public func shutdown() {
+        clock.shutdown()
+    }
+
+    /// A new handle, unique in the process (the reply-token table is process-wide and tells
+    /// instances apart by these numbers, so two hosts must never share one).
+    func nextHandle() -> UInt64 { processHandles.wrappingAdd(1, ordering: .relaxed).oldValue }
+
+    // MARK: Loading
+
+    /// Loads (once) and validates the plugin library at `path`.
+    ///
+    /// The same file loaded again gives the same library; another file with a plugin
+    /// name already loaded is refused.
+    /// - Throws: `PluginLoadError` naming the file and the check that failed.
+    public func load(_ path: String) throws(PluginLoadError) -> PluginLibrary {
+        let library = try PluginLibrary.open(path)
+        let accepted = registry.withLock { r -> PluginLibrary? in
+            if let known = r.librariesByPath[library.resolvedPath] { return known }
+            if r.librariesByName[library.name] != nil { return nil }
+            r.librariesByPath[library.resolvedPath] = library
+            r.librariesByName[library.name] = library
+            return library
+        }
+        guard let accepted else {
+            let other = registry.withLock { $0.librariesByName[library.name]?.path } ?? "?"
+            throw PluginLoadError(
+                .badDescriptor, path: path,
+                message: "cannot load plugin \(path): a plugin named \"\(library.name)\" is already loaded from \(other)")
+        }
+        return accepted
+    }
+
+    // MARK: Instances
+
+    /// Creates and starts the instance `name` of `library`, on a thread of its own.
+    ///
+    /// The checks that need no plugin code throw at once; `create` and `start` run on the
+    /// instance's executor and report through `completion` (called on that thread).
+    /// - Parameters:
+    ///   - name: `NAME` of `[plugin:NAME]`, `[a-z0-9_]+`, not running already.
+    ///   - config: the section as a JSON object, variables expanded.
+    ///   - stateDirectory: an existing writable directory of this instance's own.
+    /// - Throws: `PluginLoadError` for a bad or taken name, a plugin that needs isolation,
+    ///   a second instance of a single-instance plugin, or no thread.
+    public func startInstance(
+        _ name: String, of library: PluginLibrary, config: JSONObject, stateDirectory: String,
+        completion: @escaping @Sendable (Result<Void, PluginInstanceError>) -> Void
+    ) throws(PluginLoadError) {
+        func refuse(_ kind: PluginLoadError.Kind, _ why: String) -> PluginLoadError {
+            PluginLoadError(kind, path: library.path, message: "cannot start plugin instance \(name) of \(library.path): \(why)")
+        }
+        guard PluginLibrary.isValidName(name) else { throw refuse(.badInstance, "its name is not made of [a-z0-9_] only") }
+        if library.requiresIsolation {
+            throw refuse(.isolationRequired, "plugin \(library.name) must run in a separate process "
+                + "(it sets CIRCUS_PLUGIN_F_REQUIRE_ISOLATION), which this circusd does not support yet")
+        }
+        let conflict = registry.withLock { r -> String? in
+            if let running = r.instances[name], running.lifecycle == .started || running.lifecycle == .loaded {
+                return "an instance of that name is already running"
+            }
+            if !library.allowsMultipleInstances, let other = r.instances.values.first(where: {
+                $0.library === library && $0.name != name && ($0.lifecycle == .started || $0.lifecycle == .loaded)
+            }) {
+                return "plugin \(library.name) allows one instance only (it does not set "
+                    + "CIRCUS_PLUGIN_F_MULTI_INSTANCE), and instance \(other.name) is running"
+            }
+            return nil
+        }
+        if let conflict { throw refuse(.badInstance, conflict) }
+        let instance: PluginInstance
+        do {
+            instance = try PluginInstance(name: name, serial: nextHandle(), library: library, host: self)
+        } catch {
+            throw refuse(.resources, "no thread for it: \(error)")
+        }
+        registry.withLock { r in
+            if r.instances[name] == nil { r.order.append(name) }
+            r.instances[name] = instance
+        }
+        instance.begin(config: config, stateDirectory: stateDirectory) { result in
+            if case .failure = result { instance.executor.finish() }
+            completion(result)
+        }
+    }
+
+    /// Stops the instance `name`: its `stop`, its registrations ended (dtors run), pending
+    /// requests answered with an error, then `destroy`. `completion` runs once `destroy`
+    /// returned (at once if there is no such running instance).
+    public func stopInstance(_ name: String, completion: @escaping @Sendable () -> Void) {
+        guard let instance = registry.withLock({ $0.instances[name] }) else {
+            completion()
+            return
+        }
+        instance.end(final: true, completion: completion)
+    }
+
+    /// Gives the instance `name` a new config: through the plugin's `reconfigure` if it has
+    /// one, else by destroying the instance and creating it again.
+    public func reconfigureInstance(
+        _ name: String, config: JSONObject, stateDirectory: String,
+        completion: @escaping @Sendable (Result<Void, PluginInstanceError>) -> Void
+    ) {
+        guard let instance = registry.withLock({ $0.instances[name] }), instance.lifecycle == .started else {
+            completion(.failure(PluginInstanceError(
+                instance: name, status: -2, message: "it is not running, so there is nothing to reconfigure: start it")))
+            return
+        }
+        instance.reconfigure(config: config, stateDirectory: stateDirectory, completion: completion)
+    }
+
+    /// What the `plugins` command lists: every instance started since the host began
+    /// (stopped and failed ones too, until their name is started again).
+    public var instances: [PluginInstanceInfo] {
+        let all = registry.withLock { r in r.order.compactMap { r.instances[$0] } }
+        return all.map { instance in
+            PluginInstanceInfo(
+                name: instance.name, plugin: instance.library.name, libraryPath: instance.library.path,
+                version: instance.library.version,
+                abiMajor: instance.library.abiMajor, abiMinor: instance.library.abiMinor,
+                state: instance.lifecycle, failure: instance.failure,
+                queueDepth: instance.queueDepth, droppedEvents: instance.droppedEvents)
+        }
+    }
+
+    /// The instance `name`'s current information, if there is one.
+    public func instance(_ name: String) -> PluginInstanceInfo? {
+        instances.first { $0.name == name }
+    }
+
+    // MARK: From the daemon
+
+    /// Delivers an event to every started instance subscribed to its topic. Only queues.
+    public func deliver(_ event: EventMessage) {
+        let all = registry.withLock { Array($0.instances.values) }
+        var payload: LentBytes?
+        for instance in all where instance.wants(event.topic) {
+            if payload == nil { payload = LentBytes(json: event.payload) }
+            instance.enqueueEvent(topic: event.topic, payload: payload!)
+        }
+    }
+
+    /// Runs a plugin command (registered through `PluginBus.registerCommand`).
+    ///
+    /// `reply` is called exactly once, from any thread: with the plugin's reply object (the
+    /// payload of an "ok" reply, to merge into the envelope as Circus does), or an error: unknown command, BUSY when the instance's queue
+    /// is full, a timeout after `deadline` (default `Configuration.requestTimeout`), the
+    /// plugin's own error, or cancelled when the instance stops first. Only queues.
+    public func invokeCommand(
+        named name: String, arguments: JSONObject, deadline: Duration? = nil,
+        reply: @escaping @Sendable (Result<JSONObject, PluginRequestError>) -> Void
+    ) {
+        guard let instance = registry.withLock({ $0.commands[name] }) else {
+            reply(.failure(PluginRequestError(.notFound, "unknown plugin command: \(name)")))
+            return
+        }
+        let seconds = Configuration.seconds(deadline ?? configuration.requestTimeout)
+        instance.enqueueRequest(name: name, handle: nil, arguments: arguments, deadline: seconds) { outcome in
+            switch outcome {
+            case .failed(let error):
+                reply(.failure(error))
+            case .answered(let status, let json) where status == 0:
+                reply(.success(json))
+            case .answered(let status, let json):
+                let reason = json["reason"]?.stringValue
+                    ?? "plugin \(instance.name) failed \(name) with status \(status) and gave no reason"
+                reply(.failure(PluginRequestError(.init(status: status), reason)))
+            }
+        }
+    }
+
+    /// Asks a plugin's hook (registered through `PluginBus.registerHook`) whether to go on.
+    ///
+    /// `request` is `{"watcher": ..., "hook": ..., "time": ..., ...}`. `completion` is
+    /// called exactly once, from any thread, with the plugin's `allow`, or an error (no
+    /// answer by `deadline`, a malformed answer, the plugin's error, BUSY, cancelled),
+    /// which the watcher treats as a hook failure. Only queues.
+    public func invokeHook(
+        _ id: PluginHookID, request: JSONObject, deadline: Duration,
+        completion: @escaping @Sendable (Result<Bool, PluginRequestError>) -> Void
+    ) {
+        guard let instance = registry.withLock({ $0.hooks[id.serial] }), instance.name == id.instance else {
+            completion(.failure(PluginRequestError(.notFound, "no plugin hook \(id)")))
+            return
+        }
+        let hookName = request["hook"]?.stringValue ?? "hook"
+        instance.enqueueRequest(
+            name: hookName, handle: id.serial, arguments: request, deadline: Configuration.seconds(deadline)
+        ) { outcome in
+            switch outcome {
+            case .failed(let error):
+                completion(.failure(error))
+            case .answered(let status, let json) where status == 0:
+                if let allow = json["allow"]?.boolValue {
+                    completion(.success(allow))
+                } else {
+                    completion(.failure(PluginRequestError(
+                        .invalid, "plugin \(instance.name) answered the \(hookName) hook without a boolean \"allow\"")))
+                }
+            case .answered(let status, let json):
+                let reason = json["reason"]?.stringValue
+                    ?? "plugin \(instance.name) failed the \(hookName) hook with status \(status)"
+                completion(.failure(PluginRequestError(.init(status: status), reason)))
+            }
+        }
+    }
+
+    // MARK: Name registries (for instances)
+
+    func claimCommand(_ name: String, for instance: PluginInstance) -> Bool {
+        registry.withLock { r in
+            guard r.commands[name] == nil else { return false }
+            r.commands[name] = instance
+            return true
+        }
+    }
+
+    func releaseCommand(_ name: String) {
+        _ = registry.withLock { $0.commands.removeValue(forKey: name) }
+    }
+
+    func claimHook(_ handle: UInt64, for instance: PluginInstance) {
+        registry.withLock { $0.hooks[handle] = instance }
+    }
+
+    func releaseHook(_ handle: UInt64) {
+        _ = registry.withLock { $0.hooks.removeValue(forKey: handle) }
+    }
+}
+
+/// One instance, as the `plugins` command lists it.
+public struct PluginInstanceInfo: Hashable, Sendable {
+    /// The instance name (`[plugin:NAME]`).
+    public var name: String
+    /// The plugin's own name, from its descriptor.
+    public var plugin: String
+    /// The library's path.
+    public var libraryPath: String
+    /// The plugin's version.
+    public var version: String
+    /// The ABI version the plugin was built against.
+    public var abiMajor: UInt32, abiMinor: UInt32
+    /// Its lifecycle state.
+    public var state: PluginState
+    /// Why it failed, when `state` is `.failed`.
+    public var failure: String?
+    /// Items waiting on its queue.
+    public var queueDepth: Int
+    /// Events dropped because its queue was full.
+    public var droppedEvents: UInt64
+}
