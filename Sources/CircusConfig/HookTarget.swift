@@ -6,7 +6,7 @@
 /// C signature for hooks called through libffi.
 ///
 /// Accepted forms:
-/// - `path/to/lib.so:symbol`, called with the fixed hook signature (`circus_request_fn`);
+/// - `path/to/lib.so:symbol`, called with the fixed hook signature (`circus_hook_fn` in `circus/plugin.h`);
 /// - `lib.so:fn(pid: int, signum: int) -> bool`, a declared signature.
 ///
 /// The library part must contain a `/` or end in `.so` (optionally versioned, `.so.1`).
