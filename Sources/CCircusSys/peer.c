@@ -105,6 +105,9 @@ int circus_tcp_owner_netlink(const tuple_t *t, uint32_t *uid) {
     }
     if (reply->nlmsg_type != SOCK_DIAG_BY_FAMILY) return -EPROTO;
     struct inet_diag_msg *entry = NLMSG_DATA(reply);
+    // A socket no process holds any more (its owner closed it: a FIN_WAIT2 or TIME_WAIT
+    // remnant, which the kernel shows with uid 0) names nobody.
+    if (entry->idiag_inode == 0) return 2;
     *uid = entry->idiag_uid;
     return 0;
 }
@@ -131,10 +134,13 @@ int circus_tcp_owner_proc(const tuple_t *t, uint32_t *uid) {
     while (result == 1 && fgets(line, sizeof line, table)) {
         char local[64], remote[64];
         unsigned state, found_uid;
-        if (sscanf(line, " %*s %63s %63s %x %*s %*s %*s %u", local, remote, &state, &found_uid) != 4) continue;
+        unsigned long inode;
+        if (sscanf(line, " %*s %63s %63s %x %*s %*s %*s %u %*s %lu", local, remote, &state, &found_uid, &inode) != 5) {
+            continue;
+        }
         if (strcmp(local, want_local) == 0 && strcmp(remote, want_remote) == 0) {
             *uid = found_uid;
-            result = 0;
+            result = inode == 0 ? 2 : 0;  // as for netlink: a closed socket names nobody
         }
     }
     fclose(table);

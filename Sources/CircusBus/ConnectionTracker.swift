@@ -222,7 +222,9 @@ final class ConnectionTracker {
     private static func named(_ message: Waiting) -> ControlMessage {
         let senders = message.candidates.map(\.sender)
         let sender: ControlSender
-        if let newest = senders.last, let known = newest,
+        if senders.count == 1, let only = senders[0] {
+            sender = only
+        } else if let newest = senders.last, let known = newest,
            senders.allSatisfy({ $0?.hasSameAuthority(as: known) ?? false }) {
             sender = known
         } else if senders.isEmpty {

@@ -174,6 +174,8 @@ final class TCPPeerIdentifier {
         case .elsewhere(let address, let isLoopback):
             if isLoopback { return .unknown(peer: address, reason: "its socket is not in this host's TCP table") }
             return .remote(peer: address)
+        case .closed(let address):
+            return .unknown(peer: address, reason: "its socket was closed before the request was read; send it again")
         case .failed(let reason): return .unknown(peer: "tcp peer", reason: reason)
         }
     }

@@ -16,7 +16,7 @@ public struct TCPConnection: @unchecked Sendable {
     /// Reads the addresses of the connected TCP socket `fd` (two system calls that never
     /// block).
     ///
-    /// - Returns: nil with the reason when `fd` is not a connected TCP socket.
+    /// - Returns: the failure's reason when `fd` is not a connected TCP socket.
     public static func of(socket fd: Int32) -> Result<TCPConnection, TCPPeer.LookupFailure> {
         var tuple = circus_tcp_tuple()
         var loopback: Int32 = 0
@@ -44,6 +44,10 @@ public enum TCPPeer {
         /// No socket of this host has the peer's address and port: it is on another host
         /// (or in another network namespace).
         case elsewhere(address: String, isLoopback: Bool)
+        /// The peer's socket is in the table, but no process holds it: its owner closed it
+        /// (the kernel keeps FIN_WAIT2 and TIME_WAIT remnants, shown as uid 0, which names
+        /// nobody).
+        case closed(address: String)
         /// The table could not be read.
         case failed(reason: String)
     }
@@ -74,6 +78,7 @@ public enum TCPPeer {
 
     private static func owner(_ rc: Int32, _ uid: UInt32, _ connection: TCPConnection) -> Owner {
         if rc == 0 { return .user(uid: uid, address: connection.peerAddress) }
+        if rc == 2 { return .closed(address: connection.peerAddress) }
         return .elsewhere(address: connection.peerAddress, isLoopback: connection.peerIsLoopback)
     }
 }

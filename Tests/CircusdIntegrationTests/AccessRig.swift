@@ -126,6 +126,15 @@ final class AccessRig: @unchecked Sendable {
             process.standardError = err
         }
 
+        /// Kills the client process itself (runuser's child when run as another user), so
+        /// that its connection closes now.
+        func kill() {
+            let pid = process.processIdentifier
+            let children = readFile("/proc/\(pid)/task/\(pid)/children").split(separator: " ").compactMap { Int32($0) }
+            for child in children { Glibc.kill(child, SIGKILL) }
+            Glibc.kill(pid, SIGKILL)
+        }
+
         /// Waits for the client to end (blocking: run it with `onThread`).
         func finish() throws -> (status: Int32, out: String, err: String) {
             let stdout = out.fileHandleForReading.readDataToEndOfFile()

@@ -211,8 +211,10 @@ int circus_tcp_tuple_of(int fd, struct circus_tcp_tuple *_Nonnull tuple, int *_N
 /// The uid owning the peer's socket of `tuple`, asked of NETLINK_SOCK_DIAG (one request
 /// for exactly that socket; the kernel answers before sendto returns, so it never waits).
 /// - Returns: 0 (`*uid` set), 1 when no socket of this host has the peer's address and
-///   port (the peer is on another host or network namespace), or a negative errno
-///   (netlink unavailable: use `circus_tcp_owner_proc`).
+///   port (the peer is on another host or network namespace), 2 when the peer's socket
+///   is there but no process holds it any more (its owner closed it; the kernel shows
+///   such remnants with uid 0, so their uid means nothing), or a negative errno (netlink
+///   unavailable: use `circus_tcp_owner_proc`).
 int circus_tcp_owner_netlink(const struct circus_tcp_tuple *_Nonnull tuple, uint32_t *_Nonnull uid);
 
 /// Like `circus_tcp_owner_netlink`, from the text tables /proc/net/tcp and tcp6. Reads the
