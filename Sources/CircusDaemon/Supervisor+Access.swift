@@ -3,7 +3,10 @@
 // Circus lets anyone who can connect do anything, including `add` of a command that then
 // runs as root. circusd names each request's sender from what the kernel says (see
 // `ControlSender`) and allows: root, its own user and `endpoint_owner` everything; the
-// `[circus]` grants what they grant; and nobody else anything.
+// `[circus]` grants what they grant; and nobody else anything. Circus's endpoint_owner
+// only owns the socket file (and may `add` only watchers running as itself); giving it
+// every command too is circusd's choice, since whoever owns the file was meant to
+// control the daemon, and the refusal message says so.
 
 import CircusBus
 import CircusConfig
