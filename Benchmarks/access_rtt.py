@@ -156,14 +156,16 @@ def main():
     results = {}
     client_dir = tempfile.mkdtemp(prefix="acc-client-")
     client = compile_client(client_dir)
-    for _ in range(args.rounds):
+    for round_number in range(args.rounds):
+        # Who measures first alternates: the machine's load drifts.
+        order = users if round_number % 2 == 0 else users[::-1]
         for name, binary in binaries:
             for transport in ("tcp", "ipc"):
                 tmp = tempfile.mkdtemp(prefix="acc-")
                 os.chmod(tmp, 0o755)  # nobody reaches the ipc socket
                 try:
                     endpoint = ("tcp://127.0.0.1:%d" % free_port()) if transport == "tcp" else "ipc://%s/c.sock" % tmp
-                    for user, (persistent, fresh) in run(binary, client, endpoint, args.requests, tmp, users).items():
+                    for user, (persistent, fresh) in run(binary, client, endpoint, args.requests, tmp, order).items():
                         entry = results.setdefault((transport, name, user), ([], []))
                         entry[0].extend(persistent)
                         entry[1].extend(fresh)
