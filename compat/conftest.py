@@ -150,6 +150,11 @@ class Listener:
                                  % (self._error,))
         if self._error:
             raise AssertionError("listener failed: %r" % (self._error,))
+        # The subscription leaves right after the handshake; the daemon's one
+        # I/O thread reads it before a request sent now, so once the reply is
+        # here every event published later reaches this listener.
+        if self.daemon.call({"command": "list"}, timeout=5) is None:
+            raise AssertionError("no reply to list after subscribing")
 
     def _run(self):
         sock = self.daemon.ctx.socket(zmq.SUB)
@@ -160,10 +165,10 @@ class Listener:
                 sock.setsockopt(zmq.SUBSCRIBE, t.encode())
             mon = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
             sock.connect(self.daemon.pubsub)
-            if mon.poll(5000):
-                recv_monitor_message(mon)
-            # let the subscription reach the publisher
-            time.sleep(0.1)
+            if not mon.poll(5000):
+                raise AssertionError("no handshake with %s within 5s"
+                                     % self.daemon.pubsub)
+            recv_monitor_message(mon)
         except Exception as e:   # pragma: no cover
             self._error = e
         finally:
@@ -337,8 +342,18 @@ class Daemon:
                         return False
             return True
         wait_until(settled, timeout, 0.1, "watchers to settle")
-        # the start sequence releases the arbiter lock one loop turn later
-        time.sleep(0.1)
+        # Python Circus releases the arbiter lock of the start sequence one
+        # loop turn later: wait for it with a command that takes the lock and
+        # changes nothing (start of an active watcher, stop of a stopped one),
+        # retried while the lock is held. Its `waiting` reply comes after its
+        # own lock is released.
+        st = self.call({"command": "status"}, timeout=2) or {}
+        for name, status in sorted(st.get("statuses", {}).items()):
+            if status in ("active", "stopped"):
+                probe = "start" if status == "active" else "stop"
+                r = self.cmd_retry(probe, name=name, waiting=True)
+                assert r and r.get("status") == "ok", r
+                break
 
     def track(self, *pids):
         for pid in pids:

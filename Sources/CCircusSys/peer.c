@@ -20,13 +20,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-// Both ends of one connection, reduced to one family (v4-mapped IPv6 becomes IPv4, since
-// a client that connected with an IPv4 socket is in the IPv4 table).
-struct tuple {
-    int family;
-    uint32_t peer_addr[4], local_addr[4];  // network byte order, as the kernel stores them
-    uint16_t peer_port, local_port;        // host byte order
-};
+// Both ends of one connection: `struct circus_tcp_tuple` (see the header).
+typedef struct circus_tcp_tuple tuple_t;
 
 static int is_v4_mapped(const struct in6_addr *a) {
     return a->s6_addr32[0] == 0 && a->s6_addr32[1] == 0 && a->s6_addr32[2] == htonl(0xffff);
@@ -53,7 +48,7 @@ static int fill(const struct sockaddr_storage *ss, int family, uint32_t addr[4],
     return -1;
 }
 
-static int read_tuple(int fd, struct tuple *t) {
+static int read_tuple(int fd, tuple_t *t) {
     struct sockaddr_storage local, peer;
     socklen_t llen = sizeof local, plen = sizeof peer;
     if (getsockname(fd, (struct sockaddr *)&local, &llen) != 0) return -errno;
@@ -66,7 +61,7 @@ static int read_tuple(int fd, struct tuple *t) {
     return 0;
 }
 
-static int lookup_netlink(const struct tuple *t, uint32_t *uid) {
+int circus_tcp_owner_netlink(const tuple_t *t, uint32_t *uid) {
     int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (nl < 0) return -errno;
     struct {
@@ -110,6 +105,9 @@ static int lookup_netlink(const struct tuple *t, uint32_t *uid) {
     }
     if (reply->nlmsg_type != SOCK_DIAG_BY_FAMILY) return -EPROTO;
     struct inet_diag_msg *entry = NLMSG_DATA(reply);
+    // A socket no process holds any more (its owner closed it: a FIN_WAIT2 or TIME_WAIT
+    // remnant, which the kernel shows with uid 0) names nobody.
+    if (entry->idiag_inode == 0) return 2;
     *uid = entry->idiag_uid;
     return 0;
 }
@@ -124,7 +122,7 @@ static void format_endpoint(char *out, size_t size, int family, const uint32_t a
     }
 }
 
-static int lookup_proc(const struct tuple *t, uint32_t *uid) {
+int circus_tcp_owner_proc(const tuple_t *t, uint32_t *uid) {
     char want_local[64], want_remote[64];
     format_endpoint(want_local, sizeof want_local, t->family, t->peer_addr, t->peer_port);
     format_endpoint(want_remote, sizeof want_remote, t->family, t->local_addr, t->local_port);
@@ -136,33 +134,30 @@ static int lookup_proc(const struct tuple *t, uint32_t *uid) {
     while (result == 1 && fgets(line, sizeof line, table)) {
         char local[64], remote[64];
         unsigned state, found_uid;
-        if (sscanf(line, " %*s %63s %63s %x %*s %*s %*s %u", local, remote, &state, &found_uid) != 4) continue;
+        unsigned long inode;
+        if (sscanf(line, " %*s %63s %63s %x %*s %*s %*s %u %*s %lu", local, remote, &state, &found_uid, &inode) != 5) {
+            continue;
+        }
         if (strcmp(local, want_local) == 0 && strcmp(remote, want_remote) == 0) {
             *uid = found_uid;
-            result = 0;
+            result = inode == 0 ? 2 : 0;  // as for netlink: a closed socket names nobody
         }
     }
     fclose(table);
     return result;
 }
 
-int circus_tcp_peer_owner(int fd, int use_netlink, uint32_t *uid, int *is_loopback, char *peer_text,
-                          size_t peer_size) {
-    struct tuple t;
-    int rc = read_tuple(fd, &t);
+int circus_tcp_tuple_of(int fd, tuple_t *t, int *is_loopback, char *peer_text, size_t peer_size) {
+    int rc = read_tuple(fd, t);
     if (rc != 0) return rc;
     char address[INET6_ADDRSTRLEN] = "?";
-    inet_ntop(t.family, t.peer_addr, address, sizeof address);
-    snprintf(peer_text, peer_size, t.family == AF_INET ? "%s:%u" : "[%s]:%u", address, t.peer_port);
-    if (t.family == AF_INET) {
-        *is_loopback = (ntohl(t.peer_addr[0]) >> 24) == 127;
+    inet_ntop(t->family, t->peer_addr, address, sizeof address);
+    snprintf(peer_text, peer_size, t->family == AF_INET ? "%s:%u" : "[%s]:%u", address, t->peer_port);
+    if (t->family == AF_INET) {
+        *is_loopback = (ntohl(t->peer_addr[0]) >> 24) == 127;
     } else {
         static const uint32_t loopback6[4] = {0, 0, 0, 0};
-        *is_loopback = memcmp(t.peer_addr, loopback6, 12) == 0 && t.peer_addr[3] == htonl(1);
+        *is_loopback = memcmp(t->peer_addr, loopback6, 12) == 0 && t->peer_addr[3] == htonl(1);
     }
-    if (use_netlink) {
-        rc = lookup_netlink(&t, uid);
-        if (rc >= 0) return rc;
-    }
-    return lookup_proc(&t, uid);
+    return 0;
 }

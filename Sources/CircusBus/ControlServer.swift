@@ -10,7 +10,7 @@ internal import CZeroMQ
 /// The ROUTER socket circusd binds on `endpoint`, used without ever blocking.
 ///
 /// Each request comes with its ``ControlSender``, named from what the kernel says about
-/// the connection (see ``init(context:endpoint:reportUnroutableReplies:identifyTCPPeer:)``).
+/// the connection (see ``init(context:endpoint:reportUnroutableReplies:identifyTCPPeer:whenIdentified:)``).
 ///
 /// Typical loop (the owner's thread owns the server):
 /// ```swift
@@ -67,14 +67,19 @@ public final class ControlServer {
     ///     every send uses `ZMQ_DONTWAIT`.
     ///   - identifyTCPPeer: For `tcp://` endpoints, names the owner of a connection's peer
     ///     from the connection's descriptor (circusd passes a lookup in the kernel's TCP
-    ///     table). It is called once per connection, on the caller's thread, and must not
-    ///     block. Without it, senders of tcp requests are ``ControlSender/unknown(peer:reason:)``.
-    ///     `ipc://` senders are always named from the credentials libzmq records.
+    ///     table). It is called once per connection, at its first message, on the caller's
+    ///     thread, and must not block: it answers at once or later (see ``TCPPeerLookup``).
+    ///     A connection's messages wait, in order, until its answer; other connections'
+    ///     messages do not. Without it, senders of tcp requests are
+    ///     ``ControlSender/unknown(peer:reason:)``. `ipc://` senders are always named from
+    ///     the credentials libzmq records.
+    ///   - whenIdentified: Called on the draining thread when messages that waited for a
+    ///     later answer are ready: call ``drain(maxMessages:_:)`` then.
     /// - Throws: `BusError` `.bindFailed` with a message such as
     ///   `cannot bind ipc:///run/circus/ctl.sock: pid 4242 is serving it (another circusd?)`.
     public init(
         context: ZMQContext, endpoint: String, reportUnroutableReplies: Bool = false,
-        identifyTCPPeer: ((Int32) -> ControlSender)? = nil
+        identifyTCPPeer: TCPPeerLookup? = nil, whenIdentified: @escaping () -> Void = {}
     ) throws(BusError) {
         let socket = try ZMQSocket(context: context, kind: .router)
         try socket.setOption(ZMQ_ROUTER_MANDATORY, reportUnroutableReplies ? 1 : 0, name: "ZMQ_ROUTER_MANDATORY")
@@ -83,7 +88,8 @@ public final class ControlServer {
             senders = .ipc
         } else if endpoint.hasPrefix("tcp://"), let identifyTCPPeer {
             // Monitoring starts before bind so that every connection's ACCEPTED is seen.
-            senders = .tcp(try ConnectionTracker(socket: socket, context: context, lookUp: identifyTCPPeer))
+            senders = .tcp(try ConnectionTracker(
+                socket: socket, context: context, lookUp: identifyTCPPeer, whenReleased: whenIdentified))
         } else {
             senders = .none(reason: "senders are not identified on this endpoint")
         }
@@ -145,23 +151,31 @@ public final class ControlServer {
         var count = 0
         if case .tcp(let tracker) = senders { tracker.readEvents() }
         while count < maxMessages {
-            if let (frames, source) = try socket.tryReceiveWithSource() {
+            // Messages whose sender was named since go first: they arrived earlier.
+            if case .tcp(let tracker) = senders, let message = tracker.nextReleased() {
                 count += 1
-                handler(ControlMessage(identity: frames[0], frames: Array(frames.dropFirst()), sender: sender(of: source)))
+                handler(message)
+            } else if let (frames, source) = try socket.tryReceiveWithSource() {
+                let identity = frames[0], body = Array(frames.dropFirst())
+                let message: ControlMessage?
+                switch senders {
+                case .ipc:
+                    message = ControlMessage(identity: identity, frames: body, sender: .ipc(peerAddress: source.peerAddress))
+                case .tcp(let tracker):
+                    message = tracker.receive(identity: identity, frames: body, descriptor: source.descriptor)
+                case .none(let reason):
+                    let sender = ControlSender.unknown(peer: source.peerAddress ?? "peer", reason: reason)
+                    message = ControlMessage(identity: identity, frames: body, sender: sender)
+                }
+                guard let message else { continue }
+                count += 1
+                handler(message)
             } else if try !socket.hasPendingInput {
                 if case .tcp(let tracker) = senders { tracker.queueIsEmpty() }
                 break
             }
         }
         return count
-    }
-
-    private func sender(of source: ZMQSocket.Source) -> ControlSender {
-        switch senders {
-        case .ipc: return .ipc(peerAddress: source.peerAddress)
-        case .tcp(let tracker): return tracker.sender(of: source.descriptor)
-        case .none(let reason): return .unknown(peer: source.peerAddress ?? "peer", reason: reason)
-        }
     }
 
     /// Sends `[identity, payload]`, so the client's DEALER receives one frame: `payload`.

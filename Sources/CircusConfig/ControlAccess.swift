@@ -4,23 +4,43 @@
 
 /// The grants of `[circus]`, with every name resolved against the user database at load.
 ///
-/// Group membership is read once, at load (and at `reloadconfig`): a user added to a
-/// granted group later is allowed after the next reload. Root, the daemon's own uid and
-/// the `endpoint_owner` are always allowed everything; the daemon adds them.
+/// Group membership is read at load (and at `reloadconfig`); circusd recomputes it with
+/// ``withMembers(_:)`` whenever it reads the user and group databases again (it watches
+/// /etc/passwd and /etc/group), so a user added to a granted group is allowed without a
+/// reload. Root, the daemon's own uid and the `endpoint_owner` are always allowed
+/// everything; the daemon adds them.
 public struct ControlAccess: Hashable, Sendable {
     /// Uids allowed every command: `control_users` and members of `control_groups`
     /// (primary or supplementary).
     public var controlUIDs: Set<UInt32> = []
     /// Uids allowed read-only commands: `readonly_users` and members of `readonly_groups`.
     public var readOnlyUIDs: Set<UInt32> = []
+    /// The uids `control_users` names.
+    public var controlUsers: Set<UInt32> = []
+    /// The uids `readonly_users` names.
+    public var readOnlyUsers: Set<UInt32> = []
     /// The gids `control_groups` names, in file order.
     public var controlGroups: [UInt32] = []
     /// The gids `readonly_groups` names, in file order.
     public var readOnlyGroups: [UInt32] = []
-    /// Whether `control_users` or `readonly_users` names anyone.
-    public var grantsUsers = false
-    /// The uid of `endpoint_owner`, who controls the daemon as in Circus.
+    /// The uid of `endpoint_owner`. Circus only gives it the socket file; circusd also
+    /// lets it send every command, since whoever owns the file was meant to control the
+    /// daemon.
     public var endpointOwnerUID: UInt32? = nil
+
+    /// Whether `control_users` or `readonly_users` names anyone.
+    public var grantsUsers: Bool { !controlUsers.isEmpty || !readOnlyUsers.isEmpty }
+
+    /// These grants with group membership as `members` tells now (the uids whose primary
+    /// group is the gid, and those the group lists).
+    public func withMembers(_ members: (UInt32) -> Set<UInt32>) -> ControlAccess {
+        var access = self
+        access.controlUIDs = controlUsers
+        access.readOnlyUIDs = readOnlyUsers
+        for gid in controlGroups { access.controlUIDs.formUnion(members(gid)) }
+        for gid in readOnlyGroups { access.readOnlyUIDs.formUnion(members(gid)) }
+        return access
+    }
 
     public init() {}
 
@@ -72,8 +92,13 @@ extension ConfigBuilder {
             guard let (raw, names) = items(option) else { continue }
             for name in names {
                 let uid = try resolve(name, "user", raw, option, accounts.uid(ofUser:))
-                access.grantsUsers = true
-                if control { access.controlUIDs.insert(uid) } else { access.readOnlyUIDs.insert(uid) }
+                if control {
+                    access.controlUsers.insert(uid)
+                    access.controlUIDs.insert(uid)
+                } else {
+                    access.readOnlyUsers.insert(uid)
+                    access.readOnlyUIDs.insert(uid)
+                }
             }
         }
         for (option, control) in [("control_groups", true), ("readonly_groups", false)] {

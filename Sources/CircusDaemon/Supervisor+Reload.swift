@@ -51,6 +51,7 @@ extension Supervisor {
         var kept = new
         kept.endpoint = old.endpoint
         kept.pubsubEndpoint = old.pubsubEndpoint
+        applyControlAccess(&kept, old: old)
         configuration.settings = kept
     }
 

@@ -1,6 +1,7 @@
 // The user and group databases as the daemon sees them: read once at start-up (NSS may
 // block, which is fine before the loop runs), then refreshed on the users worker whenever
-// /etc/passwd or /etc/group changes, so a spawn never calls NSS on the loop thread.
+// /etc/passwd or /etc/group changes, so a spawn never calls NSS on the loop thread. The
+// control grants of `control_groups` and `readonly_groups` follow the same snapshot.
 
 import CircusConfig
 import CircusSystem
@@ -17,7 +18,7 @@ extension Supervisor {
             if let uid = watcher.uid, !uid.contains("$(") { users.insert(uid) }
             if let gid = watcher.gid, !gid.contains("$(") { groups.insert(gid) }
         }
-        return UserDirectory(source: .system, initial: initial, users: users, groups: groups)
+        return UserDirectory(source: SystemAccounts.source, initial: initial, users: users, groups: groups)
     }
 
     /// Starts refreshing `users` when the databases change.
@@ -27,7 +28,7 @@ extension Supervisor {
                 self.logger.debug("user and group databases read again")
             }
         } catch {
-            logger.warning("cannot watch /etc/passwd and /etc/group (\(error)): user changes need a restart")
+            logger.warning("cannot watch \(users.source.watchedFiles.joined(separator: " and ")) (\(error)): user and group changes need a restart")
         }
     }
 

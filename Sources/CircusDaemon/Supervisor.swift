@@ -25,8 +25,8 @@ public final class Supervisor {
     var serverRegistration: EventLoop.Registration?
     /// The control socket's connection monitor (tcp endpoints identify senders with it).
     var monitorRegistration: EventLoop.Registration?
-    /// Peers already logged as refused.
-    var refusals = RefusalLog()
+    /// Peers already logged as refused, and the grants as the user snapshot has them.
+    var accessCheck = AccessCheck()
     var publisher: EventPublisher?
     let monitor: ChildMonitor
     let spawner = Spawner()
@@ -151,7 +151,10 @@ public final class Supervisor {
         // others could connect); restrictControlSocketFile then sets its final mode.
         let savedMask = umask(0o077)
         do {
-            server = try ControlServer(context: context, endpoint: settings.endpoint, identifyTCPPeer: Self.identifyTCPPeer)
+            let peers = TCPPeerIdentifier(loop: loop)
+            server = try ControlServer(
+                context: context, endpoint: settings.endpoint, identifyTCPPeer: peers.lookUp,
+                whenIdentified: { [unowned self] in self.drainControl() })
         } catch {
             umask(savedMask)
             throw DaemonError("endpoint: \(error)")
@@ -204,21 +207,6 @@ public final class Supervisor {
         }
         if chown(path, user.uid, gid_t(bitPattern: -1)) != 0 {
             throw DaemonError("endpoint_owner: cannot give \(option) \(path) to \(owner): \(errnoDescription(errno))")
-        }
-    }
-
-    /// Gives an `ipc://` control socket file the mode (and group) that lets exactly the
-    /// granted users connect (see `ControlAccess.socketFileMode`).
-    private func restrictControlSocketFile(_ settings: CircusSettings) throws(DaemonError) {
-        guard settings.endpoint.hasPrefix("ipc://") else { return }
-        let path = String(settings.endpoint.dropFirst("ipc://".count))
-        guard !path.hasPrefix("@"), path != "*" else { return }
-        let (mode, group) = settings.access.socketFileMode
-        if let group, chown(path, uid_t(bitPattern: -1), group) != 0 {
-            throw DaemonError("control_groups: cannot give endpoint \(path) to group \(group): \(errnoDescription(errno))")
-        }
-        if chmod(path, mode_t(mode)) != 0 {
-            throw DaemonError("endpoint: cannot set the mode of \(path): \(errnoDescription(errno))")
         }
     }
 

@@ -5,6 +5,7 @@
 
 import CircusConfig
 import CircusSystem
+import Glibc
 
 /// The user and group databases as circusd's configuration loader sees them.
 public struct SystemAccounts: AccountDirectory {
@@ -13,6 +14,19 @@ public struct SystemAccounts: AccountDirectory {
 
     /// Checks names against `snapshot`, asking NSS for those it does not hold.
     public init(snapshot: UserSnapshot) { self.snapshot = snapshot }
+
+    /// Reads the databases from ``source`` (start-up: this may block on NSS).
+    public static func load() -> SystemAccounts { SystemAccounts(snapshot: UserSnapshot.load(from: source)) }
+
+    /// Where circusd reads accounts: the system databases (NSS, refreshed when /etc/passwd
+    /// or /etc/group changes). Only for tests, the environment variable
+    /// `CIRCUSD_TEST_ETC_DIR` names a directory whose `passwd` and `group` files are read
+    /// and watched instead, so that a test can change group membership without touching
+    /// /etc; never set it in production.
+    static let source: UserSource = {
+        guard let dir = getenv("CIRCUSD_TEST_ETC_DIR").map({ String(cString: $0) }), !dir.isEmpty else { return .system }
+        return .files(passwd: dir + "/passwd", group: dir + "/group")
+    }()
 
     public func uid(ofUser name: String) throws(AccountLookupError) -> UInt32? {
         if let user = try? snapshot.user(name) { return user.uid }

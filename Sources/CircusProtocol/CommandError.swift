@@ -95,7 +95,8 @@ extension CommandError {
     /// errno 4 `OS_ERROR`: the sender's uid has no grant for this command, as the kernel
     /// refuses an operation with EPERM. The reason names the uid, the command and the
     /// `[circus]` options that would allow it:
-    /// `uid 65534 may not send 'add': grant it with control_users or control_groups in [circus]`.
+    /// `uid 65534 may not send 'add': grant it with control_users or control_groups in
+    /// [circus] (root, circusd's own user and endpoint_owner may send every command)`.
     public static func notPermitted(uid: UInt32, command: String, access: CommandAccess) -> CommandError {
         CommandError(code: .osError, reason: "uid \(uid) may not send \(PythonText.repr(command)): grant it with \(grantingOptions(access))")
     }
@@ -108,11 +109,17 @@ extension CommandError {
     }
 
     private static func grantingOptions(_ access: CommandAccess) -> String {
+        let options: String
         switch access {
-        case .readOnly: return "readonly_users, readonly_groups, control_users or control_groups in [circus]"
-        case .control: return "control_users or control_groups in [circus]"
+        case .readOnly: options = "readonly_users, readonly_groups, control_users or control_groups"
+        case .control: options = "control_users or control_groups"
         }
+        return "\(options) in [circus] \(alwaysAllowed)"
     }
+
+    /// Who needs no grant; endpoint_owner is circusd's choice (Circus only gives it the
+    /// socket file), said here so that nobody is surprised by it.
+    private static let alwaysAllowed = "(root, circusd's own user and endpoint_owner may send every command)"
 }
 
 // MARK: - Lock conflicts (util.synchronized)

@@ -68,7 +68,7 @@ struct Circusd: ParsableCommand {
         let loaded: LoadResult
         // The user and group databases, read once here (NSS may block: the loop does not
         // run yet); the daemon keeps them current from there.
-        let accounts = SystemAccounts(snapshot: UserSnapshot.load(from: .system))
+        let accounts = SystemAccounts.load()
         do {
             loaded = try ConfigLoader.load(path: config, environment: environment, currentDirectory: cwd, accounts: accounts)
         } catch {

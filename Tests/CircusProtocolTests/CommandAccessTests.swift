@@ -17,6 +17,6 @@ import Testing
     @Test func refusalsNameTheUidAndTheGrant() {
         let error = CommandError.notPermitted(uid: 65534, command: "add", access: .control)
         #expect(error.code == .osError)
-        #expect(error.reason == "uid 65534 may not send 'add': grant it with control_users or control_groups in [circus]")
+        #expect(error.reason == "uid 65534 may not send 'add': grant it with control_users or control_groups in [circus] (root, circusd's own user and endpoint_owner may send every command)")
     }
 }

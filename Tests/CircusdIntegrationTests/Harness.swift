@@ -179,8 +179,13 @@ final class EventRecorder: @unchecked Sendable {
     let events = Locked<[Event]>([])
     private let stopFlag = Locked(false)
     private let finished = Locked(false)
+    private let handshaken = Locked(false)
     /// Called on the reader thread for each event (pid tracking).
     private let onEvent: @Sendable (Event) -> Void
+
+    /// `ZMQ_EVENT_HANDSHAKE_SUCCEEDED` (libzmq 4.3): the SUB socket's connection is up and
+    /// its subscription goes out right after.
+    private static let eventHandshakeSucceeded: Int32 = 0x1000
 
     init(endpoint: String, onEvent: @escaping @Sendable (Event) -> Void) throws {
         self.endpoint = endpoint
@@ -188,9 +193,17 @@ final class EventRecorder: @unchecked Sendable {
         let ready = DispatchSemaphore(value: 0)
         let failure = Locked<(any Error)?>(nil)
         let thread = Thread { [self] in
-            let subscriber: Subscriber
+            let subscriber: ZMQSocket
+            let monitor: ZMQSocket
             do {
-                subscriber = try Subscriber(endpoint: endpoint, topics: [""])
+                subscriber = try ZMQSocket(context: .shared, kind: .sub)
+                try subscriber.setLinger(milliseconds: 0)
+                try subscriber.subscribe(prefix: [])
+                let monitorEndpoint = "inproc://harness-sub-monitor-\(UInt(bitPattern: ObjectIdentifier(self).hashValue))"
+                try subscriber.monitor(monitorEndpoint, events: Self.eventHandshakeSucceeded)
+                monitor = try ZMQSocket(context: .shared, kind: .pair)
+                try monitor.connect(monitorEndpoint)
+                try subscriber.connect(endpoint)
             } catch {
                 failure.withLock { $0 = error }
                 ready.signal()
@@ -199,19 +212,30 @@ final class EventRecorder: @unchecked Sendable {
             }
             ready.signal()
             while !stopFlag.snapshot {
-                guard let message = try? subscriber.next(timeout: .milliseconds(50)) else { continue }
-                let payload = (try? JSONParser.parse(message.payload)) ?? .null
-                let event = Event(topic: message.topic, raw: message.payload, payload: payload, at: .now)
+                while let frames = try? monitor.tryReceive() {
+                    if let header = frames.first, header.count >= 2,
+                       Int32(header.withUnsafeBytes { $0.loadUnaligned(as: UInt16.self) }) == Self.eventHandshakeSucceeded {
+                        handshaken.withLock { $0 = true }
+                    }
+                }
+                guard let frames = try? subscriber.receive(timeout: .milliseconds(20)), frames.count == 2 else { continue }
+                let payload = (try? JSONParser.parse(frames[1])) ?? .null
+                let event = Event(topic: String(decoding: frames[0], as: UTF8.self), raw: frames[1], payload: payload, at: .now)
                 self.onEvent(event)
                 self.events.withLock { $0.append(event) }
             }
             subscriber.close()
+            monitor.close()
             finished.withLock { $0 = true }
         }
         thread.start()
         ready.wait()
         if let error = failure.snapshot { throw error }
     }
+
+    /// Whether the SUB socket has completed its handshake with the publisher (its
+    /// subscription is then on its way).
+    var isConnected: Bool { handshaken.snapshot }
 
     var count: Int { events.withLock { $0.count } }
 
@@ -366,8 +390,11 @@ final class DaemonHarness: @unchecked Sendable {
         try? out.close()
     }
 
-    /// Polls `list` until it answers (deadline 10 s), then gives the SUB socket time to
-    /// connect (ZeroMQ's slow joiner: it reconnects every 100 ms).
+    /// Polls `list` until it answers, then the SUB socket until its handshake with the
+    /// publisher is done (ZeroMQ's slow joiner: it reconnects every 100 ms), then makes one
+    /// more round trip: the subscription, sent right after the handshake, reaches circusd
+    /// (whose one I/O thread reads its connections in order) before that request, so
+    /// every event published from then on is seen. Deadline 10 s.
     func waitReady() async throws {
         let deadline = ContinuousClock.now + .seconds(10)
         while true {
@@ -378,7 +405,11 @@ final class DaemonHarness: @unchecked Sendable {
             if ContinuousClock.now > deadline { throw HarnessError("circusd did not answer list within 10 s:\n\(log)") }
             try await Task.sleep(for: .milliseconds(50))
         }
-        try await Task.sleep(for: .milliseconds(400))
+        while !recorder.isConnected {
+            if ContinuousClock.now > deadline { throw HarnessError("the SUB socket did not connect to \(pubsubEndpoint) within 10 s") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        _ = try await call("list")
     }
 
     /// The daemon's stderr so far.

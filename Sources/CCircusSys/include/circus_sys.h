@@ -192,13 +192,34 @@ int circus_daemonize(int *_Nonnull report_fd);
 
 // MARK: - Peer of a TCP connection
 
-/// The uid owning the other end of the connected TCP socket `fd`, found in this host's
-/// TCP table (NETLINK_SOCK_DIAG when `use_netlink`, else or on its failure /proc/net/tcp
-/// and tcp6). `*is_loopback` tells whether the peer address is 127.0.0.0/8 or ::1.
+/// Both ends of one TCP connection, reduced to one family (a v4-mapped IPv6 peer is
+/// IPv4, since a client that connected with an IPv4 socket is in the IPv4 table).
+/// Addresses in network byte order, as the kernel stores them; ports in host order.
+struct circus_tcp_tuple {
+    int family;
+    uint32_t peer_addr[4], local_addr[4];
+    uint16_t peer_port, local_port;
+};
+
+/// Reads the addresses of the connected TCP socket `fd` (getsockname/getpeername: never
+/// blocks). `*is_loopback` tells whether the peer address is 127.0.0.0/8 or ::1;
+/// `peer_text` receives it as `127.0.0.1:40312` or `[::1]:40312`.
+/// - Returns: 0, or a negative errno.
+int circus_tcp_tuple_of(int fd, struct circus_tcp_tuple *_Nonnull tuple, int *_Nonnull is_loopback,
+                        char *_Nonnull peer_text, size_t peer_size);
+
+/// The uid owning the peer's socket of `tuple`, asked of NETLINK_SOCK_DIAG (one request
+/// for exactly that socket; the kernel answers before sendto returns, so it never waits).
 /// - Returns: 0 (`*uid` set), 1 when no socket of this host has the peer's address and
-///   port (the peer is on another host or network namespace), or a negative errno.
-int circus_tcp_peer_owner(int fd, int use_netlink, uint32_t *_Nonnull uid, int *_Nonnull is_loopback,
-                          char *_Nonnull peer_text, size_t peer_size);
+///   port (the peer is on another host or network namespace), 2 when the peer's socket
+///   is there but no process holds it any more (its owner closed it; the kernel shows
+///   such remnants with uid 0, so their uid means nothing), or a negative errno (netlink
+///   unavailable: use `circus_tcp_owner_proc`).
+int circus_tcp_owner_netlink(const struct circus_tcp_tuple *_Nonnull tuple, uint32_t *_Nonnull uid);
+
+/// Like `circus_tcp_owner_netlink`, from the text tables /proc/net/tcp and tcp6. Reads the
+/// whole table: slow with many sockets, so not for the event loop thread.
+int circus_tcp_owner_proc(const struct circus_tcp_tuple *_Nonnull tuple, uint32_t *_Nonnull uid);
 
 #ifdef __cplusplus
 }
