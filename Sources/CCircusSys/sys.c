@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
@@ -123,4 +124,8 @@ int circus_daemonize(int *report_fd) {
     dup2(0, 1);
     dup2(0, 2);
     return 0;
+}
+
+int circus_release_free_memory(void) {
+    return malloc_trim(0);
 }

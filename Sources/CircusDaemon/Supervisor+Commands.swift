@@ -32,6 +32,7 @@ extension Supervisor {
     // MARK: - Dispatch
 
     func handle(_ message: ControlMessage) {
+        memoryRelease.noteActivity()
         // A DEALER sends exactly one frame; REQ sockets add an empty delimiter. Circus
         // drops anything else without a reply, and so do we.
         guard message.frames.count == 1 else {

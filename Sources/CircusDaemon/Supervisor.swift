@@ -32,6 +32,8 @@ public final class Supervisor {
     let spawner = Spawner()
     /// Reads the configuration file again (reloadconfig, SIGHUP, restart) off the loop.
     let configWorker = SerialWorker(name: "config")
+    /// Returns memory freed by bursts of requests once the daemon is quiet again.
+    lazy var memoryRelease = IdleMemoryRelease(loop: loop, worker: configWorker)
     /// Users and groups for spawning, read at start-up and refreshed off the loop.
     let users: UserDirectory
     let userWorker = SerialWorker(name: "users")

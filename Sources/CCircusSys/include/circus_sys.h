@@ -221,6 +221,11 @@ int circus_tcp_owner_netlink(const struct circus_tcp_tuple *_Nonnull tuple, uint
 /// whole table: slow with many sockets, so not for the event loop thread.
 int circus_tcp_owner_proc(const struct circus_tcp_tuple *_Nonnull tuple, uint32_t *_Nonnull uid);
 
+/// Returns the free memory of every malloc arena to the system (glibc's `malloc_trim(0)`,
+/// declared in <malloc.h>, which Swift's Glibc module does not import).
+/// - Returns: 1 when some memory was returned, 0 otherwise.
+int circus_release_free_memory(void);
+
 #ifdef __cplusplus
 }
 #endif
