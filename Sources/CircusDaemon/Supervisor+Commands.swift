@@ -218,11 +218,11 @@ extension Supervisor {
             switch command {
             case .start:
                 runJob(respond, scope: .all) { [unowned self] finish in
-                    self.startAll(self.watchers.filter { $0.config.autostart }) { finish(.success([:])) }
+                    self.startAll(self.watchers.filter { $0.config.autostart }) { finish($0.outcome()) }
                 }
             case .stop:
                 runJob(respond, scope: .all) { [unowned self] finish in
-                    self.stopAll(self.watchers) { finish(.success([:])) }
+                    self.stopAll(self.watchers) { finish($0.outcome()) }
                 }
             default:
                 runJob(respond, scope: .all) { [unowned self] finish in
@@ -250,10 +250,16 @@ extension Supervisor {
         }
         runJob(respond, scope: scope) { [unowned self] finish in
             switch command {
-            case .start: self.startAll(found.filter { $0.config.autostart }) { finish(.success([:])) }
-            case .stop: self.stopAll(found) { finish(.success([:])) }
+            case .start: self.startAll(found.filter { $0.config.autostart }) { finish($0.outcome()) }
+            case .stop: self.stopAll(found) { finish($0.outcome()) }
             default:
-                self.stopAll(found) { self.startAll(found) { finish(.success([:])) } }
+                self.stopAll(found) { stopped in
+                    self.startAll(found) { started in
+                        var failures = stopped
+                        failures.append(contentsOf: started)
+                        finish(failures.outcome())
+                    }
+                }
             }
         }
     }
@@ -273,7 +279,7 @@ extension Supervisor {
         runJob(respond, scope: .all) { [unowned self] finish in
             self.logSink.reopen()
             // Only what runs: a stopped watcher stays stopped until `start` (Circus starts it).
-            self.reloadAll(graceful: graceful, sequential: sequential) { finish(.success([:])) }
+            self.reloadAll(graceful: graceful, sequential: sequential) { finish($0.outcome()) }
         }
     }
 

@@ -128,7 +128,8 @@ public final class Supervisor {
         logger.info("Arbiter now waiting for commands")
         serving()
         scheduler.submit(.all) { [unowned self] done in
-            self.startAll(self.watchers.filter { $0.config.autostart }) { done() }
+            // Each failure is logged by its watcher; nobody waits for an answer.
+            self.startAll(self.watchers.filter { $0.config.autostart }) { _ in done() }
         }
         drainDeferred()
         loop.run()
@@ -248,7 +249,7 @@ public final class Supervisor {
         // runs stops at its next step (see runSequentially), and the stops below end an
         // operation that is only sleeping (a slow start's warmup).
         scheduler.dropWaiting()
-        stopAll(watchers) {
+        stopAll(watchers) { _ in
             then()
             // What crashed workers left behind is on its way out (stop signal sent, SIGKILL
             // armed); circusd stays their parent until it is gone.
@@ -313,31 +314,39 @@ public final class Supervisor {
         perform(entry.machine.begin(command, id: id, at: moment()), on: entry)
     }
 
-    /// Runs `command` on each entry one after another (start-all is sequential in Circus).
+    /// Runs `command` on each entry one after another (start-all is sequential in Circus)
+    /// and calls `done` with the failures of all of them.
     func runSequentially(_ command: WatcherCommand, on entries: [WatcherEntry], pause: Double = 0,
-                         done: @escaping () -> Void) {
-        guard !quitting, let first = entries.first else { return done() }
-        run(command, on: first) { [unowned self] _ in
+                         failures: WatcherFailures = WatcherFailures(),
+                         done: @escaping (WatcherFailures) -> Void) {
+        guard !quitting, let first = entries.first else { return done(failures) }
+        run(command, on: first) { [unowned self] result in
+            var failures = failures
+            failures.record(result, of: first.name)
             let rest = Array(entries.dropFirst())
             if pause > 0, !rest.isEmpty {
                 _ = self.loop.schedule(after: pause) {
-                    self.runSequentially(command, on: rest, pause: pause, done: done)
+                    self.runSequentially(command, on: rest, pause: pause, failures: failures, done: done)
                     self.drainDeferred()
                 }
             } else {
-                self.runSequentially(command, on: rest, pause: pause, done: done)
+                self.runSequentially(command, on: rest, pause: pause, failures: failures, done: done)
             }
         }
     }
 
-    /// Runs `command` on every entry at once and calls `done` when all finished.
-    func runConcurrently(_ command: WatcherCommand, on entries: [WatcherEntry], done: @escaping () -> Void) {
-        guard !entries.isEmpty else { return done() }
+    /// Runs `command` on every entry at once and calls `done` with their failures when
+    /// all finished.
+    func runConcurrently(_ command: WatcherCommand, on entries: [WatcherEntry],
+                         done: @escaping (WatcherFailures) -> Void) {
+        guard !entries.isEmpty else { return done(WatcherFailures()) }
         var remaining = entries.count
+        var failures = WatcherFailures()
         for entry in entries {
-            run(command, on: entry) { _ in
+            run(command, on: entry) { result in
+                failures.record(result, of: entry.name)
                 remaining -= 1
-                if remaining == 0 { done() }
+                if remaining == 0 { done(failures) }
             }
         }
     }
@@ -350,17 +359,17 @@ public final class Supervisor {
         }.map(\.element)
     }
 
-    func startAll(_ entries: [WatcherEntry], done: @escaping () -> Void) {
+    func startAll(_ entries: [WatcherEntry], done: @escaping (WatcherFailures) -> Void) {
         runSequentially(.start, on: startOrder(entries), pause: Double(configuration.settings.warmupDelay), done: done)
     }
 
-    func stopAll(_ entries: [WatcherEntry], done: @escaping () -> Void) {
+    func stopAll(_ entries: [WatcherEntry], done: @escaping (WatcherFailures) -> Void) {
         // Stop signals go out lowest priority first; completion is concurrent.
         runConcurrently(.stop, on: startOrder(entries).reversed(), done: done)
     }
 
     /// Reloads every running watcher in start order; stopped ones stay stopped.
-    func reloadAll(graceful: Bool, sequential: Bool, done: @escaping () -> Void) {
+    func reloadAll(graceful: Bool, sequential: Bool, done: @escaping (WatcherFailures) -> Void) {
         runSequentially(.reload(graceful: graceful, sequential: sequential, runningOnly: true),
                         on: startOrder(watchers), done: done)
     }
