@@ -98,13 +98,19 @@ extension Supervisor {
                 respond.ok(["shell": false, "msg": "IPython is not supported by circus-swift: there is no Python inside"])
             }
         } catch {
-            if error.code == .messageError {
-                logger.info("\(request.command): \(error.reason)")
-            } else {
-                logger.warning("\(request.command): \(error.reason)")
-            }
-            respond.fail(error)
+            fail(respond, error)
         }
+    }
+
+    /// Logs a refused command (a bad property at info level, anything else as a warning)
+    /// and answers the error.
+    func fail(_ respond: Responder, _ error: CommandError) {
+        if error.code == .messageError {
+            logger.info("\(respond.request.command): \(error.reason)")
+        } else {
+            logger.warning("\(respond.request.command): \(error.reason)")
+        }
+        respond.fail(error)
     }
 
     /// Runs an asynchronous command as a job. Without `waiting` the client gets `ok` now;
@@ -371,6 +377,9 @@ extension Supervisor {
 
     // MARK: - signal / kill
 
+    /// `signal`: checked and answered as Circus does. The children and descendants that
+    /// `childpid`, `children` and `recursive` reach are read from /proc on `procWorker`;
+    /// the signals go out and the answer is sent when that walk comes back.
     private func signal(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
         let entry = try requireWatcher(props)
         guard let signo = try props.signal("signum") else { throw .signalInvalid }
@@ -381,26 +390,54 @@ extension Supervisor {
             throw .unexpected(rawRequest: raw, CommandError.Text.cannotSpecifyChildpidWithoutPid)
         }
         let targets = pid.map { [$0] } ?? entry.machine.activePids
-        for target in targets {
-            if let childpid {
-                guard ProcessTree.children(of: target).contains(childpid) else {
-                    throw .unexpected(rawRequest: raw, "child \(childpid) not found")
+        if let childpid, let pid {
+            return walkProcessTree(of: [pid], descendants: false, respond) { children in
+                guard children[pid]?.contains(childpid) == true else {
+                    return .unexpected(rawRequest: raw, "child \(childpid) not found")
                 }
                 try? ChildMonitor.signal(pid: childpid, signo)
-            } else if props.flag("children") {
-                guard entry.machine.processes[target] != nil else {
-                    throw .unexpected(rawRequest: raw, String(target))
-                }
-                for child in ProcessTree.children(of: target) { try? ChildMonitor.signal(pid: child, signo) }
-            } else {
-                // An unknown pid is silently ignored, as in Circus.
-                guard entry.machine.processes[target] != nil else { continue }
-                let descendants = props.flag("recursive") ? ProcessTree.descendants(of: target) : []
-                try? monitor.signal(target, signo)
-                for child in descendants { try? ChildMonitor.signal(pid: child, signo) }
+                return nil
             }
         }
-        respond.ok()
+        if props.flag("children") {
+            for target in targets where entry.machine.processes[target] == nil {
+                throw .unexpected(rawRequest: raw, String(target))
+            }
+            return walkProcessTree(of: targets, descendants: false, respond) { children in
+                for target in targets {
+                    for child in children[target] ?? [] { try? ChildMonitor.signal(pid: child, signo) }
+                }
+                return nil
+            }
+        }
+        // An unknown pid is silently ignored, as in Circus.
+        let managed = targets.filter { entry.machine.processes[$0] != nil }
+        guard props.flag("recursive"), !managed.isEmpty else {
+            for target in managed { try? monitor.signal(target, signo) }
+            return respond.ok()
+        }
+        // The descendants are read before the parent is signalled: its death would take
+        // the list with it.
+        walkProcessTree(of: managed, descendants: true, respond) { [unowned self] descendants in
+            for target in managed {
+                try? self.monitor.signal(target, signo)
+                for child in descendants[target] ?? [] { try? ChildMonitor.signal(pid: child, signo) }
+            }
+            return nil
+        }
+    }
+
+    /// Reads the children (or every descendant) of `pids` off the loop, then calls `act`
+    /// on the loop thread and answers ok, or the error `act` returns.
+    private func walkProcessTree(of pids: [Int32], descendants: Bool, _ respond: Responder,
+                                 _ act: @escaping ([Int32: [Int32]]) -> CommandError?) {
+        readTrees(of: pids, descendants: descendants) { [unowned self] tree in
+            if let error = act(tree) {
+                self.fail(respond, error)
+            } else {
+                respond.ok()
+            }
+        }
     }
 
     private func kill(_ props: JSONObject, _ respond: Responder) throws(CommandError) {

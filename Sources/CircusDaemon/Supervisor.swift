@@ -52,17 +52,23 @@ public final class Supervisor {
     let environment: [(key: String, value: String)]
     let currentDirectory: String
     private var performDepth = 0
-    /// The process tree as read for the current batch of effects (a stop of a whole
-    /// watcher with stop_children signals many trees; /proc is read once for them).
-    private var treeSnapshot: ProcessTree.Snapshot?
+    /// Signals to whole trees asked for by the effects being performed (stop_children,
+    /// the SIGKILL escalation). Their descendants are read off the loop, once for the
+    /// batch (a stop of a whole watcher signals many trees), and the signals are sent
+    /// when the walk comes back.
+    private var pendingTreeSignals: [TreeSignal] = []
     /// Sessions of workers being stopped or gone with processes left (Supervisor+Leftovers).
     var sessions: [Int32: TrackedSession] = [:]
     var sessionRecheck: EventLoop.TimerID?
     var sessionWaiters: [SessionWaiter] = []
     var sessionScanQueue: Set<Int32> = []
     var sessionScanRunning = false
-    /// Reads /proc for the process groups of stopped workers' sessions.
-    let sessionWorker = SerialWorker(name: "sessions")
+    /// Reads /proc off the loop: the process groups of stopped workers' sessions, the
+    /// trees that stop_children, the SIGKILL escalation and `signal` reach.
+    let procWorker = SerialWorker(name: "proc")
+    /// Holds each walk of a process tree (`CIRCUSD_TEST_PROC_GATE`): only for the tests
+    /// proving that the loop serves while a tree is read.
+    let treeGate = TestGate(environment: "CIRCUSD_TEST_PROC_GATE")
     private var deferred: Deque<() -> Void> = []
     private var drainScheduled = false
     private var draining = false
@@ -395,7 +401,11 @@ public final class Supervisor {
                     queue.append(contentsOf: entry.machine.spawnFailed(wid: wid, message: message.message, at: now))
                 }
             case .signal(let pid, let signo, let scope, let publishKill):
-                sendSignal(signo, to: pid, scope: scope, publishKill: publishKill, entry: entry)
+                if scope == .tree {
+                    pendingTreeSignals.append(TreeSignal(pid: pid, signo: signo, publishKill: publishKill, entry: entry))
+                } else {
+                    sendSignal(signo, to: pid, scope: scope, descendants: [], publishKill: publishKill, entry: entry)
+                }
             case .publish(let event):
                 publish(event, for: entry)
             case .armTimer(let key, let deadline):
@@ -419,7 +429,7 @@ public final class Supervisor {
         }
         performDepth -= 1
         if performDepth == 0 {
-            treeSnapshot = nil
+            sendTreeSignals()
             drainDeferred()
         }
     }
@@ -444,15 +454,50 @@ public final class Supervisor {
         }
     }
 
-    private func sendSignal(_ signo: Int32, to pid: Int32, scope: SignalScope, publishKill: Bool, entry: WatcherEntry) {
-        // Collect the descendants before signalling: a parent that dies first would
-        // otherwise take the list with it (Circus's stop_children defect).
-        var targets = [pid]
-        if scope == .tree {
-            let tree = treeSnapshot ?? ProcessTree.Snapshot()
-            treeSnapshot = tree
-            targets += tree.descendants(of: pid)
+    /// Reads the descendants of the pending tree signals' processes on `procWorker`, then
+    /// sends the signals. The descendants are read before anything is signalled: a parent
+    /// that dies first would otherwise take the list with it (Circus's stop_children
+    /// defect).
+    private func sendTreeSignals() {
+        guard !pendingTreeSignals.isEmpty else { return }
+        let batch = pendingTreeSignals
+        pendingTreeSignals = []
+        readTrees(of: batch.map(\.pid), descendants: true) { [unowned self] trees in
+            for signal in batch {
+                self.sendSignal(signal.signo, to: signal.pid, scope: .tree, descendants: trees[signal.pid] ?? [],
+                                publishKill: signal.publishKill, entry: signal.entry)
+            }
         }
+    }
+
+    /// Reads the children (or every descendant) of each of `pids` from /proc on
+    /// `procWorker`, then calls `then` with them on the loop thread. Walks run in the
+    /// order they were asked for.
+    func readTrees(of pids: [Int32], descendants: Bool, then: @escaping ([Int32: [Int32]]) -> Void) {
+        let read: @Sendable () -> [Int32: [Int32]] = {
+            descendants ? ProcessTree.descendants(ofEach: pids) : ProcessTree.children(ofEach: pids)
+        }
+        let gate = treeGate
+        do {
+            try loop.offload(to: procWorker, {
+                gate?.wait()
+                return read()
+            }) { [unowned self] trees in
+                then(trees)
+                self.drainDeferred()
+            }
+        } catch {
+            // A signal (a stop) must not be lost: read the tree here rather than not at all.
+            logger.warning("cannot read the process tree off the loop (\(error)); reading it on the loop")
+            then(read())
+        }
+    }
+
+    /// Sends `signo` to `pid` (its group too unless `scope` is `.process`) and to
+    /// `descendants`, read beforehand for `.tree`.
+    private func sendSignal(_ signo: Int32, to pid: Int32, scope: SignalScope, descendants: [Int32],
+                            publishKill: Bool, entry: WatcherEntry) {
+        let targets = [pid] + descendants
         // The worker leads its process group: one kill(-pgid) reaches it and every
         // descendant still in the group, even those whose parent died. Only while the pid is
         // ours (watched, or a group we wait for), so the number cannot have been recycled.
@@ -474,6 +519,9 @@ public final class Supervisor {
                     // reached by the group signal
                 } else if monitor.isWatching(target) {
                     try monitor.signal(target, signo)
+                } else if target == pid {
+                    // The worker ended while its tree was read: the number may be another
+                    // process's now.
                 } else {
                     try ChildMonitor.signal(pid: target, signo)
                 }
@@ -592,6 +640,14 @@ public final class Supervisor {
         let key = name.lowercased()
         return watchers.first { $0.key == key }
     }
+}
+
+/// A signal to a worker's whole tree, waiting for the tree to be read.
+struct TreeSignal {
+    let pid: Int32
+    let signo: Int32
+    let publishKill: Bool
+    let entry: WatcherEntry
 }
 
 /// A spawn that did not happen, with the text shown in logs and `status`.
