@@ -138,6 +138,8 @@ extension Supervisor {
     /// job queued when the command arrived, so it keeps its place among other commands;
     /// with `waiting` the answer comes once it is applied.
     func reloadConfiguration(_ respond: Responder) {
+        // What Circus answers once quit began.
+        if quitting { return fail(respond, .alreadyRunning("arbiter_stop")) }
         let waiting = respond.request.isWaiting
         let read = Pending<Result<CircusConfiguration, ConfigError>>()
         readConfigurationFile { [unowned self] result in

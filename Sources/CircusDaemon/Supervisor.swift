@@ -46,6 +46,10 @@ public final class Supervisor {
     /// Watchers in arbiter order: configuration watchers sorted by name, then added ones.
     var watchers: [WatcherEntry] = []
     let scheduler = JobScheduler()
+    /// The `rm` jobs queued and not yet begun, by watcher key: an `add` of such a name
+    /// waits for them instead of being refused (commands take effect in the order they
+    /// arrived, as in Circus).
+    var queuedRemovals: [String: Int] = [:]
     var completions: [OperationID: (OperationResult) -> Void] = [:]
     var nextOperation: UInt64 = 1
     /// The daemon's own environment (`copy_env` and `$VAR` expansion).
@@ -299,12 +303,13 @@ public final class Supervisor {
     /// Runs `command` on `entry` and calls `completion` with its result when it is over.
     func run(_ command: WatcherCommand, on entry: WatcherEntry, completion: @escaping (OperationResult) -> Void) {
         // A watcher that rm or reloadconfig took out while this job waited must not get
-        // new processes: nobody would stop them.
-        if !entry.attached {
+        // new processes, nor any watcher once quit began: nobody would stop them.
+        if !entry.attached || quitting {
             switch command {
             case .stop, .kill: break
             case .start, .restart, .reload, .manage:
-                return completion(OperationResult(failure: "\(entry.name) was removed"))
+                let why = quitting ? "circusd is quitting" : "\(entry.name) was removed"
+                return completion(OperationResult(failure: why))
             }
         }
         let id = OperationID(nextOperation)
@@ -639,6 +644,13 @@ public final class Supervisor {
     func watcher(named name: String) -> WatcherEntry? {
         let key = name.lowercased()
         return watchers.first { $0.key == key }
+    }
+
+    /// The watcher a request found, as it is when its job runs: the same one, or the one
+    /// an `rm` and `add` (or a reloadconfig) queued in between put in its place under the
+    /// same name; nil when there is none any more.
+    func current(_ found: WatcherEntry) -> WatcherEntry? {
+        found.attached ? found : watcher(named: found.key)
     }
 }
 
