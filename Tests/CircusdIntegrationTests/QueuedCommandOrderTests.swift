@@ -45,6 +45,8 @@ import Glibc
             #expect(!pids.contains(stubborn))
             #expect(try await h.call("get", ["name": "stubborn", "keys": ["cmd", "numprocesses"]])["options"]
                     == ["cmd": "sleep 1040", "numprocesses": 2])
+            // `remove` is published before `add`, so it has arrived once `add` has.
+            try await h.waitEvent("watcher.stubborn.add", since: mark)
             let topics = h.events(since: mark).map(\.topic).filter { $0.hasSuffix(".remove") || $0.hasSuffix(".add") }
             #expect(topics == ["watcher.stubborn.remove", "watcher.stubborn.add"])
         }
@@ -101,6 +103,8 @@ import Glibc
             let pid = try #require(started["info"]?["started"]?.pids.first)
             // The reply can come before exec has set the new program's arguments up.
             try await h.waitUntil("pid \(pid) runs sleep 1044") { Proc.cmdline(pid) == ["sleep", "1044"] }
+            // A spawn by the set would have been published before this one.
+            try await h.waitEvent("watcher.stubborn.spawn", pid: pid, since: mark)
             let spawns = h.events(since: mark).filter { $0.topic == "watcher.stubborn.spawn" }.compactMap(\.pid)
             #expect(spawns == [pid])
         }
