@@ -99,20 +99,30 @@ extension Supervisor {
                 respond.ok(["shell": false, "msg": "IPython is not supported by circus-swift: there is no Python inside"])
             }
         } catch {
-            if error.code == .messageError {
-                logger.info("\(request.command): \(error.reason)")
-            } else {
-                logger.warning("\(request.command): \(error.reason)")
-            }
-            respond.fail(error)
+            fail(respond, error)
         }
+    }
+
+    /// Logs a refused command (a bad property at info level, anything else as a warning)
+    /// and answers the error.
+    func fail(_ respond: Responder, _ error: CommandError) {
+        if error.code == .messageError {
+            logger.info("\(respond.request.command): \(error.reason)")
+        } else {
+            logger.warning("\(respond.request.command): \(error.reason)")
+        }
+        respond.fail(error)
     }
 
     /// Runs an asynchronous command as a job. Without `waiting` the client gets `ok` now;
     /// with it, the payload (or the error) once `body` finishes.
-    func runJob(_ respond: Responder, scope: JobScope,
+    ///
+    /// Once quit began the command is refused as Circus refuses it, unless it is one that
+    /// Circus does not serialise (`kill`: `lockedInCircus` false).
+    func runJob(_ respond: Responder, scope: JobScope, lockedInCircus: Bool = true,
                 _ body: @escaping (_ finish: @escaping (Result<JSONObject, CommandError>) -> Void) -> Void)
     {
+        if quitting, lockedInCircus { return fail(respond, .alreadyRunning("arbiter_stop")) }
         let waiting = respond.request.isWaiting
         if !waiting { respond.ok() }
         let command = respond.request.command
@@ -129,6 +139,20 @@ extension Supervisor {
         }
     }
 
+    /// `runJob` on the watcher a request named: the job acts on the watcher of that name
+    /// as it is when the job runs (see `current`), and answers `program <name> not found`
+    /// when there is none any more.
+    func runJob(_ respond: Responder, on found: WatcherEntry, lockedInCircus: Bool = true,
+                _ body: @escaping (_ entry: WatcherEntry,
+                                   _ finish: @escaping (Result<JSONObject, CommandError>) -> Void) -> Void)
+    {
+        let name = respond.request.properties["name"]?.stringValue ?? found.name
+        runJob(respond, scope: .watchers([found.key]), lockedInCircus: lockedInCircus) { [unowned self] finish in
+            guard let entry = self.current(found) else { return finish(.failure(.programNotFound(name))) }
+            body(entry, finish)
+        }
+    }
+
     func requireWatcher(_ props: JSONObject) throws(CommandError) -> WatcherEntry {
         let name = try props.requireString("name")
         guard let entry = watcher(named: name) else { throw .programNotFound(name) }
@@ -137,6 +161,9 @@ extension Supervisor {
 
     // MARK: - add / rm
 
+    /// `add`: checked at arrival. A name in use is refused at once, as Circus does, unless
+    /// an `rm` of that watcher is queued: then the `add` waits for it (Circus runs them
+    /// one after the other, and both succeed) and checks the name again when it runs.
     private func add(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
         let name = try props.requireString("name")
         let cmd = try props.requireString("cmd")
@@ -145,37 +172,60 @@ extension Supervisor {
         if let owner = configuration.settings.endpointOwner {
             try OptionValidation.checkEndpointOwner(options: options, owner: owner)
         }
+        if quitting { throw .alreadyRunning("arbiter_stop") }
         if name.isEmpty { return respond.ok() }  // Circus: ok, nothing added
-        if watcher(named: name) != nil {
-            throw .unexpected(rawRequest: respond.request.raw, CommandError.Text.alreadyExist(name))
-        }
+        let raw = respond.request.raw
+        let alreadyExist = CommandError.unexpected(rawRequest: raw, CommandError.Text.alreadyExist(name))
+        let existing = watcher(named: name)
+        if existing != nil, queuedRemovals[name.lowercased(), default: 0] == 0 { throw alreadyExist }
         var config = WatcherConfig(name: name, cmd: cmd)
         config.workingDir = currentDirectory
         // What Circus reports for a watcher `add` created without these options.
         config.absentOptions = ["args", "env", "stdout_stream_conf", "stderr_stream_conf"]
         config.warmupDelayIsFloat = true
         if let args = props["args"], args != .null {
-            try apply(option: "args", value: args, to: &config, fromAdd: true, raw: respond.request.raw)
+            try apply(option: "args", value: args, to: &config, fromAdd: true, raw: raw)
         }
         for (key, value) in options {
-            try apply(option: key, value: value, to: &config, fromAdd: true, raw: respond.request.raw)
+            try apply(option: key, value: value, to: &config, fromAdd: true, raw: raw)
         }
-        let entry = WatcherEntry(config: config)
-        watchers.append(entry)
-        publish(.add(time: EventLoop.wallNow()), for: name)
-        logger.info("\(name) added")
-        guard props.flag("start") else { return respond.ok() }
-        runJob(respond, scope: .watchers([entry.key])) { [unowned self] finish in
+        let start = props.flag("start")
+        let create = { [unowned self] () -> WatcherEntry in
+            let entry = WatcherEntry(config: config)
+            self.watchers.append(entry)
+            self.publish(.add(time: EventLoop.wallNow()), for: name)
+            self.logger.info("\(name) added")
+            return entry
+        }
+        let startNew = { [unowned self] (entry: WatcherEntry, finish: @escaping (Result<JSONObject, CommandError>) -> Void) in
             self.run(.start, on: entry) { result in
                 finish(self.outcome(result) { ["started": .pids($0.started), "kept": .pids($0.kept)] })
             }
         }
+        guard existing == nil else {
+            return runJob(respond, scope: .watchers([name.lowercased()])) { [unowned self] finish in
+                if self.watcher(named: name) != nil { return finish(.failure(alreadyExist)) }
+                let entry = create()
+                if start { startNew(entry, finish) } else { finish(.success([:])) }
+            }
+        }
+        let entry = create()
+        guard start else { return respond.ok() }
+        runJob(respond, on: entry) { entry, finish in startNew(entry, finish) }
     }
 
     private func rm(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
-        let entry = try requireWatcher(props)
+        let found = try requireWatcher(props)
+        let name = try props.requireString("name")
         let nostop = props.flag("nostop")
-        runJob(respond, scope: .watchers([entry.key])) { [unowned self] finish in
+        if quitting { throw .alreadyRunning("arbiter_stop") }
+        let key = found.key
+        queuedRemovals[key, default: 0] += 1
+        runJob(respond, scope: .watchers([key])) { [unowned self] finish in
+            self.queuedRemovals[key, default: 1] -= 1
+            if self.queuedRemovals[key] == 0 { self.queuedRemovals[key] = nil }
+            // The watcher of that name now (an add queued before may have replaced it).
+            guard let entry = self.current(found) else { return finish(.failure(.programNotFound(name))) }
             self.publish(.remove(time: EventLoop.wallNow()), for: entry.name)
             self.watchers.removeAll { $0 === entry }
             entry.attached = false
@@ -219,11 +269,11 @@ extension Supervisor {
             switch command {
             case .start:
                 runJob(respond, scope: .all) { [unowned self] finish in
-                    self.startAll(self.watchers.filter { $0.config.autostart }) { finish(.success([:])) }
+                    self.startAll(self.watchers.filter { $0.config.autostart }) { finish($0.outcome()) }
                 }
             case .stop:
                 runJob(respond, scope: .all) { [unowned self] finish in
-                    self.stopAll(self.watchers) { finish(.success([:])) }
+                    self.stopAll(self.watchers) { finish($0.outcome()) }
                 }
             default:
                 runJob(respond, scope: .all) { [unowned self] finish in
@@ -234,8 +284,8 @@ extension Supervisor {
         }
         let found = try matching(props)
         let scope = JobScope.watchers(Set(found.map(\.key)))
-        if found.count == 1, let entry = found.first {
-            runJob(respond, scope: scope) { [unowned self] finish in
+        if found.count == 1, let first = found.first {
+            runJob(respond, on: first) { [unowned self] entry, finish in
                 switch command {
                 case .start:
                     self.run(.start, on: entry) { result in
@@ -250,11 +300,19 @@ extension Supervisor {
             return
         }
         runJob(respond, scope: scope) { [unowned self] finish in
+            // The watchers of those names as they are now (an rm and add may have replaced one).
+            let found = found.compactMap { self.current($0) }
             switch command {
-            case .start: self.startAll(found.filter { $0.config.autostart }) { finish(.success([:])) }
-            case .stop: self.stopAll(found) { finish(.success([:])) }
+            case .start: self.startAll(found.filter { $0.config.autostart }) { finish($0.outcome()) }
+            case .stop: self.stopAll(found) { finish($0.outcome()) }
             default:
-                self.stopAll(found) { self.startAll(found) { finish(.success([:])) } }
+                self.stopAll(found) { stopped in
+                    self.startAll(found) { started in
+                        var failures = stopped
+                        failures.append(contentsOf: started)
+                        finish(failures.outcome())
+                    }
+                }
             }
         }
     }
@@ -263,8 +321,8 @@ extension Supervisor {
         let graceful = try props.bool("graceful") ?? true
         let sequential = try props.bool("sequential") ?? false
         if let name = try props.string("name") {
-            guard let entry = watcher(named: name) else { throw .programNotFound(name) }
-            runJob(respond, scope: .watchers([entry.key])) { [unowned self] finish in
+            guard let found = watcher(named: name) else { throw .programNotFound(name) }
+            runJob(respond, on: found) { [unowned self] entry, finish in
                 self.run(.reload(graceful: graceful, sequential: sequential), on: entry) { result in
                     finish(self.outcome(result) { ["info": .result($0)] })
                 }
@@ -274,7 +332,7 @@ extension Supervisor {
         runJob(respond, scope: .all) { [unowned self] finish in
             self.logSink.reopen()
             // Only what runs: a stopped watcher stays stopped until `start` (Circus starts it).
-            self.reloadAll(graceful: graceful, sequential: sequential) { finish(.success([:])) }
+            self.reloadAll(graceful: graceful, sequential: sequential) { finish($0.outcome()) }
         }
     }
 
@@ -335,7 +393,7 @@ extension Supervisor {
         if entry.config.singleton {
             return respond.ok(["numprocesses": .int(Int64(entry.config.numprocesses)), "singleton": true])
         }
-        runJob(respond, scope: .watchers([entry.key])) { [unowned self] finish in
+        runJob(respond, on: entry) { [unowned self] entry, finish in
             // From the configuration current when the job runs (a queued `set` may have
             // changed it since the request arrived).
             var config = entry.config
@@ -366,6 +424,9 @@ extension Supervisor {
 
     // MARK: - signal / kill
 
+    /// `signal`: checked and answered as Circus does. The children and descendants that
+    /// `childpid`, `children` and `recursive` reach are read from /proc on `procWorker`;
+    /// the signals go out and the answer is sent when that walk comes back.
     private func signal(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
         let entry = try requireWatcher(props)
         guard let signo = try props.signal("signum") else { throw .signalInvalid }
@@ -376,26 +437,54 @@ extension Supervisor {
             throw .unexpected(rawRequest: raw, CommandError.Text.cannotSpecifyChildpidWithoutPid)
         }
         let targets = pid.map { [$0] } ?? entry.machine.activePids
-        for target in targets {
-            if let childpid {
-                guard ProcessTree.children(of: target).contains(childpid) else {
-                    throw .unexpected(rawRequest: raw, "child \(childpid) not found")
+        if let childpid, let pid {
+            return walkProcessTree(of: [pid], descendants: false, respond) { children in
+                guard children[pid]?.contains(childpid) == true else {
+                    return .unexpected(rawRequest: raw, "child \(childpid) not found")
                 }
                 try? ChildMonitor.signal(pid: childpid, signo)
-            } else if props.flag("children") {
-                guard entry.machine.processes[target] != nil else {
-                    throw .unexpected(rawRequest: raw, String(target))
-                }
-                for child in ProcessTree.children(of: target) { try? ChildMonitor.signal(pid: child, signo) }
-            } else {
-                // An unknown pid is silently ignored, as in Circus.
-                guard entry.machine.processes[target] != nil else { continue }
-                let descendants = props.flag("recursive") ? ProcessTree.descendants(of: target) : []
-                try? monitor.signal(target, signo)
-                for child in descendants { try? ChildMonitor.signal(pid: child, signo) }
+                return nil
             }
         }
-        respond.ok()
+        if props.flag("children") {
+            for target in targets where entry.machine.processes[target] == nil {
+                throw .unexpected(rawRequest: raw, String(target))
+            }
+            return walkProcessTree(of: targets, descendants: false, respond) { children in
+                for target in targets {
+                    for child in children[target] ?? [] { try? ChildMonitor.signal(pid: child, signo) }
+                }
+                return nil
+            }
+        }
+        // An unknown pid is silently ignored, as in Circus.
+        let managed = targets.filter { entry.machine.processes[$0] != nil }
+        guard props.flag("recursive"), !managed.isEmpty else {
+            for target in managed { try? monitor.signal(target, signo) }
+            return respond.ok()
+        }
+        // The descendants are read before the parent is signalled: its death would take
+        // the list with it.
+        walkProcessTree(of: managed, descendants: true, respond) { [unowned self] descendants in
+            for target in managed {
+                try? self.monitor.signal(target, signo)
+                for child in descendants[target] ?? [] { try? ChildMonitor.signal(pid: child, signo) }
+            }
+            return nil
+        }
+    }
+
+    /// Reads the children (or every descendant) of `pids` off the loop, then calls `act`
+    /// on the loop thread and answers ok, or the error `act` returns.
+    private func walkProcessTree(of pids: [Int32], descendants: Bool, _ respond: Responder,
+                                 _ act: @escaping ([Int32: [Int32]]) -> CommandError?) {
+        readTrees(of: pids, descendants: descendants) { [unowned self] tree in
+            if let error = act(tree) {
+                self.fail(respond, error)
+            } else {
+                respond.ok()
+            }
+        }
     }
 
     private func kill(_ props: JSONObject, _ respond: Responder) throws(CommandError) {
@@ -415,7 +504,7 @@ extension Supervisor {
             else { throw .notANumber("graceful_timeout") }
             timeout = t
         }
-        runJob(respond, scope: .watchers([entry.key])) { [unowned self] finish in
+        runJob(respond, on: entry, lockedInCircus: false) { [unowned self] entry, finish in
             self.run(.kill(pids: pid.map { [$0] }, signal: signo, gracefulTimeout: timeout), on: entry) { _ in
                 finish(.success([:]))
             }

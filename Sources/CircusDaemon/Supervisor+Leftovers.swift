@@ -174,7 +174,7 @@ extension Supervisor {
         guard !scanned.isEmpty else { return }
         sessionScanRunning = true
         do {
-            try loop.offload(to: sessionWorker, { Session.otherGroups(in: scanned) }) { [unowned self] found in
+            try loop.offload(to: procWorker, { Session.otherGroups(in: scanned) }) { [unowned self] found in
                 self.sessionScanRunning = false
                 self.applyScan(scanned: scanned, found: found)
                 if !self.sessionScanQueue.isEmpty { self.startSessionScan() }

@@ -44,7 +44,7 @@ extension Supervisor {
         // Errors that depend on the watcher are answered now too; the job checks again.
         var preview = entry.config
         for (key, value) in options { try apply(option: key, value: value, to: &preview, fromAdd: false, raw: raw) }
-        runJob(respond, scope: .watchers([entry.key])) { [unowned self] finish in
+        runJob(respond, on: entry) { [unowned self] entry, finish in
             var config = entry.config
             do throws(CommandError) {
                 for (key, value) in options { try self.apply(option: key, value: value, to: &config, fromAdd: false, raw: raw) }
@@ -53,9 +53,11 @@ extension Supervisor {
             }
             entry.machine.replaceConfig(config)
             for _ in options.keys { self.publish(.updated(time: EventLoop.wallNow()), for: entry.name) }
+            // A stopped watcher stays stopped: whether it runs is decided when the reload
+            // begins, not when the request arrived.
             let needsReload = options.keys.contains { WatcherOptions.option($0)?.liveChange == .reload }
             let command: WatcherCommand =
-                needsReload && entry.machine.status != .stopped ? .reload(graceful: true, sequential: false) : .manage
+                needsReload ? .reload(graceful: true, sequential: false, runningOnly: true) : .manage
             self.run(command, on: entry) { _ in finish(.success([:])) }
         }
     }

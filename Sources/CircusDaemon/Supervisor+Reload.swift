@@ -64,10 +64,13 @@ extension Supervisor {
     /// - Parameters:
     ///   - new: the configuration as read again (see `readConfigurationFile(then:)`).
     ///   - finish: called when every change is applied, with the watchers that were
-    ///     created or restarted by the diff.
-    func applyReloadedConfiguration(_ new: CircusConfiguration, _ finish: @escaping (_ fresh: [WatcherEntry]) -> Void) {
+    ///     created or restarted by the diff and those that failed to start.
+    func applyReloadedConfiguration(
+        _ new: CircusConfiguration,
+        _ finish: @escaping (_ fresh: [WatcherEntry], _ failures: WatcherFailures) -> Void
+    ) {
         // A read that comes back while the daemon quits must not create watchers.
-        if quitting { return finish([]) }
+        if quitting { return finish([], WatcherFailures()) }
         applySettings(new.settings)
         configuration.watchers = new.watchers
         configuration.globalEnv = new.globalEnv
@@ -100,12 +103,16 @@ extension Supervisor {
             }
         }
         let fresh = replaced.map(\.new) + added
-        let group = Countdown(3) { finish(fresh) }
+        var failures = WatcherFailures()
+        let group = Countdown(3) { finish(fresh, failures) }
         // Removed watchers: stopped and dropped (no `remove` event, as in Circus).
         watchers.removeAll { entry in removed.contains { $0 === entry } }
         for entry in removed { entry.attached = false }
-        stopAll(removed) { group.done() }
-        runConcurrently(.manage, on: resized) { group.done() }
+        stopAll(removed) { _ in group.done() }
+        runConcurrently(.manage, on: resized) {
+            failures.append(contentsOf: $0)
+            group.done()
+        }
         // Changed watchers keep their place in the arbiter order.
         for (old, fresh) in replaced {
             if let index = watchers.firstIndex(where: { $0 === old }) { watchers[index] = fresh }
@@ -117,8 +124,11 @@ extension Supervisor {
         // for reload and SIGHUP. Added watchers follow their autostart.
         let restarting = replaced.filter { $0.old.machine.status != .stopped }.map(\.new)
             + added.filter { $0.config.autostart }
-        stopAll(replaced.map(\.old)) { [unowned self] in
-            self.startAll(restarting) { group.done() }
+        stopAll(replaced.map(\.old)) { [unowned self] _ in
+            self.startAll(restarting) {
+                failures.append(contentsOf: $0)
+                group.done()
+            }
         }
         logger.info("reloadconfig: \(added.count) added, \(removed.count) removed, \(replaced.count) restarted, \(resized.count) resized")
     }
@@ -129,6 +139,8 @@ extension Supervisor {
     /// job queued when the command arrived, so it keeps its place among other commands;
     /// with `waiting` the answer comes once it is applied.
     func reloadConfiguration(_ respond: Responder) {
+        // What Circus answers once quit began.
+        if quitting { return fail(respond, .alreadyRunning("arbiter_stop")) }
         let waiting = respond.request.isWaiting
         let read = Pending<Result<CircusConfiguration, ConfigError>>()
         readConfigurationFile { [unowned self] result in
@@ -144,8 +156,13 @@ extension Supervisor {
         scheduler.submit(.all) { [unowned self] done in
             read.whenResolved { result in
                 guard case .success(let new) = result else { return done() }
-                self.applyReloadedConfiguration(new) { _ in
-                    if waiting { respond.ok() }
+                self.applyReloadedConfiguration(new) { _, failures in
+                    if let error = failures.error {
+                        self.logger.warning("reloadconfig: \(error.reason)")
+                        if waiting { respond.fail(error) }
+                    } else if waiting {
+                        respond.ok()
+                    }
                     done()
                 }
             }
@@ -160,17 +177,18 @@ extension Supervisor {
     func reloadOnHangup(done: @escaping () -> Void) {
         logSink.reopen()
         readConfigurationFile { [unowned self] result in
-            let reloadOthers = { (fresh: [WatcherEntry]) in
+            // Each failure is logged by its watcher; nobody waits for an answer.
+            let reloadOthers = { (fresh: [WatcherEntry], _: WatcherFailures) in
                 let others = self.watchers.filter { entry in !fresh.contains { $0 === entry } }
                 self.runSequentially(.reload(graceful: true, sequential: false, runningOnly: true),
-                                     on: self.startOrder(others), done: done)
+                                     on: self.startOrder(others)) { _ in done() }
             }
             switch result {
             case .success(let new):
                 self.applyReloadedConfiguration(new, reloadOthers)
             case .failure(let error):
                 self.logger.error("SIGHUP: \(error); reloading the watchers with the configuration in force")
-                reloadOthers([])
+                reloadOthers([], WatcherFailures())
             }
         }
     }
@@ -185,7 +203,7 @@ extension Supervisor {
     /// `restart` without a name: stop everything, read the configuration file again and
     /// start a fresh set of watchers in the same process (same pid, same pidfile).
     func restartArbiter(_ finish: @escaping (Result<JSONObject, CommandError>) -> Void) {
-        stopAll(watchers) { [unowned self] in
+        stopAll(watchers) { [unowned self] _ in
             self.readConfigurationFile { result in
                 switch result {
                 case .success(let new):
@@ -200,7 +218,7 @@ extension Supervisor {
                     // Keep running the previous configuration rather than nothing.
                     self.logger.error("restart: \(error); restarting with the previous configuration")
                 }
-                self.startAll(self.watchers.filter { $0.config.autostart }) { finish(.success([:])) }
+                self.startAll(self.watchers.filter { $0.config.autostart }) { finish($0.outcome()) }
             }
         }
     }

@@ -56,11 +56,11 @@ final class StatsService: Sendable {
     /// the sampling for as long as it wants, without timing). Set by the environment
     /// variable `CIRCUSD_TEST_STATS_GATE`, read once when the daemon starts; never set it
     /// in production.
-    let testGate: String?
+    let testGate: TestGate?
 
     init(users: UserDirectory) {
         sampler = ProcessSampler { uid in users.snapshot.userName(uid: uid) }
-        testGate = getenv("CIRCUSD_TEST_STATS_GATE").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        testGate = TestGate(environment: "CIRCUSD_TEST_STATS_GATE")
     }
 
     /// Answers `query` for `request` on the worker, down to the reply's bytes (a stats of a
@@ -72,7 +72,7 @@ final class StatsService: Sendable {
         let sampler = self.sampler
         let gate = testGate
         try loop.offload(to: worker, {
-            if let gate { Self.wait(at: gate) }
+            gate?.wait()
             switch Self.answer(query, sampler: sampler) {
             case .success(let payload): return request.okReply(payload, time: EventLoop.wallNow())
             case .failure(let error): return request.errorReply(error, time: EventLoop.wallNow())
@@ -119,15 +119,6 @@ final class StatsService: Sendable {
             guard let sample = sample(pid, tree: nil) else { return .failure(.osError("cannot read /proc/self")) }
             return .success(["info": .object(ProcessStats.info(sample, now: query.now))])
         }
-    }
-
-    /// Blocks until one byte can be read from the FIFO at `path` (see `testGate`).
-    private static func wait(at path: String) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        var byte: UInt8 = 0
-        while read(fd, &byte, 1) < 0 && errno == EINTR {}
-        _ = close(fd)
     }
 }
 

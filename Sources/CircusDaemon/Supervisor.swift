@@ -48,23 +48,33 @@ public final class Supervisor {
     /// Watchers in arbiter order: configuration watchers sorted by name, then added ones.
     var watchers: [WatcherEntry] = []
     let scheduler = JobScheduler()
+    /// The `rm` jobs queued and not yet begun, by watcher key: an `add` of such a name
+    /// waits for them instead of being refused (commands take effect in the order they
+    /// arrived, as in Circus).
+    var queuedRemovals: [String: Int] = [:]
     var completions: [OperationID: (OperationResult) -> Void] = [:]
     var nextOperation: UInt64 = 1
     /// The daemon's own environment (`copy_env` and `$VAR` expansion).
     let environment: [(key: String, value: String)]
     let currentDirectory: String
     private var performDepth = 0
-    /// The process tree as read for the current batch of effects (a stop of a whole
-    /// watcher with stop_children signals many trees; /proc is read once for them).
-    private var treeSnapshot: ProcessTree.Snapshot?
+    /// Signals to whole trees asked for by the effects being performed (stop_children,
+    /// the SIGKILL escalation). Their descendants are read off the loop, once for the
+    /// batch (a stop of a whole watcher signals many trees), and the signals are sent
+    /// when the walk comes back.
+    private var pendingTreeSignals: [TreeSignal] = []
     /// Sessions of workers being stopped or gone with processes left (Supervisor+Leftovers).
     var sessions: [Int32: TrackedSession] = [:]
     var sessionRecheck: EventLoop.TimerID?
     var sessionWaiters: [SessionWaiter] = []
     var sessionScanQueue: Set<Int32> = []
     var sessionScanRunning = false
-    /// Reads /proc for the process groups of stopped workers' sessions.
-    let sessionWorker = SerialWorker(name: "sessions")
+    /// Reads /proc off the loop: the process groups of stopped workers' sessions, the
+    /// trees that stop_children, the SIGKILL escalation and `signal` reach.
+    let procWorker = SerialWorker(name: "proc")
+    /// Holds each walk of a process tree (`CIRCUSD_TEST_PROC_GATE`): only for the tests
+    /// proving that the loop serves while a tree is read.
+    let treeGate = TestGate(environment: "CIRCUSD_TEST_PROC_GATE")
     private var deferred: Deque<() -> Void> = []
     private var drainScheduled = false
     private var draining = false
@@ -130,7 +140,8 @@ public final class Supervisor {
         logger.info("Arbiter now waiting for commands")
         serving()
         scheduler.submit(.all) { [unowned self] done in
-            self.startAll(self.watchers.filter { $0.config.autostart }) { done() }
+            // Each failure is logged by its watcher; nobody waits for an answer.
+            self.startAll(self.watchers.filter { $0.config.autostart }) { _ in done() }
         }
         drainDeferred()
         loop.run()
@@ -238,7 +249,7 @@ public final class Supervisor {
         // runs stops at its next step (see runSequentially), and the stops below end an
         // operation that is only sleeping (a slow start's warmup).
         scheduler.dropWaiting()
-        stopAll(watchers) {
+        stopAll(watchers) { _ in
             then()
             // What crashed workers left behind is on its way out (stop signal sent, SIGKILL
             // armed); circusd stays their parent until it is gone.
@@ -282,12 +293,13 @@ public final class Supervisor {
     /// Runs `command` on `entry` and calls `completion` with its result when it is over.
     func run(_ command: WatcherCommand, on entry: WatcherEntry, completion: @escaping (OperationResult) -> Void) {
         // A watcher that rm or reloadconfig took out while this job waited must not get
-        // new processes: nobody would stop them.
-        if !entry.attached {
+        // new processes, nor any watcher once quit began: nobody would stop them.
+        if !entry.attached || quitting {
             switch command {
             case .stop, .kill: break
             case .start, .restart, .reload, .manage:
-                return completion(OperationResult(failure: "\(entry.name) was removed"))
+                let why = quitting ? "circusd is quitting" : "\(entry.name) was removed"
+                return completion(OperationResult(failure: why))
             }
         }
         let id = OperationID(nextOperation)
@@ -303,31 +315,39 @@ public final class Supervisor {
         perform(entry.machine.begin(command, id: id, at: moment()), on: entry)
     }
 
-    /// Runs `command` on each entry one after another (start-all is sequential in Circus).
+    /// Runs `command` on each entry one after another (start-all is sequential in Circus)
+    /// and calls `done` with the failures of all of them.
     func runSequentially(_ command: WatcherCommand, on entries: [WatcherEntry], pause: Double = 0,
-                         done: @escaping () -> Void) {
-        guard !quitting, let first = entries.first else { return done() }
-        run(command, on: first) { [unowned self] _ in
+                         failures: WatcherFailures = WatcherFailures(),
+                         done: @escaping (WatcherFailures) -> Void) {
+        guard !quitting, let first = entries.first else { return done(failures) }
+        run(command, on: first) { [unowned self] result in
+            var failures = failures
+            failures.record(result, of: first.name)
             let rest = Array(entries.dropFirst())
             if pause > 0, !rest.isEmpty {
                 _ = self.loop.schedule(after: pause) {
-                    self.runSequentially(command, on: rest, pause: pause, done: done)
+                    self.runSequentially(command, on: rest, pause: pause, failures: failures, done: done)
                     self.drainDeferred()
                 }
             } else {
-                self.runSequentially(command, on: rest, pause: pause, done: done)
+                self.runSequentially(command, on: rest, pause: pause, failures: failures, done: done)
             }
         }
     }
 
-    /// Runs `command` on every entry at once and calls `done` when all finished.
-    func runConcurrently(_ command: WatcherCommand, on entries: [WatcherEntry], done: @escaping () -> Void) {
-        guard !entries.isEmpty else { return done() }
+    /// Runs `command` on every entry at once and calls `done` with their failures when
+    /// all finished.
+    func runConcurrently(_ command: WatcherCommand, on entries: [WatcherEntry],
+                         done: @escaping (WatcherFailures) -> Void) {
+        guard !entries.isEmpty else { return done(WatcherFailures()) }
         var remaining = entries.count
+        var failures = WatcherFailures()
         for entry in entries {
-            run(command, on: entry) { _ in
+            run(command, on: entry) { result in
+                failures.record(result, of: entry.name)
                 remaining -= 1
-                if remaining == 0 { done() }
+                if remaining == 0 { done(failures) }
             }
         }
     }
@@ -340,17 +360,17 @@ public final class Supervisor {
         }.map(\.element)
     }
 
-    func startAll(_ entries: [WatcherEntry], done: @escaping () -> Void) {
+    func startAll(_ entries: [WatcherEntry], done: @escaping (WatcherFailures) -> Void) {
         runSequentially(.start, on: startOrder(entries), pause: Double(configuration.settings.warmupDelay), done: done)
     }
 
-    func stopAll(_ entries: [WatcherEntry], done: @escaping () -> Void) {
+    func stopAll(_ entries: [WatcherEntry], done: @escaping (WatcherFailures) -> Void) {
         // Stop signals go out lowest priority first; completion is concurrent.
         runConcurrently(.stop, on: startOrder(entries).reversed(), done: done)
     }
 
     /// Reloads every running watcher in start order; stopped ones stay stopped.
-    func reloadAll(graceful: Bool, sequential: Bool, done: @escaping () -> Void) {
+    func reloadAll(graceful: Bool, sequential: Bool, done: @escaping (WatcherFailures) -> Void) {
         runSequentially(.reload(graceful: graceful, sequential: sequential, runningOnly: true),
                         on: startOrder(watchers), done: done)
     }
@@ -376,7 +396,11 @@ public final class Supervisor {
                     queue.append(contentsOf: entry.machine.spawnFailed(wid: wid, message: message.message, at: now))
                 }
             case .signal(let pid, let signo, let scope, let publishKill):
-                sendSignal(signo, to: pid, scope: scope, publishKill: publishKill, entry: entry)
+                if scope == .tree {
+                    pendingTreeSignals.append(TreeSignal(pid: pid, signo: signo, publishKill: publishKill, entry: entry))
+                } else {
+                    sendSignal(signo, to: pid, scope: scope, descendants: [], publishKill: publishKill, entry: entry)
+                }
             case .publish(let event):
                 publish(event, for: entry)
             case .armTimer(let key, let deadline):
@@ -400,7 +424,7 @@ public final class Supervisor {
         }
         performDepth -= 1
         if performDepth == 0 {
-            treeSnapshot = nil
+            sendTreeSignals()
             drainDeferred()
         }
     }
@@ -425,15 +449,50 @@ public final class Supervisor {
         }
     }
 
-    private func sendSignal(_ signo: Int32, to pid: Int32, scope: SignalScope, publishKill: Bool, entry: WatcherEntry) {
-        // Collect the descendants before signalling: a parent that dies first would
-        // otherwise take the list with it (Circus's stop_children defect).
-        var targets = [pid]
-        if scope == .tree {
-            let tree = treeSnapshot ?? ProcessTree.Snapshot()
-            treeSnapshot = tree
-            targets += tree.descendants(of: pid)
+    /// Reads the descendants of the pending tree signals' processes on `procWorker`, then
+    /// sends the signals. The descendants are read before anything is signalled: a parent
+    /// that dies first would otherwise take the list with it (Circus's stop_children
+    /// defect).
+    private func sendTreeSignals() {
+        guard !pendingTreeSignals.isEmpty else { return }
+        let batch = pendingTreeSignals
+        pendingTreeSignals = []
+        readTrees(of: batch.map(\.pid), descendants: true) { [unowned self] trees in
+            for signal in batch {
+                self.sendSignal(signal.signo, to: signal.pid, scope: .tree, descendants: trees[signal.pid] ?? [],
+                                publishKill: signal.publishKill, entry: signal.entry)
+            }
         }
+    }
+
+    /// Reads the children (or every descendant) of each of `pids` from /proc on
+    /// `procWorker`, then calls `then` with them on the loop thread. Walks run in the
+    /// order they were asked for.
+    func readTrees(of pids: [Int32], descendants: Bool, then: @escaping ([Int32: [Int32]]) -> Void) {
+        let read: @Sendable () -> [Int32: [Int32]] = {
+            descendants ? ProcessTree.descendants(ofEach: pids) : ProcessTree.children(ofEach: pids)
+        }
+        let gate = treeGate
+        do {
+            try loop.offload(to: procWorker, {
+                gate?.wait()
+                return read()
+            }) { [unowned self] trees in
+                then(trees)
+                self.drainDeferred()
+            }
+        } catch {
+            // A signal (a stop) must not be lost: read the tree here rather than not at all.
+            logger.warning("cannot read the process tree off the loop (\(error)); reading it on the loop")
+            then(read())
+        }
+    }
+
+    /// Sends `signo` to `pid` (its group too unless `scope` is `.process`) and to
+    /// `descendants`, read beforehand for `.tree`.
+    private func sendSignal(_ signo: Int32, to pid: Int32, scope: SignalScope, descendants: [Int32],
+                            publishKill: Bool, entry: WatcherEntry) {
+        let targets = [pid] + descendants
         // The worker leads its process group: one kill(-pgid) reaches it and every
         // descendant still in the group, even those whose parent died. Only while the pid is
         // ours (watched, or a group we wait for), so the number cannot have been recycled.
@@ -455,6 +514,9 @@ public final class Supervisor {
                     // reached by the group signal
                 } else if monitor.isWatching(target) {
                     try monitor.signal(target, signo)
+                } else if target == pid {
+                    // The worker ended while its tree was read: the number may be another
+                    // process's now.
                 } else {
                     try ChildMonitor.signal(pid: target, signo)
                 }
@@ -573,6 +635,21 @@ public final class Supervisor {
         let key = name.lowercased()
         return watchers.first { $0.key == key }
     }
+
+    /// The watcher a request found, as it is when its job runs: the same one, or the one
+    /// an `rm` and `add` (or a reloadconfig) queued in between put in its place under the
+    /// same name; nil when there is none any more.
+    func current(_ found: WatcherEntry) -> WatcherEntry? {
+        found.attached ? found : watcher(named: found.key)
+    }
+}
+
+/// A signal to a worker's whole tree, waiting for the tree to be read.
+struct TreeSignal {
+    let pid: Int32
+    let signo: Int32
+    let publishKill: Bool
+    let entry: WatcherEntry
 }
 
 /// A spawn that did not happen, with the text shown in logs and `status`.

@@ -43,6 +43,24 @@ public enum ProcessTree {
         return result
     }
 
+    /// The direct children of each of `pids` (ascending), reading /proc once for all of
+    /// them where the kernel has no `children` files.
+    ///
+    /// Blocking (/proc reads): run it on a `SerialWorker`, not on the loop thread.
+    public static func children(ofEach pids: [Int32]) -> [Int32: [Int32]] {
+        let tree = Snapshot()
+        return Dictionary(pids.map { ($0, tree.children(of: $0)) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Every descendant of each of `pids` (nearest generation first), reading /proc once
+    /// for all of them where the kernel has no `children` files.
+    ///
+    /// Blocking (/proc reads): run it on a `SerialWorker`, not on the loop thread.
+    public static func descendants(ofEach pids: [Int32]) -> [Int32: [Int32]] {
+        let tree = Snapshot()
+        return Dictionary(pids.map { ($0, tree.descendants(of: $0)) }, uniquingKeysWith: { first, _ in first })
+    }
+
     /// A view of the process tree for many lookups in a row (a `stats` of every process,
     /// a stop of a whole watcher with `stop_children`): where the kernel has no
     /// `children` files, /proc is scanned once for the snapshot instead of once per

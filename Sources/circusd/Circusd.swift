@@ -25,7 +25,9 @@ struct Circusd: ParsableCommand {
             help: "Where to log: '-' or 'stdout' for stderr (as Circus), else a file path.")
     var logOutput: String?
 
-    @Option(name: .customLong("logger-config"), help: "Python logging config: not supported, ignored with a warning.")
+    // Declared so that it is refused with its reason rather than as an unknown option.
+    @Option(name: .customLong("logger-config"),
+            help: "Python logging config: not supported (refused); use --log-level and --log-output.")
     var loggerConfig: String?
 
     @Flag(name: .customLong("daemon"), help: "Run in the background (double fork, stdio on /dev/null).")
@@ -40,6 +42,14 @@ struct Circusd: ParsableCommand {
     func validate() throws {
         if let logLevel, !["critical", "error", "warning", "info", "debug"].contains(logLevel.lowercased()) {
             throw ValidationError("invalid --log-level '\(logLevel)': choose critical, error, warning, info or debug")
+        }
+        // Refused as `loggerconfig` in the file is (an empty value asks for nothing there too).
+        if let loggerConfig, !loggerConfig.isEmpty {
+            throw ValidationError(
+                """
+                --logger-config: is not supported yet by this version of circusd: it is a Python logging \
+                configuration; use --log-level and --log-output
+                """)
         }
     }
 
@@ -107,9 +117,6 @@ struct Circusd: ParsableCommand {
         LoggingSystem.bootstrap { label in CircusLogHandler(label: label, sink: sink, level: level) }
         let logger = Logger(label: "circus")
         for warning in loaded.warnings { logger.warning("\(warning)") }
-        if loggerConfig ?? settings.loggerconfig != nil {
-            logger.warning("loggerconfig is a Python logging configuration: not supported, ignored")
-        }
 
         if let mask = settings.umask { umask(mode_t(mask)) }
         var pid: Pidfile? = nil
