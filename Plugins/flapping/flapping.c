@@ -506,19 +506,21 @@ static void on_event(void *ud, circus_str topic, circus_str json) {
         return;
     }
     w = find_watcher(fl, name.ptr, name.len);
-    if (is_event(event, "reap")) {
-        if (w == NULL && (w = add_watcher(fl, name.ptr, name.len)) == NULL) {
+    if (w == NULL && (is_event(event, "reap") || is_event(event, "kill"))) {
+        if ((w = add_watcher(fl, name.ptr, name.len)) == NULL) {
             cps_log(fl->api, fl->host, CIRCUS_LOG_ERROR, "out of memory: flapping is not checked");
             return;
         }
+    }
+    if (w == NULL) {
+        return; /* nothing known about it: nothing to update */
+    } else if (is_event(event, "reap")) {
         if (payload_pid(json, &pid) && take_killed(w, pid)) {
             return; /* asked for: not a crash */
         }
         if (add_exit(w, cps_monotonic())) {
             check(fl, w);
         }
-    } else if (w == NULL) {
-        return; /* nothing known about it: nothing to update */
     } else if (is_event(event, "kill")) {
         if (payload_pid(json, &pid)) {
             add_killed(w, pid);
