@@ -15,6 +15,11 @@ let package = Package(
     products: [
         .executable(name: "circusd", targets: ["circusd"]),
         .library(name: "CircusClient", targets: ["CircusClient"]),
+        // The shipped plugins: lib<name>.so next to circusd, each built against
+        // include/circus/plugin.h alone.
+        .library(name: "flapping", type: .dynamic, targets: ["FlappingPlugin"]),
+        .library(name: "statsd", type: .dynamic, targets: ["StatsdPlugin"]),
+        .library(name: "watchdog", type: .dynamic, targets: ["WatchdogPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -124,6 +129,36 @@ let package = Package(
         .testTarget(
             name: "CircusdIntegrationTests",
             dependencies: ["CircusClient", "CircusProtocol"],
+            swiftSettings: upcoming
+        ),
+
+        // The shipped plugins (Plugins/*): C, with the plugin ABI header and a small shared
+        // toolbox (JSON reading, Circus's option parsing) compiled into each library.
+        // (publicHeadersPath "." because a C target without an include directory is refused
+        // when it lives outside Sources.)
+        .target(
+            name: "CircusPluginSupport", path: "Plugins/support",
+            cSettings: [.headerSearchPath("../../include")]
+        ),
+        .target(
+            name: "FlappingPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/flapping",
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
+        ),
+        .target(
+            name: "StatsdPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/statsd",
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
+        ),
+        .target(
+            name: "WatchdogPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/watchdog",
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
+        ),
+        .testTarget(
+            name: "ShippedPluginTests",
+            dependencies: [
+                "CircusPluginHost", "CircusProtocol", "CircusSystem",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
             swiftSettings: upcoming
         ),
     ]
