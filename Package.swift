@@ -14,6 +14,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "circusd", targets: ["circusd"]),
+        // Runs one plugin instance out of circusd's process (`isolate = true`).
+        .executable(name: "circus-plugin-host", targets: ["circus-plugin-host"]),
         .library(name: "CircusClient", targets: ["CircusClient"]),
         // The shipped plugins: lib<name>.so next to circusd, each built against
         // include/circus/plugin.h alone.
@@ -77,11 +79,20 @@ let package = Package(
             swiftSettings: upcoming
         ),
 
+        // What the in-process host and the isolated host process share, in C: loading and
+        // checking a plugin library, the ABI's name rules, JSON object checks, the frames.
+        .target(name: "CCircusPluginLoader", cSettings: [.headerSearchPath("../../include")]),
+        // The isolated plugin host process, in C so that no Swift runtime of ours is in it.
+        .executableTarget(
+            name: "circus-plugin-host", dependencies: ["CCircusPluginLoader"],
+            cSettings: [.headerSearchPath("../../include")]
+        ),
+
         // Plugins: loader, ABI checks, host function table, one executor per instance.
         .target(
             name: "CircusPluginHost",
             dependencies: [
-                "CCircusPlugin", "CircusProtocol", "CircusSystem",
+                "CCircusPlugin", "CCircusPluginLoader", "CircusProtocol", "CircusSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
@@ -119,7 +130,7 @@ let package = Package(
         .testTarget(
             name: "CircusPluginHostTests",
             dependencies: [
-                "CircusPluginHost", "CircusProtocol", "CircusSystem",
+                "CircusPluginHost", "CircusProtocol", "CircusSystem", "circus-plugin-host",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
@@ -155,7 +166,7 @@ let package = Package(
         .testTarget(
             name: "ShippedPluginTests",
             dependencies: [
-                "CircusPluginHost", "CircusProtocol", "CircusSystem",
+                "CircusPluginHost", "CircusProtocol", "CircusSystem", "circus-plugin-host",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],

@@ -36,6 +36,9 @@ struct LentBytes: Sendable {
 
     init(json: JSONObject) { self.init(JSONWriter.serialize(.object(json))) }
 
+    /// Calls `body` with the bytes (without the NUL).
+    func withBytes<R>(_ body: (ArraySlice<UInt8>) -> R) -> R { body(storage.dropLast()) }
+
     /// Calls `body` with a `circus_str` valid until it returns.
     func with<R>(_ body: (circus_str) -> R) -> R {
         storage.withUnsafeBufferPointer { buffer in

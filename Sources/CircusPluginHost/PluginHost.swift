@@ -24,6 +24,31 @@ public final class PluginHost: Sendable {
         public var requestTimeout: Duration = .seconds(10)
         /// A callback running longer than this is logged as a warning.
         public var slowCallback: Duration = .milliseconds(100)
+        /// The circus-plugin-host executable that runs isolated instances (by default the
+        /// one next to the running executable).
+        public var pluginHostExecutable: String = IsolatedHostProcess.defaultExecutable
+        /// How isolated instances are supervised.
+        public var isolation = Isolation()
+
+        /// Supervision of isolated instances.
+        public struct Isolation: Sendable {
+            /// How often the host process is pinged. The ping is queued behind the plugin's
+            /// work, so an answer proves the plugin's thread is not stuck.
+            public var pingInterval: Duration = .seconds(1)
+            /// A host that leaves a ping unanswered this long is hung: it is killed and
+            /// restarted.
+            public var pingTimeout: Duration = .seconds(10)
+            /// The delay before the first restart after a crash or a hang; it doubles with
+            /// each consecutive one.
+            public var restartDelay: Duration = .milliseconds(500)
+            /// The longest delay between restarts.
+            public var maximumRestartDelay: Duration = .seconds(30)
+            /// A host that ran this long before dying starts the doubling over.
+            public var stableAfter: Duration = .seconds(60)
+
+            /// The defaults.
+            public init() {}
+        }
 
         /// The defaults.
         public init() {}
@@ -38,11 +63,11 @@ public final class PluginHost: Sendable {
     private struct Registry {
         var librariesByPath: [String: PluginLibrary] = [:]
         var librariesByName: [String: PluginLibrary] = [:]
-        var instances: [String: PluginInstance] = [:]
+        var instances: [String: any HostedInstance] = [:]
         /// Instance names in the order they were first started, for listing.
         var order: [String] = []
-        var commands: [String: PluginInstance] = [:]
-        var hooks: [UInt64: PluginInstance] = [:]
+        var commands: [String: any HostedInstance] = [:]
+        var hooks: [UInt64: any HostedInstance] = [:]
     }
 
     let bus: any PluginBus
@@ -73,10 +98,18 @@ public final class PluginHost: Sendable {
     /// Loads (once) and validates the plugin library at `path`.
     ///
     /// The same file loaded again gives the same library; another file with a plugin
-    /// name already loaded is refused.
+    /// name already loaded is refused. With `isolated`, none of the library's code runs in
+    /// this process: a circus-plugin-host process loads it, makes the same checks, says
+    /// what it is and exits, and its instances always run isolated.
     /// - Throws: `PluginLoadError` naming the file and the check that failed.
-    public func load(_ path: String) throws(PluginLoadError) -> PluginLibrary {
-        let library = try PluginLibrary.open(path)
+    public func load(_ path: String, isolated: Bool = false) throws(PluginLoadError) -> PluginLibrary {
+        if let resolved = try? TrustCheck.verify(path),
+           let known = registry.withLock({ $0.librariesByPath[resolved] }) {
+            return known
+        }
+        let library = isolated
+            ? try PluginLibrary.describeIsolated(path, hostExecutable: configuration.pluginHostExecutable)
+            : try PluginLibrary.open(path)
         let accepted = registry.withLock { r -> PluginLibrary? in
             if let known = r.librariesByPath[library.resolvedPath] { return known }
             if r.librariesByName[library.name] != nil { return nil }
@@ -103,20 +136,20 @@ public final class PluginHost: Sendable {
     ///   - name: `NAME` of `[plugin:NAME]`, `[a-z0-9_]+`, not running already.
     ///   - config: the section as a JSON object, variables expanded.
     ///   - stateDirectory: an existing writable directory of this instance's own.
-    /// - Throws: `PluginLoadError` for a bad or taken name, a plugin that needs isolation,
-    ///   a second instance of a single-instance plugin, or no thread.
+    ///   - isolate: run it in a supervised circus-plugin-host process (always the case for
+    ///     a plugin that sets CIRCUS_PLUGIN_F_REQUIRE_ISOLATION or a library loaded
+    ///     `isolated`): a crash or a hang there restarts it, the daemon carries on.
+    /// - Throws: `PluginLoadError` for a bad or taken name, a second instance of a
+    ///   single-instance plugin, or no thread.
     public func startInstance(
         _ name: String, of library: PluginLibrary, config: JSONObject, stateDirectory: String,
+        isolate: Bool = false,
         completion: @escaping @Sendable (Result<Void, PluginInstanceError>) -> Void
     ) throws(PluginLoadError) {
         func refuse(_ kind: PluginLoadError.Kind, _ why: String) -> PluginLoadError {
             PluginLoadError(kind, path: library.path, message: "cannot start plugin instance \(name) of \(library.path): \(why)")
         }
         guard PluginLibrary.isValidName(name) else { throw refuse(.badInstance, "its name is not made of [a-z0-9_] only") }
-        if library.requiresIsolation {
-            throw refuse(.isolationRequired, "plugin \(library.name) must run in a separate process "
-                + "(it sets CIRCUS_PLUGIN_F_REQUIRE_ISOLATION), which this circusd does not support yet")
-        }
         let conflict = registry.withLock { r -> String? in
             if let running = r.instances[name], running.lifecycle == .started || running.lifecycle == .loaded {
                 return "an instance of that name is already running"
@@ -130,9 +163,13 @@ public final class PluginHost: Sendable {
             return nil
         }
         if let conflict { throw refuse(.badInstance, conflict) }
-        let instance: PluginInstance
+        let instance: any HostedInstance
         do {
-            instance = try PluginInstance(name: name, serial: nextHandle(), library: library, host: self)
+            if let vtable = library.vtable, !isolate, !library.requiresIsolation {
+                instance = try PluginInstance(name: name, serial: nextHandle(), library: library, vtable: vtable, host: self)
+            } else {
+                instance = try IsolatedInstance(name: name, serial: nextHandle(), library: library, host: self)
+            }
         } catch {
             throw refuse(.resources, "no thread for it: \(error)")
         }
@@ -140,10 +177,7 @@ public final class PluginHost: Sendable {
             if r.instances[name] == nil { r.order.append(name) }
             r.instances[name] = instance
         }
-        instance.begin(config: config, stateDirectory: stateDirectory) { result in
-            if case .failure = result { instance.executor.finish() }
-            completion(result)
-        }
+        instance.begin(config: config, stateDirectory: stateDirectory, completion: completion)
     }
 
     /// Stops the instance `name`: its `stop`, its registrations ended (dtors run), pending
@@ -176,12 +210,14 @@ public final class PluginHost: Sendable {
     public var instances: [PluginInstanceInfo] {
         let all = registry.withLock { r in r.order.compactMap { r.instances[$0] } }
         return all.map { instance in
-            PluginInstanceInfo(
+            let isolation = instance.isolation
+            return PluginInstanceInfo(
                 name: instance.name, plugin: instance.library.name, libraryPath: instance.library.path,
                 version: instance.library.version,
                 abiMajor: instance.library.abiMajor, abiMinor: instance.library.abiMinor,
                 state: instance.lifecycle, failure: instance.failure,
-                queueDepth: instance.queueDepth, droppedEvents: instance.droppedEvents)
+                queueDepth: instance.queueDepth, droppedEvents: instance.droppedEvents,
+                isolated: isolation != nil, restarts: isolation?.restarts ?? 0, pid: isolation?.pid)
         }
     }
 
@@ -269,7 +305,7 @@ public final class PluginHost: Sendable {
 
     // MARK: Name registries (for instances)
 
-    func claimCommand(_ name: String, for instance: PluginInstance) -> Bool {
+    func claimCommand(_ name: String, for instance: any HostedInstance) -> Bool {
         registry.withLock { r in
             guard r.commands[name] == nil else { return false }
             r.commands[name] = instance
@@ -281,7 +317,7 @@ public final class PluginHost: Sendable {
         _ = registry.withLock { $0.commands.removeValue(forKey: name) }
     }
 
-    func claimHook(_ handle: UInt64, for instance: PluginInstance) {
+    func claimHook(_ handle: UInt64, for instance: any HostedInstance) {
         registry.withLock { $0.hooks[handle] = instance }
     }
 
@@ -310,4 +346,10 @@ public struct PluginInstanceInfo: Hashable, Sendable {
     public var queueDepth: Int
     /// Events dropped because its queue was full.
     public var droppedEvents: UInt64
+    /// Whether it runs in a circus-plugin-host process of its own.
+    public var isolated: Bool = false
+    /// How many times its host process was restarted after a crash or a hang.
+    public var restarts: Int = 0
+    /// Its host process, while one runs (isolated instances only).
+    public var pid: Int32?
 }

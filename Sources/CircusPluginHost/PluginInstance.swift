@@ -6,6 +6,7 @@
 // thread); everything that calls into the plugin runs on the executor's thread.
 
 import CCircusPlugin
+import CCircusPluginLoader
 import CircusProtocol
 import OrderedCollections
 import CircusSystem
@@ -57,7 +58,7 @@ final class ErrorSink: Sendable {
     }
 }
 
-final class PluginInstance: @unchecked Sendable {
+final class PluginInstance: HostedInstance, @unchecked Sendable {
     // The userdata pointers belong to the plugin; the host only hands them back on the
     // executor, so moving them between threads inside the state is safe.
     enum Kind: @unchecked Sendable {
@@ -95,6 +96,7 @@ final class PluginInstance: @unchecked Sendable {
     let library: PluginLibrary
     let host: PluginHost
     let executor: PluginExecutor
+    let vtable: PluginLibrary.VTable
     let state = Mutex(State())
     private(set) var context: OpaquePointer!
 
@@ -103,22 +105,20 @@ final class PluginInstance: @unchecked Sendable {
     private var armedTimers: [UInt64: EventLoop.TimerID] = [:]
     private var armedWatches: [UInt64: EventLoop.Registration] = [:]
 
-    init(name: String, serial: UInt64, library: PluginLibrary, host: PluginHost) throws(SystemError) {
+    /// An instance of `library`, which must be loaded in this process.
+    init(name: String, serial: UInt64, library: PluginLibrary, vtable: PluginLibrary.VTable, host: PluginHost)
+        throws(SystemError) {
         self.name = name
         self.serial = serial
         self.library = library
+        self.vtable = vtable
         self.host = host
         let bus = host.bus
         let configuration = host.configuration
         executor = try PluginExecutor(
             capacity: configuration.queueCapacity,
             slowThreshold: configuration.slowCallbackSeconds,
-            reportDrops: { count in
-                bus.log(.warning, instance: name, message: "plugin \(name) was too slow: \(count) events were dropped")
-                bus.publish(EventMessage(
-                    topic: "plugin.\(name).dropped",
-                    payload: ["count": .int(Int64(count)), "time": .double(EventLoop.wallNow())]))
-            },
+            reportDrops: { [weak host] count in host?.reportDrops(instance: name, count: count) },
             reportSlow: { kind, seconds in
                 let ms = Int((seconds * 1000).rounded())
                 bus.log(.warning, instance: name, message: "plugin \(name) took \(ms) ms in a callback (\(kind)); "
@@ -141,7 +141,9 @@ final class PluginInstance: @unchecked Sendable {
                completion: @escaping @Sendable (Result<Void, PluginInstanceError>) -> Void) {
         let configBytes = LentBytes(json: config)
         executor.enqueue(.init(kind: .control, run: { [self] in
-            completion(runCreateAndStart(config: configBytes, stateDirectory: stateDirectory))
+            let result = runCreateAndStart(config: configBytes, stateDirectory: stateDirectory)
+            if case .failure = result { executor.finish() }
+            completion(result)
         }, discard: { [name] in
             completion(.failure(PluginInstanceError(instance: name, status: CIRCUS_E_CANCELLED, message: "stopped before it started")))
         }))
@@ -161,7 +163,7 @@ final class PluginInstance: @unchecked Sendable {
                     params.instance_name = nameStr
                     params.config_json = configStr
                     params.state_dir = dirStr
-                    return sink.lend { err in library.vtable.create(&params, &instancePointer, err) }
+                    return sink.lend { err in vtable.create(&params, &instancePointer, err) }
                 }
             }
         }
@@ -171,7 +173,7 @@ final class PluginInstance: @unchecked Sendable {
             return .failure(PluginInstanceError(instance: name, status: status, message: message))
         }
         plugin = instancePointer
-        if let start = library.vtable.start {
+        if let start = vtable.start {
             let startSink = ErrorSink()
             let started = startSink.lend { err in start(plugin, err) }
             guard started == CIRCUS_OK else {
@@ -203,7 +205,7 @@ final class PluginInstance: @unchecked Sendable {
     func reconfigure(config: JSONObject, stateDirectory: String,
                      completion: @escaping @Sendable (Result<Void, PluginInstanceError>) -> Void) {
         let bytes = LentBytes(json: config)
-        guard let reconfigure = library.vtable.reconfigure else {
+        guard let reconfigure = vtable.reconfigure else {
             end(final: false) { [self] in
                 executor.reopen()
                 begin(config: config, stateDirectory: stateDirectory, completion: completion)
@@ -232,7 +234,7 @@ final class PluginInstance: @unchecked Sendable {
     /// On the executor: the plugin's stop, then every registration ended (dtors), pending
     /// requests and calls answered, queued work dropped, then destroy.
     private func teardown(callStop: Bool, callDestroy: Bool, final lifecycle: PluginState, failure: String?) {
-        if callStop, let stop = library.vtable.stop { stop(plugin) }
+        if callStop, let stop = vtable.stop { stop(plugin) }
         let (registrations, calls) = state.withLock { s in
             s.accepting = false
             let regs = s.registrations.sorted { $0.key < $1.key }
@@ -247,7 +249,7 @@ final class PluginInstance: @unchecked Sendable {
         let cancelled = LentBytes(json: ["status": "error", "reason": .string("plugin \(name) is stopping")])
         for (_, call) in calls { cancelled.with { call.done(call.ud, CIRCUS_E_CANCELLED, $0) } }
         for item in executor.close() { item.discard() }
-        if callDestroy { library.vtable.destroy(plugin) }
+        if callDestroy { vtable.destroy(plugin) }
         plugin = nil
         state.withLock {
             $0.lifecycle = lifecycle
@@ -325,9 +327,9 @@ final class PluginInstance: @unchecked Sendable {
         watcherPattern: String, hookName: String, fn: circus_request_fn,
         ud: UnsafeMutableRawPointer?, dtor: circus_dtor_fn?
     ) -> (circus_status, UInt64) {
-        guard Self.hookNames.contains(hookName) else {
+        guard Self.isValidHookName(hookName) else {
             log(.error, "plugin \(name) tried to register an unknown hook \"\(hookName)\"; hooks are "
-                + Self.hookNames.sorted().joined(separator: ", "))
+                + String(cString: circus_hook_names()))
             return (CIRCUS_E_INVALID, 0)
         }
         guard !watcherPattern.isEmpty else { return (CIRCUS_E_INVALID, 0) }
@@ -583,18 +585,19 @@ final class PluginInstance: @unchecked Sendable {
 
     // MARK: Names
 
-    /// The hooks a plugin may register, as Circus names them.
-    static let hookNames: Set<String> = [
-        "before_start", "after_start", "before_spawn", "after_spawn", "before_stop", "after_stop",
-        "before_signal", "after_signal", "before_reap", "after_reap",
-    ]
+    static func isValidHookName(_ hook: String) -> Bool {
+        var hook = hook
+        return hook.withUTF8 { circus_hook_name_is_valid(UnsafeRawPointer($0.baseAddress)?.assumingMemoryBound(to: CChar.self), $0.count) != 0 }
+    }
 
     static func isValidCommandName(_ command: String, instance: String) -> Bool {
-        let prefix = instance + "."
-        guard command.hasPrefix(prefix) else { return false }
-        let verb = command.utf8.dropFirst(prefix.utf8.count)
-        return !verb.isEmpty && verb.allSatisfy {
-            ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5f || $0 == 0x2e || $0 == 0x2d
+        var command = command, instance = instance
+        return command.withUTF8 { c in
+            instance.withUTF8 { i in
+                circus_command_name_is_valid(
+                    UnsafeRawPointer(i.baseAddress)?.assumingMemoryBound(to: CChar.self), i.count,
+                    UnsafeRawPointer(c.baseAddress)?.assumingMemoryBound(to: CChar.self), c.count) != 0
+            }
         }
     }
 
@@ -603,4 +606,5 @@ final class PluginInstance: @unchecked Sendable {
     var queueDepth: Int { executor.depth }
     var droppedEvents: UInt64 { executor.droppedTotal }
     var failure: String? { state.withLock { $0.failure } }
+    var isolation: (restarts: Int, pid: Int32?)? { nil }
 }
