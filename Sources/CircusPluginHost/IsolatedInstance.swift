@@ -45,6 +45,8 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
         var droppedBefore: UInt64 = 0
         var hostDropped: UInt64 = 0
         var hostDepth = 0
+        /// The loop thread has ended (after a final stop): nothing posted to it runs.
+        var finished = false
     }
 
     let name: String
@@ -128,7 +130,10 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
         frame.string(topic)
         payload.withBytes { frame.string($0) }
         let bytes = frame.frame
-        let capacity = settings.queueCapacity
+        // The host process reads its socket all the time (its queue is where events wait
+        // and are dropped); this bound matters only while it does not read at all (a
+        // host being killed as hung).
+        let capacity = max(settings.queueCapacity, 4096)
         let post = shared.withLock { s -> Bool in
             guard s.connected else { return false }
             if s.queuedEvents >= capacity, let oldest = s.outbox.firstIndex(where: { $0.isEvent }) {
@@ -211,6 +216,10 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
     }
 
     func end(final: Bool, completion: @escaping @Sendable () -> Void) {
+        if shared.withLock({ $0.finished }) {
+            completion()
+            return
+        }
         onLoop { [self] in
             if final { finalStop = true }
             if process != nil {
@@ -226,12 +235,16 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
             restartTimer = nil
             shared.withLock { s in if s.lifecycle != .failed { s.lifecycle = .stopped } }
             completion()
-            if finalStop { loop.stop() }
+            if finalStop { finish() }
         }
     }
 
     func reconfigure(config: JSONObject, stateDirectory: String,
                      completion: @escaping @Sendable (Result<Void, PluginInstanceError>) -> Void) {
+        if shared.withLock({ $0.finished }) {
+            completion(.failure(PluginInstanceError(instance: name, status: CIRCUS_E_INVALID, message: "not started")))
+            return
+        }
         onLoop { [self] in
             guard process != nil, !stopping, lifecycle == .started, reconfigureCompletion == nil else {
                 completion(.failure(PluginInstanceError(instance: name, status: CIRCUS_E_INVALID, message: "not started")))
@@ -604,7 +617,7 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
             let completions = stopCompletions
             stopCompletions = []
             for completion in completions { completion() }
-            if finalStop { loop.stop() }
+            if finalStop { finish() }
             return
         }
         if giveUp || lifecycle == .failed { return }
@@ -622,6 +635,12 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
             return
         }
         scheduleRestart(reason: description)
+    }
+
+    /// Ends the loop thread (after a final stop).
+    private func finish() {
+        shared.withLock { $0.finished = true }
+        loop.stop()
     }
 
     private func scheduleRestart(reason: String) {

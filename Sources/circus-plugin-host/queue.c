@@ -15,6 +15,8 @@ int queue_capacity = 1024;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static item *head, *tail;
 static int bounded, depth, closed;
+// Pings waiting: the host's own probes, not counted in the depth circusd shows.
+static int pings;
 static uint64_t dropped_since_report, dropped_total;
 
 void queue_init(void) { queue_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
@@ -82,6 +84,7 @@ int queue_push(item *it) {
         tail = it;
     }
     if (it->kind != KIND_CONTROL) bounded++;
+    if (it->op == OP_PING) pings++;
     depth++;
     pthread_mutex_unlock(&lock);
     if (wake) queue_wake();
@@ -96,6 +99,7 @@ item *queue_pop(uint64_t *drops) {
         head = it->next;
         if (head == NULL) tail = NULL;
         if (it->kind != KIND_CONTROL) bounded--;
+        if (it->op == OP_PING) pings--;
         depth--;
     } else {
         *drops = closed ? 0 : dropped_since_report;
@@ -110,7 +114,7 @@ item *queue_close(void) {
     closed = 1;
     item *all = head;
     head = tail = NULL;
-    bounded = depth = 0;
+    bounded = depth = pings = 0;
     dropped_since_report = 0;
     pthread_mutex_unlock(&lock);
     return all;
@@ -118,7 +122,7 @@ item *queue_close(void) {
 
 int queue_depth(void) {
     pthread_mutex_lock(&lock);
-    int d = depth;
+    int d = depth - pings;
     pthread_mutex_unlock(&lock);
     return d;
 }

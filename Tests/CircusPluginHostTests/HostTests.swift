@@ -1,6 +1,7 @@
 // Running plugins: events in, commands and hooks answered, the namespace enforced, a
 // blocked plugin that costs the caller nothing and drops its oldest events, requests that
-// time out or are cancelled, and registrations ended (dtors) before destroy.
+// time out or are cancelled, and registrations ended (dtors) before destroy. Each runs in
+// process and isolated (in a circus-plugin-host process): the plugin cannot tell.
 
 import CircusPluginHost
 import CircusProtocol
@@ -19,31 +20,40 @@ import Testing
         let path: String
         let library: PluginLibrary
 
-        init(capacity: Int = 1024, config: JSONObject = [:], start: Bool = true) throws {
-            directory = try TemporaryDirectory()
+        let mode: Mode
+
+        init(_ mode: Mode, capacity: Int = 1024, config: JSONObject = [:], start: Bool = true,
+             directory: TemporaryDirectory? = nil, configure: (inout PluginHost.Configuration) -> Void = { _ in }) throws {
+            self.mode = mode
+            self.directory = try directory ?? TemporaryDirectory()
             var configuration = PluginHost.Configuration()
             configuration.queueCapacity = capacity
+            configure(&configuration)
             host = try PluginHost(bus: bus, configuration: configuration)
-            path = try Build.plugin(Build.probe, into: directory.path, as: "probe.so")
-            library = try host.load(path)
-            if start { try host.startAndWait("probe", of: library, config: config, stateDirectory: directory.path) }
+            path = try Build.plugin(Build.probe, into: self.directory.path, as: "probe.so")
+            library = try host.load(path, mode)
+            if start {
+                try host.startAndWait("probe", of: library, config: config, stateDirectory: self.directory.path, mode: mode)
+            }
         }
 
+        var journal: String { (try? probeJournal(directory.path)) ?? "" }
+
         func close() {
-            host.stopInstance("probe") {}
+            try? host.stopAndWait("probe")
             host.shutdown()
             directory.remove()
         }
     }
 
-    @Test func theExamplePluginCountsWatcherEventsAndAnswersItsCommand() throws {
+    @Test(arguments: Mode.allCases) func theExamplePluginCountsWatcherEventsAndAnswersItsCommand(_ mode: Mode) throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let bus = RecordingBus()
         let host = try PluginHost(bus: bus)
         defer { host.shutdown() }
-        let library = try host.load(try Build.plugin(Build.example, into: directory.path, as: "example.so"))
-        try host.startAndWait("counter", of: library, config: ["interval_ms": 5], stateDirectory: directory.path)
+        let library = try host.load(try Build.plugin(Build.example, into: directory.path, as: "example.so"), mode)
+        try host.startAndWait("counter", of: library, config: ["interval_ms": 5], stateDirectory: directory.path, mode: mode)
 
         let command = try bus.wait(for: "counter.count to be registered") { $0.commands["counter.count"] }
         #expect(command.instance == "counter")
@@ -64,6 +74,9 @@ import Testing
         #expect(info.state == .started)
         #expect(info.abiMajor == 1 && info.abiMinor == 0)
         #expect(info.droppedEvents == 0)
+        #expect(info.isolated == mode.isolated)
+        #expect(info.restarts == 0)
+        #expect((info.pid != nil) == mode.isolated)
 
         try host.stopAndWait("counter")
         #expect(host.instance("counter")?.state == .stopped)
@@ -72,8 +85,8 @@ import Testing
         #expect(after == .failure(PluginRequestError(.notFound, "unknown plugin command: counter.count")))
     }
 
-    @Test func publishingOutsideItsNamespaceIsRefused() throws {
-        let probe = try Probe()
+    @Test(arguments: Mode.allCases) func publishingOutsideItsNamespaceIsRefused(_ mode: Mode) throws {
+        let probe = try Probe(mode)
         defer { probe.close() }
         #expect(try probe.host.call("probe.publish_outside").get() == ["rc": .int(Int64(-1))])
         #expect(try probe.host.call("probe.publish_inside").get() == ["rc": 0])
@@ -85,14 +98,11 @@ import Testing
         #expect(refusal?.message == "plugin probe tried to publish \"watcher.web.spawn\": it may publish only under \"plugin.probe.\"")
     }
 
-    @Test func aBlockedPluginCostsTheCallerNothingAndDropsItsOldestEvents() throws {
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
-        defer {
-            close(fds[0])
-            close(fds[1])
-        }
-        let probe = try Probe(capacity: 4, config: ["block_fd": .int(Int64(fds[0]))])
+    @Test(arguments: Mode.allCases) func aBlockedPluginCostsTheCallerNothingAndDropsItsOldestEvents(_ mode: Mode) throws {
+        let directory = try TemporaryDirectory()
+        let fifo = try FIFO(in: directory.path, named: "block")
+        defer { fifo.close() }
+        let probe = try Probe(mode, capacity: 4, config: ["block_path": .string(fifo.path)], directory: directory)
         defer { probe.close() }
         let host = probe.host
 
@@ -108,16 +118,17 @@ import Testing
         }
         _ = try delivered.first("ten deliveries to return while the plugin is blocked", timeout: 10)
         deliverer.join()
-        #expect(host.instance("probe")?.queueDepth == 4)
-        #expect(host.instance("probe")?.droppedEvents == 6)
+        // In process the counts are known at once; isolated, once the host reported them.
+        _ = try waitUntil("four queued and six dropped") {
+            host.instance("probe").map { $0.queueDepth == 4 && $0.droppedEvents == 6 } == true ? true : nil
+        }
 
         // A request is not dropped: with the queue full it fails at once with BUSY.
         let busy = try host.call("probe.count")
         #expect(busy == .failure(PluginRequestError(.busy, "plugin probe is busy: its queue of 4 items is full; retry later")))
 
         // Unblock: the four newest events are handled, then the drop count is published.
-        var byte: UInt8 = 1
-        #expect(write(fds[1], &byte, 1) == 1)
+        fifo.write(1)
         let dropped = try probe.bus.wait(for: "plugin.probe.dropped") { r in r.events.first { $0.topic == "plugin.probe.dropped" } }
         #expect(dropped.payload["count"] == 6)
         let seen = probe.bus.events("plugin.probe.seen").compactMap { $0.payload["topic"]?.stringValue }
@@ -131,8 +142,8 @@ import Testing
         #expect(try host.call("probe.count").get() == ["count": 5])
     }
 
-    @Test func aRequestThePluginNeverAnswersTimesOutAndALateReplyIsAccepted() throws {
-        let probe = try Probe()
+    @Test(arguments: Mode.allCases) func aRequestThePluginNeverAnswersTimesOutAndALateReplyIsAccepted(_ mode: Mode) throws {
+        let probe = try Probe(mode)
         defer { probe.close() }
         let replies = Outcomes<Result<JSONObject, PluginRequestError>>()
         probe.host.invokeCommand(named: "probe.never", arguments: [:], deadline: .milliseconds(50)) { replies.put($0) }
@@ -143,8 +154,8 @@ import Testing
         #expect(replies.all.count == 1)
     }
 
-    @Test func stoppingAnswersPendingRequestsAndEndsRegistrationsBeforeDestroy() throws {
-        let probe = try Probe()
+    @Test(arguments: Mode.allCases) func stoppingAnswersPendingRequestsAndEndsRegistrationsBeforeDestroy(_ mode: Mode) throws {
+        let probe = try Probe(mode)
         defer { probe.close() }
         let replies = Outcomes<Result<JSONObject, PluginRequestError>>()
         probe.host.invokeCommand(named: "probe.never", arguments: [:], deadline: .seconds(600)) { replies.put($0) }
@@ -152,18 +163,18 @@ import Testing
         #expect(try probe.host.call("probe.count").get() == ["count": 0])
         try probe.host.stopAndWait("probe")
         #expect(replies.all == [.failure(PluginRequestError(.cancelled, "plugin probe was stopped before it answered"))])
-        #expect(try probeJournal(probe.path)
+        #expect(probe.journal
             == "create,start,stop,dtor:subscription,dtor:command,dtor:timer,destroy")
         let record = probe.bus.record.withLock { $0 }
         #expect(record.commands.isEmpty)
-        #expect(record.unregisteredCommands.count == 9)
+        #expect(record.unregisteredCommands.count == 11)
         #expect(record.hooks.isEmpty)
         #expect(record.unregisteredHooks.count == 1)
         #expect(probe.host.instance("probe")?.state == .stopped)
     }
 
-    @Test func hooksAnswerAllowOrDeny() throws {
-        let probe = try Probe()
+    @Test(arguments: Mode.allCases) func hooksAnswerAllowOrDeny(_ mode: Mode) throws {
+        let probe = try Probe(mode)
         defer { probe.close() }
         let hook = try probe.bus.wait(for: "the hook") { $0.hooks.first }
         #expect(hook.hookName == "before_start")
@@ -177,8 +188,8 @@ import Testing
         }
     }
 
-    @Test func aPluginCallsDaemonCommandsAndGetsTheReplyOnItsQueue() throws {
-        let probe = try Probe()
+    @Test(arguments: Mode.allCases) func aPluginCallsDaemonCommandsAndGetsTheReplyOnItsQueue(_ mode: Mode) throws {
+        let probe = try Probe(mode)
         defer { probe.close() }
         let reply = try probe.host.call("probe.call_daemon").get()
         #expect(reply == ["st": 0, "reply": ["status": "active"]])
@@ -186,8 +197,8 @@ import Testing
         #expect(call.name == "status" && call.arguments == ["name": "web"] && call.instance == "probe")
     }
 
-    @Test func aSecondReplyIsRefusedAndThePluginsErrorReachesTheRequester() throws {
-        let probe = try Probe()
+    @Test(arguments: Mode.allCases) func aSecondReplyIsRefusedAndThePluginsErrorReachesTheRequester(_ mode: Mode) throws {
+        let probe = try Probe(mode)
         defer { probe.close() }
         #expect(try probe.host.call("probe.reply_twice").get() == ["first": true])
         let second = try probe.bus.wait(for: "the second reply's status") { r in
@@ -197,8 +208,8 @@ import Testing
         #expect(try probe.host.call("probe.fail") == .failure(PluginRequestError(.invalid, "probe refuses")))
     }
 
-    @Test func aCreateFailureReportsThePluginsReason() throws {
-        let probe = try Probe(start: false)
+    @Test(arguments: Mode.allCases) func aCreateFailureReportsThePluginsReason(_ mode: Mode) throws {
+        let probe = try Probe(mode, start: false)
         defer { probe.close() }
         let outcome = Outcomes<Result<Void, PluginInstanceError>>()
         try probe.host.startInstance("probe", of: probe.library, config: ["fail_create": true],
@@ -211,8 +222,8 @@ import Testing
         #expect(probe.host.instance("probe")?.failure == "fail_create: the probe was asked to fail")
     }
 
-    @Test func instanceNamesAreChecked() throws {
-        let probe = try Probe()
+    @Test(arguments: Mode.allCases) func instanceNamesAreChecked(_ mode: Mode) throws {
+        let probe = try Probe(mode)
         defer { probe.close() }
         let bad = #expect(throws: PluginLoadError.self) {
             try probe.host.startInstance("Bad-Name", of: probe.library, config: [:], stateDirectory: probe.directory.path) { _ in }
@@ -224,18 +235,14 @@ import Testing
         #expect(taken?.message == "cannot start plugin instance probe of \(probe.path): an instance of that name is already running")
     }
 
-    @Test func aWatchedDescriptorCallsThePluginWhenReadable() throws {
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
-        defer {
-            close(fds[0])
-            close(fds[1])
-        }
-        let probe = try Probe(config: ["watch_fd": .int(Int64(fds[0]))])
+    @Test(arguments: Mode.allCases) func aWatchedDescriptorCallsThePluginWhenReadable(_ mode: Mode) throws {
+        let directory = try TemporaryDirectory()
+        let fifo = try FIFO(in: directory.path, named: "watch")
+        defer { fifo.close() }
+        let probe = try Probe(mode, config: ["watch_path": .string(fifo.path)], directory: directory)
         defer { probe.close() }
         for byte: UInt8 in [65, 66] {
-            var value = byte
-            #expect(write(fds[1], &value, 1) == 1)
+            fifo.write(byte)
             let readable = try probe.bus.wait(for: "byte \(byte)") { r in
                 r.events.first { $0.topic == "plugin.probe.readable" && $0.payload["byte"] == .int(Int64(byte)) }
             }
@@ -243,27 +250,27 @@ import Testing
         }
     }
 
-    @Test func aTaskPostedFromAPluginThreadRunsOnTheQueueAndItsDtorFollows() throws {
-        let probe = try Probe()
+    @Test(arguments: Mode.allCases) func aTaskPostedFromAPluginThreadRunsOnTheQueueAndItsDtorFollows(_ mode: Mode) throws {
+        let probe = try Probe(mode)
         defer { probe.close() }
         #expect(try probe.host.call("probe.post_from_thread").get() == ["posted": true])
         // The dtor runs right after the task, before anything queued later.
         #expect(try probe.host.call("probe.count").get() == ["count": 0])
-        #expect(try probeJournal(probe.path) == "create,start,dtor:task")
+        #expect(probe.journal == "create,start,dtor:task")
     }
 
-    @Test func theTimerFiresOnTheInstancesQueue() throws {
-        let probe = try Probe()
+    @Test(arguments: Mode.allCases) func theTimerFiresOnTheInstancesQueue(_ mode: Mode) throws {
+        let probe = try Probe(mode)
         defer { probe.close() }
         _ = try probe.bus.wait(for: "the probe's timer") { r in r.events.first { $0.topic == "plugin.probe.timer" } }
     }
 
-    @Test func reconfigureCallsThePluginInPlace() throws {
-        let probe = try Probe()
+    @Test(arguments: Mode.allCases) func reconfigureCallsThePluginInPlace(_ mode: Mode) throws {
+        let probe = try Probe(mode)
         defer { probe.close() }
         let outcome = Outcomes<Result<Void, PluginInstanceError>>()
         probe.host.reconfigureInstance("probe", config: ["x": 1], stateDirectory: probe.directory.path) { outcome.put($0) }
         try outcome.first("reconfigure").get()
-        #expect(try probeJournal(probe.path) == "create,start,reconfigure")
+        #expect(probe.journal == "create,start,reconfigure")
     }
 }

@@ -1,6 +1,8 @@
 // Loading: the header compiles on its own, plugins built with plain `cc -shared` load,
 // another ABI major is refused naming both versions and the file, older and newer minors
-// load, and files others could have written are refused before dlopen.
+// load, and files others could have written are refused before dlopen. In process and
+// isolated alike: there the circus-plugin-host process makes the same checks, and the
+// library is never opened in this process.
 
 import CircusPluginHost
 import CircusProtocol
@@ -22,13 +24,13 @@ import Testing
         try Build.run("c++", ["-std=c++11"] + strict + ["-o", unit + "-cpp.o", unit + ".cpp"])
     }
 
-    @Test func theExamplePluginLoadsAndDescribesItself() throws {
+    @Test(arguments: Mode.allCases) func theExamplePluginLoadsAndDescribesItself(_ mode: Mode) throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = try Build.plugin(Build.example, into: directory.path, as: "example.so")
         let host = try PluginHost(bus: RecordingBus())
         defer { host.shutdown() }
-        let library = try host.load(path)
+        let library = try host.load(path, mode)
         #expect(library.name == "example")
         #expect(library.version == "1.0.0")
         #expect(library.abiMajor == 1 && library.abiMinor == 0)
@@ -36,49 +38,52 @@ import Testing
         #expect(!library.requiresIsolation)
         #expect(!library.canReconfigure)
         // The same file again is the same library.
-        #expect(try host.load(path) === library)
+        #expect(try host.load(path, mode) === library)
+        // Isolated, none of its code ran here.
+        #expect(library.isIsolatedOnly == mode.isolated)
+        #expect((dlopen(path, RTLD_NOW | RTLD_NOLOAD) != nil) == !mode.isolated)
     }
 
-    @Test func aPluginBuiltForAnotherMajorIsRefusedNamingBothVersionsAndTheFile() throws {
+    @Test(arguments: Mode.allCases) func aPluginBuiltForAnotherMajorIsRefusedNamingBothVersionsAndTheFile(_ mode: Mode) throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = try Build.plugin(Build.probe, into: directory.path, as: "probe2.so", defines: ["-DPROBE_MAJOR=2"])
         let host = try PluginHost(bus: RecordingBus())
         defer { host.shutdown() }
-        let error = #expect(throws: PluginLoadError.self) { try host.load(path) }
+        let error = #expect(throws: PluginLoadError.self) { try host.load(path, mode) }
         #expect(error?.kind == .abiMismatch)
         #expect(error?.message == "cannot load plugin \(path): it was built for plugin ABI 2.0, and this circusd "
             + "provides plugin ABI 1.0; the major versions must match: rebuild the plugin against this circusd's "
             + "circus/plugin.h")
     }
 
-    @Test func aPluginBuiltAgainstAnOlderMinorLoadsWithTheMissingSlotsAsNull() throws {
+    @Test(arguments: Mode.allCases) func aPluginBuiltAgainstAnOlderMinorLoadsWithTheMissingSlotsAsNull(_ mode: Mode) throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = try Build.plugin(Build.probe, into: directory.path, as: "old.so", defines: ["-DPROBE_OLD_VTABLE"])
         let host = try PluginHost(bus: RecordingBus())
         defer { host.shutdown() }
-        let library = try host.load(path)
+        let library = try host.load(path, mode)
         #expect(!library.canReconfigure)
-        try host.startAndWait("old", of: library, stateDirectory: directory.path)
+        try host.startAndWait("old", of: library, stateDirectory: directory.path, mode: mode)
         #expect(try host.call("old.count").get() == ["count": 0])
         try host.stopAndWait("old")
     }
 
-    @Test func aPluginBuiltAgainstANewerMinorWithALargerDescriptorLoads() throws {
+    @Test(arguments: Mode.allCases) func aPluginBuiltAgainstANewerMinorWithALargerDescriptorLoads(_ mode: Mode) throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = try Build.plugin(Build.probe, into: directory.path, as: "new.so", defines: ["-DPROBE_NEWER_MINOR"])
         let host = try PluginHost(bus: RecordingBus())
         defer { host.shutdown() }
-        let library = try host.load(path)
+        let library = try host.load(path, mode)
         #expect(library.abiMajor == 1 && library.abiMinor == 3)
-        try host.startAndWait("new", of: library, stateDirectory: directory.path)
+        try host.startAndWait("new", of: library, stateDirectory: directory.path, mode: mode)
         #expect(try host.call("new.count").get() == ["count": 0])
         try host.stopAndWait("new")
     }
 
-    @Test func aLibraryWithoutTheEntryPointIsRefused() throws {
+    @Test(arguments: Mode.allCases) func aLibraryWithoutTheEntryPointIsRefused(_ mode: Mode) throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let source = directory.path + "/empty.c"
@@ -86,25 +91,25 @@ import Testing
         let path = try Build.plugin(source, into: directory.path, as: "empty.so")
         let host = try PluginHost(bus: RecordingBus())
         defer { host.shutdown() }
-        let error = #expect(throws: PluginLoadError.self) { try host.load(path) }
+        let error = #expect(throws: PluginLoadError.self) { try host.load(path, mode) }
         #expect(error?.kind == .noEntryPoint)
         #expect(error?.message.hasPrefix("cannot load plugin \(path): it exports no circus_plugin_describe function") == true)
     }
 
-    @Test func aWorldWritableLibraryIsRefused() throws {
+    @Test(arguments: Mode.allCases) func aWorldWritableLibraryIsRefused(_ mode: Mode) throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = try Build.plugin(Build.example, into: directory.path, as: "example.so")
         chmod(path, 0o777)
         let host = try PluginHost(bus: RecordingBus())
         defer { host.shutdown() }
-        let error = #expect(throws: PluginLoadError.self) { try host.load(path) }
+        let error = #expect(throws: PluginLoadError.self) { try host.load(path, mode) }
         #expect(error?.kind == .untrusted)
         #expect(error?.message == "refusing to load plugin \(path): it is writable by group or others (mode 0777); "
             + "a plugin runs with the daemon's privileges, so only its owner may write it (chmod go-w \(path))")
         // Fixed, it loads.
         chmod(path, 0o755)
-        #expect(try host.load(path).name == "example")
+        #expect(try host.load(path, mode).name == "example")
     }
 
     @Test func aLibraryInAGroupWritableDirectoryIsRefused() throws {

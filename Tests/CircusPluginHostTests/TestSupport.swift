@@ -10,6 +10,7 @@ import Glibc
 import Logging
 import OrderedCollections
 import Synchronization
+import Testing
 
 struct TestFailure: Error, CustomStringConvertible {
     var description: String
@@ -100,11 +101,28 @@ final class Outcomes<T: Sendable>: Sendable {
     }
 }
 
+/// Where a test runs its plugin: in the daemon's process, or in a circus-plugin-host.
+enum Mode: String, CaseIterable, CustomTestStringConvertible {
+    case inProcess = "in process"
+    case isolated
+
+    var isolated: Bool { self == .isolated }
+    var testDescription: String { rawValue }
+}
+
 extension PluginHost {
+    /// Loads a library for `mode` (an isolated load runs none of its code here).
+    func load(_ path: String, _ mode: Mode) throws -> PluginLibrary {
+        try load(path, isolated: mode.isolated)
+    }
+
     /// Starts an instance and waits for create and start.
-    func startAndWait(_ name: String, of library: PluginLibrary, config: JSONObject = [:], stateDirectory: String) throws {
+    func startAndWait(_ name: String, of library: PluginLibrary, config: JSONObject = [:], stateDirectory: String,
+                      mode: Mode = .inProcess) throws {
         let outcome = Outcomes<Result<Void, PluginInstanceError>>()
-        try startInstance(name, of: library, config: config, stateDirectory: stateDirectory) { outcome.put($0) }
+        try startInstance(name, of: library, config: config, stateDirectory: stateDirectory, isolate: mode.isolated) {
+            outcome.put($0)
+        }
         try outcome.first("instance \(name) to start").get()
     }
 
@@ -191,10 +209,28 @@ struct TemporaryDirectory {
     func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// Reads the probe plugin's journal through the test's own handle on the loaded library.
-func probeJournal(_ library: String) throws -> String {
-    guard let handle = dlopen(library, RTLD_NOW | RTLD_NOLOAD) else { throw TestFailure("\(library) is not loaded") }
-    guard let symbol = dlsym(handle, "probe_journal") else { throw TestFailure("no probe_journal in \(library)") }
-    typealias Journal = @convention(c) () -> UnsafePointer<CChar>
-    return String(cString: unsafeBitCast(symbol, to: Journal.self)())
+/// The probe plugin's journal, which it writes in its state directory.
+func probeJournal(_ stateDirectory: String) throws -> String {
+    (try? String(contentsOfFile: stateDirectory + "/journal", encoding: .utf8)) ?? ""
+}
+
+/// A FIFO in `directory`, held open for reading and writing by the test (so that the
+/// plugin's open never waits for a writer, and its reads see the bytes the test writes).
+struct FIFO {
+    let path: String
+    let fd: Int32
+
+    init(in directory: String, named name: String) throws {
+        path = directory + "/" + name
+        guard mkfifo(path, 0o600) == 0 else { throw TestFailure("mkfifo \(path): errno \(errno)") }
+        fd = open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw TestFailure("open \(path): errno \(errno)") }
+    }
+
+    func write(_ byte: UInt8) {
+        var value = byte
+        _ = Glibc.write(fd, &value, 1)
+    }
+
+    func close() { _ = Glibc.close(fd) }
 }

@@ -44,8 +44,8 @@ import Testing
         plugin.event(watcher, "reap", ["process_pid": .int(pid), "exit_code": 3])
     }
 
-    @Test func stopsAFlappingWatcherAndStartsItAgainAfterRetryIn() throws {
-        let plugin = try LoadedPlugin(.flapping)
+    @Test(arguments: [false, true]) func stopsAFlappingWatcherAndStartsItAgainAfterRetryIn(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.flapping, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon(["web": [:]]))
         try plugin.start("flapping", Self.config)
@@ -69,8 +69,8 @@ import Testing
         #expect(plugin.bus.logs.contains("web: flapping detected: retry in  0s (attempt number 1)"))
     }
 
-    @Test func leavesTheWatcherStoppedAfterMaxRetryRestarts() throws {
-        let plugin = try LoadedPlugin(.flapping)
+    @Test(arguments: [false, true]) func leavesTheWatcherStoppedAfterMaxRetryRestarts(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.flapping, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon(["web": [:]]))
         var config = Self.config
@@ -97,8 +97,8 @@ import Testing
         #expect(plugin.bus.actions.map(\.name) == ["stop", "start", "stop", "stop", "start"])
     }
 
-    @Test func neverRestartsAWatcherSomeoneElseStopped() throws {
-        let plugin = try LoadedPlugin(.flapping)
+    @Test(arguments: [false, true]) func neverRestartsAWatcherSomeoneElseStopped(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.flapping, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon(["web": [:], "api": [:]]))
         try plugin.start("flapping", Self.config)
@@ -119,8 +119,8 @@ import Testing
             "web: stopped by someone else while flapping was to restart it: it stays stopped"))
     }
 
-    @Test func ignoresWatchersWithCheckFlappingFalse() throws {
-        let plugin = try LoadedPlugin(.flapping)
+    @Test(arguments: [false, true]) func ignoresWatchersWithCheckFlappingFalse(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.flapping, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon(["batch": ["check_flapping": false], "jobs": ["check_flapping": "False"], "web": [:]]))
         try plugin.start("flapping", Self.config)
@@ -134,8 +134,8 @@ import Testing
         #expect(plugin.bus.actions.map { "\($0.name) \($0.arguments["name"]?.stringValue ?? "")" } == ["stop web"])
     }
 
-    @Test func exitsTheDaemonAskedForAreNotCrashes() throws {
-        let plugin = try LoadedPlugin(.flapping)
+    @Test(arguments: [false, true]) func exitsTheDaemonAskedForAreNotCrashes(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.flapping, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon(["web": [:]]))
         try plugin.start("flapping", Self.config)
@@ -155,8 +155,8 @@ import Testing
         try plugin.bus.waitForCalls("the stop", count: 1) { $0.name == "stop" }
     }
 
-    @Test func perWatcherOverridesApplyAndALowerAttemptsStillDetects() throws {
-        let plugin = try LoadedPlugin(.flapping)
+    @Test(arguments: [false, true]) func perWatcherOverridesApplyAndALowerAttemptsStillDetects(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.flapping, isolated: isolated)
         defer { plugin.close() }
         let overrides = Slot<String>()
         overrides.put("4")
@@ -179,8 +179,8 @@ import Testing
         #expect(plugin.bus.logs.contains("web: flapping detected: retry in  0s (attempt number 1)"))
     }
 
-    @Test func aBadOptionIsRefusedByName() throws {
-        let plugin = try LoadedPlugin(.flapping)
+    @Test(arguments: [false, true]) func aBadOptionIsRefusedByName(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.flapping, isolated: isolated)
         defer { plugin.close() }
         #expect(try plugin.startFailure("flapping", ["attempts": "two"]) == "option attempts = \"two\": not an integer")
         #expect(try plugin.startFailure("flapping", ["window": "soon"]) == "option window = \"soon\": not a number")

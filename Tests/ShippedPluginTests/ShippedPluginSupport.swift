@@ -144,27 +144,32 @@ enum ShippedPlugin: String {
     }
 }
 
-/// A shipped plugin built, loaded into a real PluginHost talking to a DaemonBus.
+/// A shipped plugin built, loaded into a real PluginHost talking to a DaemonBus, run in
+/// process or isolated (in a circus-plugin-host process).
 final class LoadedPlugin {
     let directory: String
     let bus = DaemonBus()
     let host: PluginHost
     let library: PluginLibrary
+    let isolated: Bool
 
-    init(_ plugin: ShippedPlugin) throws {
+    init(_ plugin: ShippedPlugin, isolated: Bool) throws {
+        self.isolated = isolated
         var template = Array("/tmp/circus-shipped-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw TestFailure("mkdtemp failed: errno \(errno)")
         }
         directory = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         host = try PluginHost(bus: bus)
-        library = try host.load(try plugin.build(into: directory))
+        library = try host.load(try plugin.build(into: directory), isolated: isolated)
     }
 
     /// Starts the instance `name` with `config` (INI strings, as circusd passes them).
     func start(_ name: String, _ config: JSONObject) throws {
         let outcome = Slot<Result<Void, PluginInstanceError>>()
-        try host.startInstance(name, of: library, config: config, stateDirectory: directory) { outcome.put($0) }
+        try host.startInstance(name, of: library, config: config, stateDirectory: directory, isolate: isolated) {
+            outcome.put($0)
+        }
         try waitUntil("instance \(name) to start") { outcome.get }.get()
     }
 

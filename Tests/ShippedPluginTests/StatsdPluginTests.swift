@@ -7,9 +7,9 @@ import OrderedCollections
 import Testing
 
 @Suite struct StatsdPluginTests {
-    @Test func theEmitterCountsEveryWatcherEvent() throws {
+    @Test(arguments: [false, true]) func theEmitterCountsEveryWatcherEvent(isolated: Bool) throws {
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.statsd)
+        let plugin = try LoadedPlugin(.statsd, isolated: isolated)
         defer { plugin.close() }
         try plugin.start("statsd", [
             "use": "circus.plugins.statsd.StatsdEmitter", "host": "127.0.0.1", "port": .string("\(statsd.port)"),
@@ -30,9 +30,9 @@ import Testing
         ])
     }
 
-    @Test func aSampleRateIsAppendedAsCircusDoes() throws {
+    @Test(arguments: [false, true]) func aSampleRateIsAppendedAsCircusDoes(isolated: Bool) throws {
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.statsd)
+        let plugin = try LoadedPlugin(.statsd, isolated: isolated)
         defer { plugin.close() }
         try plugin.start("statsd", ["host": "localhost", "port": .string("\(statsd.port)"), "sample_rate": "0.5"])
 
@@ -54,9 +54,9 @@ import Testing
         ],
     ]
 
-    @Test func fullStatsSendsGaugesFromTheStatsCommand() throws {
+    @Test(arguments: [false, true]) func fullStatsSendsGaugesFromTheStatsCommand(isolated: Bool) throws {
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.statsd)
+        let plugin = try LoadedPlugin(.statsd, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer { name, _ in name == "stats" ? .success(Self.stats) : .failure(.unknownCommand(name)) }
         try plugin.start("full", [
@@ -80,9 +80,9 @@ import Testing
         #expect(plugin.bus.calls.first?.arguments == [:])
     }
 
-    @Test func fullStatsCountsAFailedStatsCall() throws {
+    @Test(arguments: [false, true]) func fullStatsCountsAFailedStatsCall(isolated: Bool) throws {
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.statsd)
+        let plugin = try LoadedPlugin(.statsd, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer { _, _ in .failure(.serverError) }
         try plugin.start("full", [
@@ -92,8 +92,8 @@ import Testing
         #expect(try statsd.receive() == "circus.app.watcher._stats.error:1|c")
     }
 
-    @Test func aBadOptionIsRefusedByName() throws {
-        let plugin = try LoadedPlugin(.statsd)
+    @Test(arguments: [false, true]) func aBadOptionIsRefusedByName(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.statsd, isolated: isolated)
         defer { plugin.close() }
         #expect(try plugin.startFailure("s1", ["port": "eighty"]) == "option port = \"eighty\": not an integer")
         #expect(try plugin.startFailure("s2", ["port": "70000"]) == "option port = \"70000\": out of range (1 to 65535)")

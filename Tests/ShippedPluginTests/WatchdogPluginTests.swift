@@ -32,8 +32,8 @@ import Testing
         plugin.bus.calls.filter { $0.name == "kill" }.map { "\($0.arguments["name"]?.stringValue ?? "") \($0.arguments["pid"]?.intValue ?? 0)" }
     }
 
-    @Test func heartbeatsKeepAProcessAliveAndSilenceGetsItKilled() throws {
-        let plugin = try LoadedPlugin(.watchdog)
+    @Test(arguments: [false, true]) func heartbeatsKeepAProcessAliveAndSilenceGetsItKilled(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.watchdog, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon)
         try plugin.start("watchdog", [
@@ -69,8 +69,8 @@ import Testing
         #expect(plugin.bus.logs.contains("watcher:web, pid:102 is not responding. Kill it !"))
     }
 
-    @Test func aReapedProcessIsForgotten() throws {
-        let plugin = try LoadedPlugin(.watchdog)
+    @Test(arguments: [false, true]) func aReapedProcessIsForgotten(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.watchdog, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon)
         try plugin.start("watchdog", ["port": "0", "loop_rate": "0.05", "max_count": "2", "watchers_regex": "web"])
@@ -86,8 +86,8 @@ import Testing
         #expect(plugin.bus.calls.first { $0.name == "kill" }?.arguments.keys.sorted() == ["name", "pid"])
     }
 
-    @Test func aCustomMessageFormatIsDecoded() throws {
-        let plugin = try LoadedPlugin(.watchdog)
+    @Test(arguments: [false, true]) func aCustomMessageFormatIsDecoded(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.watchdog, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon)
         try plugin.start("watchdog", [
@@ -108,8 +108,8 @@ import Testing
         #expect(silent < 0.3)
     }
 
-    @Test func systemdWatchdogNotificationsKeepAProcessAlive() throws {
-        let plugin = try LoadedPlugin(.watchdog)
+    @Test(arguments: [false, true]) func systemdWatchdogNotificationsKeepAProcessAlive(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.watchdog, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon)
         let path = plugin.directory + "/notify"
@@ -137,8 +137,8 @@ import Testing
         #expect(second.at - silentSince >= 0.6)
     }
 
-    @Test func aBadOptionIsRefusedByName() throws {
-        let plugin = try LoadedPlugin(.watchdog)
+    @Test(arguments: [false, true]) func aBadOptionIsRefusedByName(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.watchdog, isolated: isolated)
         defer { plugin.close() }
         #expect(try plugin.startFailure("w1", ["msg_regex": "^(?P<id>.*)$"])
             == "option msg_regex = \"^(?P<id>.*)$\": it needs a group named pid: (?P<pid>...)")

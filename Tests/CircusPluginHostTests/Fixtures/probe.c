@@ -7,14 +7,19 @@
  *                         reconfigure (and reconfigure is not there)
  *   PROBE_NEWER_MINOR     claim a newer minor, with a descriptor larger than ours
  *
- * Config: {"block_fd": n} is a descriptor to read from when the event
- * "watcher.test.block" arrives (blocking the instance's queue until the test writes).
+ * Config (paths, so that the same test runs in process and isolated):
+ *   {"block_path": "/path/fifo"}  read a byte from that FIFO when the event
+ *                                 "watcher.test.block" arrives (blocking the
+ *                                 instance's queue until the test writes one);
+ *   {"watch_path": "/path/fifo"}  watch that FIFO and publish each byte read.
  *
- * It journals its lifecycle and dtors into a buffer the test reads with
- * probe_journal() through its own dlopen of the same file.
+ * It journals its lifecycle and dtors, comma-separated, into <state_dir>/journal.
+ * Commands "crash" (a segfault) and "hang" (a callback that never returns) are for
+ * the isolated host's supervision.
  */
 #include <circus/plugin.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,25 +30,52 @@
 #define PROBE_MAJOR CIRCUS_ABI_MAJOR
 #endif
 
-static char journal[4096];
+static char journal_path[1024];
 
 static void note(const char *what) {
-    size_t used = strlen(journal);
-    if (used + strlen(what) + 2 < sizeof journal) {
-        if (used > 0) {
-            strcat(journal, ",");
-        }
-        strcat(journal, what);
+    int fd = open(journal_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    off_t size;
+    if (fd < 0) {
+        return;
     }
+    size = lseek(fd, 0, SEEK_END);
+    if (size > 0) {
+        (void)!write(fd, ",", 1);
+    }
+    (void)!write(fd, what, strlen(what));
+    close(fd);
 }
 
-CIRCUS_EXPORT const char *probe_journal(void) { return journal; }
+/* A string option of the (flat) config: {"key": "value"}. */
+static int config_string(const char *config, const char *key, char *out, size_t cap) {
+    char pattern[64];
+    const char *at, *end;
+    snprintf(pattern, sizeof pattern, "\"%s\"", key);
+    at = strstr(config, pattern);
+    if (at == NULL) {
+        return 0;
+    }
+    at += strlen(pattern);
+    while (*at == ' ' || *at == ':') {
+        at++;
+    }
+    if (*at++ != '"') {
+        return 0;
+    }
+    end = strchr(at, '"');
+    if (end == NULL || (size_t)(end - at) >= cap) {
+        return 0;
+    }
+    memcpy(out, at, (size_t)(end - at));
+    out[end - at] = '\0';
+    return 1;
+}
 
 typedef struct probe {
     const circus_host_api *api;
     circus_host *host;
     char name[64];
-    int block_fd;
+    char block_path[512];
     int watch_fd;
     circus_reply *posted;      /* answered by a task posted from another thread   */
     uint64_t events;
@@ -75,7 +107,13 @@ static void on_event(void *ud, circus_str topic, circus_str json) {
         snprintf(out, sizeof out, "plugin.%s.blocked", p->name);
         p->api->publish(p->host, circus_cstr(out), circus_cstr("{}"));
         /* Blocks the instance's queue until the test writes a byte. */
-        while (read(p->block_fd, &byte, 1) < 0) {
+        {
+            int fd = open(p->block_path, O_RDONLY | O_CLOEXEC);
+            while (fd >= 0 && read(fd, &byte, 1) < 0) {
+            }
+            if (fd >= 0) {
+                close(fd);
+            }
         }
         return;
     }
@@ -148,6 +186,12 @@ static void on_command(void *ud, circus_str name, circus_str args, circus_reply 
         p->posted = reply;
         pthread_create(&thread, NULL, poster, p);
         pthread_detach(thread);
+    } else if (IS("crash")) {
+        *(volatile int *)0 = 1;
+    } else if (IS("hang")) {
+        for (;;) {
+            pause();
+        }
     } else if (IS("fail")) {
         p->api->reply(reply, CIRCUS_E_INVALID, circus_cstr("{\"reason\": \"probe refuses\"}"));
     } else if (IS("call_daemon")) {
@@ -192,27 +236,30 @@ static void on_timer(void *ud, circus_handle timer) {
 }
 
 static const char *verbs[] = {"count", "publish_outside", "publish_inside", "never", "answer_held",
-                              "fail", "call_daemon", "reply_twice", "post_from_thread"};
+                              "fail", "call_daemon", "reply_twice", "post_from_thread", "crash", "hang"};
 
 static circus_status probe_create(const circus_create_params *params, void **out, circus_error *err) {
     probe *p = (probe *)calloc(1, sizeof *p);
-    const char *fd_at;
-    char config[256];
+    char config[1024], watch_path[512];
     size_t n = params->config_json.len < sizeof config - 1 ? params->config_json.len : sizeof config - 1;
     (void)err;
-    note("create");
     p->api = params->api;
     probe_api = params->api;
     p->host = params->host;
     memcpy(p->name, params->instance_name.ptr, params->instance_name.len);
     memcpy(config, params->config_json.ptr, n);
     config[n] = '\0';
-    fd_at = strstr(config, "\"block_fd\":");
-    p->block_fd = fd_at != NULL ? atoi(fd_at + strlen("\"block_fd\":")) : -1;
-    fd_at = strstr(config, "\"watch_fd\":");
-    p->watch_fd = fd_at != NULL ? atoi(fd_at + strlen("\"watch_fd\":")) : -1;
+    snprintf(journal_path, sizeof journal_path, "%.*s/journal", (int)params->state_dir.len, params->state_dir.ptr);
+    note("create");
+    config_string(config, "block_path", p->block_path, sizeof p->block_path);
+    p->watch_fd = config_string(config, "watch_path", watch_path, sizeof watch_path)
+                      ? open(watch_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+                      : -1;
     if (strstr(config, "\"fail_create\"") != NULL) {
         params->api->set_error(err, CIRCUS_E_INVALID, circus_cstr("fail_create: the probe was asked to fail"));
+        if (p->watch_fd >= 0) {
+            close(p->watch_fd);
+        }
         free(p);
         return CIRCUS_E_INVALID;
     }
@@ -246,7 +293,11 @@ static void probe_stop(void *instance) {
 }
 
 static void probe_destroy(void *instance) {
+    probe *p = (probe *)instance;
     note("destroy");
+    if (p->watch_fd >= 0) {
+        close(p->watch_fd);
+    }
     free(instance);
 }
 

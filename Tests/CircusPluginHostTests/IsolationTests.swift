@@ -1,0 +1,131 @@
+// Isolated instances under supervision: a plugin that segfaults or blocks forever in a
+// callback costs only its circus-plugin-host process, which is restarted; the requests it
+// had not answered fail at once with CIRCUS_E_CANCELLED. (Loading in the host process is
+// tested with the in-process loader, in LoaderTests.)
+
+import CircusPluginHost
+import CircusProtocol
+import CircusSystem
+import Foundation
+import Glibc
+import Logging
+import OrderedCollections
+import Synchronization
+import Testing
+
+@Suite struct IsolationTests {
+    typealias Probe = PluginHostTests.Probe
+
+    /// Supervision that notices a hang within a fraction of a second and restarts at once.
+    static func quick(_ configuration: inout PluginHost.Configuration) {
+        configuration.isolation.pingInterval = .milliseconds(20)
+        configuration.isolation.pingTimeout = .milliseconds(300)
+        configuration.isolation.restartDelay = .milliseconds(10)
+    }
+
+    /// Waits until the instance runs again in a new host process, and returns its info.
+    static func restarted(_ probe: Probe, from pid: Int32?) throws -> PluginInstanceInfo {
+        try waitUntil("the probe to be restarted") {
+            guard let info = probe.host.instance("probe"), info.restarts == 1, info.state == .started,
+                  info.pid != nil, info.pid != pid,
+                  probe.bus.record.withLock({ $0.commands["probe.count"] }) != nil
+            else { return nil }
+            return info
+        }
+    }
+
+    @Test func aPluginThatSegfaultsIsRestartedAndItsPendingRequestsFailCleanly() throws {
+        let probe = try Probe(.isolated, configure: Self.quick)
+        defer { probe.close() }
+        let before = try #require(probe.host.instance("probe"))
+        let pid = try #require(before.pid)
+
+        // A request the plugin holds unanswered, then the crash.
+        let held = Outcomes<Result<JSONObject, PluginRequestError>>()
+        probe.host.invokeCommand(named: "probe.never", arguments: [:], deadline: .seconds(600)) { held.put($0) }
+        let crash = try probe.host.call("probe.crash", deadline: .seconds(600))
+
+        guard case .failure(let error) = crash else { throw TestFailure("the crash was answered: \(crash)") }
+        #expect(error.code == .cancelled)
+        #expect(error.reason.hasPrefix("plugin probe's host process (pid \(pid)) killed by signal 11"))
+        #expect(error.reason.hasSuffix("before it answered"))
+        let first = try held.first("the held request's failure")
+        #expect(first == .failure(error))
+
+        let info = try Self.restarted(probe, from: pid)
+        #expect(info.isolated)
+        #expect(probe.bus.record.withLock { r in
+            r.logs.contains { $0.level == .error && $0.message.hasPrefix("plugin probe: its host process (pid \(pid)) killed by signal 11") }
+        })
+        // A new instance: created and started again, with its own state.
+        #expect(try probe.host.call("probe.count").get() == ["count": 0])
+        #expect(probe.journal == "create,start,create,start")
+        #expect(held.all.count == 1)
+    }
+
+    @Test func aPluginThatBlocksForeverIsKilledAsHungAndRestarted() throws {
+        let probe = try Probe(.isolated, configure: Self.quick)
+        defer { probe.close() }
+        let pid = try #require(probe.host.instance("probe")?.pid)
+
+        let hang = try probe.host.call("probe.hang", deadline: .seconds(600))
+        #expect(hang == .failure(PluginRequestError(
+            .cancelled, "plugin probe's host process (pid \(pid)) was hung and was killed before it answered")))
+        #expect(probe.bus.record.withLock { r in
+            r.logs.contains { $0.message == "plugin probe did not answer a ping within 0.3 s: its host process (pid \(pid)) is hung; killing it" }
+        })
+        _ = try Self.restarted(probe, from: pid)
+        #expect(try probe.host.call("probe.count").get() == ["count": 0])
+    }
+
+    @Test func whatTheDeadHostRegisteredIsWithdrawnAndRegisteredAgainByTheNewOne() throws {
+        let probe = try Probe(.isolated, configure: Self.quick)
+        defer { probe.close() }
+        let pid = try #require(probe.host.instance("probe")?.pid)
+        let hook = try #require(probe.bus.record.withLock { $0.hooks.first })
+        _ = try probe.host.call("probe.crash")
+        let info = try Self.restarted(probe, from: pid)
+        let record = probe.bus.record.withLock { $0 }
+        #expect(record.unregisteredCommands.count == 11)
+        #expect(record.unregisteredHooks == [hook.id])
+        // The new host's hook has a new id; the old one is unknown.
+        let newHook = try #require(record.hooks.first)
+        #expect(newHook.id != hook.id && newHook.hookName == "before_start")
+        let old = Outcomes<Result<Bool, PluginRequestError>>()
+        probe.host.invokeHook(hook.id, request: ["watcher": "web", "hook": "before_start"], deadline: .seconds(10)) { old.put($0) }
+        #expect(try old.first("the old hook's answer") == .failure(PluginRequestError(.notFound, "no plugin hook \(hook.id)")))
+        let current = Outcomes<Result<Bool, PluginRequestError>>()
+        probe.host.invokeHook(newHook.id, request: ["watcher": "web", "hook": "before_start"], deadline: .seconds(10)) { current.put($0) }
+        #expect(try current.first("the new hook's answer") == .success(true))
+        #expect(info.restarts == 1)
+    }
+
+    @Test func aLargeFloodIsDroppedAndCountedWithoutStallingTheCaller() throws {
+        let directory = try TemporaryDirectory()
+        let fifo = try FIFO(in: directory.path, named: "block")
+        defer { fifo.close() }
+        let probe = try Probe(.isolated, capacity: 16, config: ["block_path": .string(fifo.path)], directory: directory)
+        defer { probe.close() }
+        probe.host.deliver(EventMessage(topic: "watcher.test.block", payload: [:]))
+        _ = try probe.bus.wait(for: "the probe to block") { r in r.events.first { $0.topic == "plugin.probe.blocked" } }
+
+        let host = probe.host
+        let delivered = Outcomes<Bool>()
+        let deliverer = try OSThread.start {
+            for i in 1...5000 { host.deliver(EventMessage(topic: "watcher.test.e\(i)", payload: ["i": .int(Int64(i))])) }
+            delivered.put(true)
+        }
+        _ = try delivered.first("5000 deliveries to return while the plugin is blocked", timeout: 30)
+        deliverer.join()
+        // Whether dropped in the daemon (the host's socket full) or in the host (its queue
+        // full), every event but the sixteen newest is dropped and counted.
+        _ = try waitUntil("4984 events dropped") { host.instance("probe")?.droppedEvents == 4984 ? true : nil }
+        fifo.write(1)
+        _ = try probe.bus.wait(for: "the last event to be handled") { r in
+            r.events.last { $0.topic == "plugin.probe.seen" && $0.payload["topic"] == "watcher.test.e5000" }
+        }
+        #expect(try host.call("probe.count").get() == ["count": 17])
+        let seen = probe.bus.events("plugin.probe.seen").compactMap { $0.payload["topic"]?.stringValue }
+        #expect(seen == (4985...5000).map { "watcher.test.e\($0)" })
+    }
+}
