@@ -16,6 +16,8 @@ let package = Package(
         .executable(name: "circusd", targets: ["circusd"]),
         // Runs one plugin instance out of circusd's process (`isolate = true`).
         .executable(name: "circus-plugin-host", targets: ["circus-plugin-host"]),
+        // Runs a plugin against a running daemon, over its endpoints.
+        .executable(name: "circus-plugin", targets: ["circus-plugin"]),
         .library(name: "CircusClient", targets: ["CircusClient"]),
         // The shipped plugins: lib<name>.so next to circusd, each built against
         // include/circus/plugin.h alone.
@@ -105,6 +107,16 @@ let package = Package(
             name: "CircusDaemon",
             dependencies: [
                 "CircusConfig", "CircusProtocol", "CircusCore", "CircusSystem", "CircusBus",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "circus-plugin",
+            dependencies: [
+                "CircusPluginHost", "CircusClient", "CircusBus", "CircusProtocol", "CircusSystem", "CircusDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],

@@ -16,14 +16,7 @@ enum IsolatedHostProcess {
 
     /// Where circus-plugin-host is by default: next to the running executable (circusd,
     /// circus-plugin or a test bundle built by SwiftPM).
-    static var defaultExecutable: String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return "circus-plugin-host" }
-        let path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        guard let slash = path.lastIndex(of: "/") else { return "circus-plugin-host" }
-        return String(path[..<slash]) + "/circus-plugin-host"
-    }
+    static var defaultExecutable: String { PluginHost.executableDirectory + "/circus-plugin-host" }
 
     /// Starts `executable` for `library` with `extra` arguments.
     ///

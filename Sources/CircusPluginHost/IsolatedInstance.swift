@@ -279,6 +279,7 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
         awaitingPongSince = nil
         let extra = ["--instance", name, "--capacity", String(settings.queueCapacity),
                      "--slow-ms", String(Int(settings.slowCallbackSeconds * 1000))]
+            + (host.bus.requestRefusal.map { ["--refuse-requests", $0] } ?? [])
         let started: IsolatedHostProcess.Started
         do {
             started = try IsolatedHostProcess.start(

@@ -53,6 +53,16 @@ public protocol PluginBus: AnyObject, Sendable {
     /// Logs a plugin's message (or the host's message about a plugin), with the instance
     /// name as metadata.
     func log(_ level: Logger.Level, instance: String, message: String)
+
+    /// Why this daemon cannot send plugins command and hook requests, or nil when it can
+    /// (the default). When set, a plugin's `register_command` and `register_hook` fail
+    /// with CIRCUS_E_UNSUPPORTED and this reason is logged.
+    var requestRefusal: String? { get }
+}
+
+extension PluginBus {
+    /// Requests are served.
+    public var requestRefusal: String? { nil }
 }
 
 /// A command a plugin registered.

@@ -84,6 +84,15 @@ public final class PluginHost: Sendable {
         clock = try DeadlineClock()
     }
 
+    /// The directory of the running executable, where the shipped plugins
+    /// (`lib<name>.so`) and circus-plugin-host are installed beside circusd.
+    public static var executableDirectory: String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let path = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "./"
+        return path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+    }
+
     /// Ends the host's deadline thread. Instances should be stopped first.
     public func shutdown() {
         clock.shutdown()

@@ -309,6 +309,10 @@ final class PluginInstance: HostedInstance, @unchecked Sendable {
                 + "\"\(name).<verb>\" with a verb of [a-z0-9_.-]")
             return (CIRCUS_E_INVALID, 0)
         }
+        if let refusal = host.bus.requestRefusal {
+            log(.error, "plugin \(name) tried to register the command \"\(command)\": \(refusal)")
+            return (CIRCUS_E_UNSUPPORTED, 0)
+        }
         guard host.claimCommand(command, for: self) else {
             log(.error, "plugin \(name) tried to register the command \"\(command)\" twice")
             return (CIRCUS_E_INVALID, 0)
@@ -333,6 +337,10 @@ final class PluginInstance: HostedInstance, @unchecked Sendable {
             return (CIRCUS_E_INVALID, 0)
         }
         guard !watcherPattern.isEmpty else { return (CIRCUS_E_INVALID, 0) }
+        if let refusal = host.bus.requestRefusal {
+            log(.error, "plugin \(name) tried to register the \(hookName) hook: \(refusal)")
+            return (CIRCUS_E_UNSUPPORTED, 0)
+        }
         let result = add(Registration(kind: .hook(name: hookName, fn: fn), ud: ud, dtor: dtor))
         guard result.0 == CIRCUS_OK else { return result }
         host.claimHook(result.1, for: self)

@@ -17,6 +17,7 @@
 
 struct circus_host the_host;
 int epoll_fd = -1;
+const char *refuse_requests;
 
 enum reg_kind { REG_SUBSCRIPTION, REG_COMMAND, REG_HOOK, REG_TIMER, REG_WATCH };
 
@@ -260,6 +261,11 @@ static circus_status api_register_command(circus_host *h, circus_str name, circu
                  "\"%s.<verb>\" with a verb of [a-z0-9_.-]", the_host.name, (int)name.len, name.ptr, the_host.name);
         return CIRCUS_E_INVALID;
     }
+    if (refuse_requests != NULL) {
+        host_log(CIRCUS_LOG_ERROR, "plugin %s tried to register the command \"%.*s\": %s", the_host.name,
+                 (int)name.len, name.ptr, refuse_requests);
+        return CIRCUS_E_UNSUPPORTED;
+    }
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < reg_count; i++) {
         if (regs[i].kind == REG_COMMAND && regs[i].text_len == name.len && memcmp(regs[i].text, name.ptr, name.len) == 0) {
@@ -299,6 +305,11 @@ static circus_status api_register_hook(circus_host *h, circus_str pattern, circu
         return CIRCUS_E_INVALID;
     }
     if (pattern.len == 0) return CIRCUS_E_INVALID;
+    if (refuse_requests != NULL) {
+        host_log(CIRCUS_LOG_ERROR, "plugin %s tried to register the %.*s hook: %s", the_host.name, (int)hook.len,
+                 hook.ptr, refuse_requests);
+        return CIRCUS_E_UNSUPPORTED;
+    }
     if (!lock_accepting()) return CIRCUS_E_CANCELLED;
     reg r = reg_new(REG_HOOK, ud, dtor);
     r.request_fn = fn;

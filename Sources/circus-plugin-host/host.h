@@ -61,6 +61,8 @@ extern struct circus_host the_host;
 extern const circus_host_api host_api;
 extern circus_loaded_plugin plugin_lib;
 extern int epoll_fd;
+/// Why plugin commands and hooks cannot be served (--refuse-requests), or NULL.
+extern const char *refuse_requests;
 
 /// Logs through circusd.
 void host_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

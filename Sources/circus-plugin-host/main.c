@@ -2,7 +2,7 @@
 // that crashes or hangs costs only this process, which circusd restarts.
 //
 //   circus-plugin-host --fd N --library RESOLVED --path AS_GIVEN --instance NAME
-//                      [--capacity N] [--slow-ms N] [--describe]
+//                      [--capacity N] [--slow-ms N] [--refuse-requests WHY] [--describe]
 //
 // It is written in C so that no Swift runtime of ours is in the process: a Swift plugin
 // built with another toolchain brings its own. It loads the library with the same checks
@@ -341,7 +341,7 @@ static void *reader(void *unused) {
 
 static void usage(void) {
     fprintf(stderr, "usage: circus-plugin-host --fd N --library PATH [--path AS_GIVEN] --instance NAME "
-                    "[--capacity N] [--slow-ms N] [--describe]\n");
+                    "[--capacity N] [--slow-ms N] [--refuse-requests WHY] [--describe]\n");
     exit(2);
 }
 
@@ -363,6 +363,7 @@ int main(int argc, char **argv) {
         else if (strcmp(arg, "--instance") == 0) name = value;
         else if (strcmp(arg, "--capacity") == 0) queue_capacity = atoi(value) > 0 ? atoi(value) : 1;
         else if (strcmp(arg, "--slow-ms") == 0) slow_seconds = atof(value) / 1000.0;
+        else if (strcmp(arg, "--refuse-requests") == 0) refuse_requests = value;
         else usage();
     }
     if (frames_fd < 0 || library == NULL || (name == NULL && !describe_only)) usage();
