@@ -273,4 +273,25 @@ import Testing
         try outcome.first("reconfigure").get()
         #expect(probe.journal == "create,start,reconfigure")
     }
+
+    @Test(arguments: Mode.allCases) func reconfigureWithoutTheSlotRecreatesTheInstance(_ mode: Mode) throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try Build.plugin(Build.probe, into: directory.path, as: "old.so", defines: ["-DPROBE_OLD_VTABLE"])
+        let bus = RecordingBus()
+        let host = try PluginHost(bus: bus)
+        defer { host.shutdown() }
+        let library = try host.load(path, mode)
+        try host.startAndWait("old", of: library, stateDirectory: directory.path, mode: mode)
+        #expect(try host.call("old.publish_inside").get() == ["rc": 0])
+        let outcome = Outcomes<Result<Void, PluginInstanceError>>()
+        host.reconfigureInstance("old", config: ["x": 1], stateDirectory: directory.path) { outcome.put($0) }
+        try outcome.first("reconfigure").get()
+        #expect(try probeJournal(directory.path)
+            == "create,start,stop,dtor:subscription,dtor:command,dtor:timer,destroy,create,start")
+        // The new instance serves, from scratch.
+        #expect(try host.call("old.count").get() == ["count": 0])
+        #expect(host.instance("old")?.state == .started)
+        try host.stopAndWait("old")
+    }
 }

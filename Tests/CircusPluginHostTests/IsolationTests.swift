@@ -128,4 +128,19 @@ import Testing
         let seen = probe.bus.events("plugin.probe.seen").compactMap { $0.payload["topic"]?.stringValue }
         #expect(seen == (4985...5000).map { "watcher.test.e\($0)" })
     }
+
+    @Test func aPluginThatRequiresIsolationRunsIsolatedEvenWhenNotAskedTo() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try Build.plugin(Build.probe, into: directory.path, as: "probe.so", defines: ["-DPROBE_ISOLATED"])
+        let host = try PluginHost(bus: RecordingBus())
+        defer { host.shutdown() }
+        let library = try host.load(path)
+        #expect(library.requiresIsolation)
+        try host.startAndWait("probe", of: library, stateDirectory: directory.path)
+        let info = try #require(host.instance("probe"))
+        #expect(info.isolated && info.pid != nil && info.pid != getpid())
+        #expect(try host.call("probe.count").get() == ["count": 0])
+        try host.stopAndWait("probe")
+    }
 }

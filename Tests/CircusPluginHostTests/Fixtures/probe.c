@@ -6,6 +6,7 @@
  *   PROBE_OLD_VTABLE      a vtable as an older minor had it: struct_size stops before
  *                         reconfigure (and reconfigure is not there)
  *   PROBE_NEWER_MINOR     claim a newer minor, with a descriptor larger than ours
+ *   PROBE_ISOLATED        set CIRCUS_PLUGIN_F_REQUIRE_ISOLATION
  *
  * Config (paths, so that the same test runs in process and isolated):
  *   {"block_path": "/path/fifo"}  read a byte from that FIFO when the event
@@ -28,6 +29,12 @@
 
 #ifndef PROBE_MAJOR
 #define PROBE_MAJOR CIRCUS_ABI_MAJOR
+#endif
+
+#ifdef PROBE_ISOLATED
+#define PROBE_FLAGS (CIRCUS_PLUGIN_F_MULTI_INSTANCE | CIRCUS_PLUGIN_F_REQUIRE_ISOLATION)
+#else
+#define PROBE_FLAGS CIRCUS_PLUGIN_F_MULTI_INSTANCE
 #endif
 
 static char journal_path[1024];
@@ -340,14 +347,14 @@ typedef struct newer_descriptor {
 } newer_descriptor;
 static const newer_descriptor probe_descriptor = {
     {CIRCUS_PLUGIN_MAGIC, sizeof(newer_descriptor), PROBE_MAJOR, CIRCUS_ABI_MINOR + 3, "probe", "0.1",
-     "host test probe", CIRCUS_PLUGIN_F_MULTI_INSTANCE, PROBE_VTABLE},
+     "host test probe", PROBE_FLAGS, PROBE_VTABLE},
     "https://example.invalid",
 };
 #define PROBE_DESCRIPTOR (&probe_descriptor.v1)
 #else
 static const circus_plugin_descriptor probe_descriptor = {
     CIRCUS_PLUGIN_MAGIC, sizeof(circus_plugin_descriptor), PROBE_MAJOR, CIRCUS_ABI_MINOR, "probe", "0.1",
-    "host test probe", CIRCUS_PLUGIN_F_MULTI_INSTANCE, PROBE_VTABLE,
+    "host test probe", PROBE_FLAGS, PROBE_VTABLE,
 };
 #define PROBE_DESCRIPTOR (&probe_descriptor)
 #endif
