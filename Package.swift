@@ -115,7 +115,8 @@ let package = Package(
         .executableTarget(
             name: "circus-plugin",
             dependencies: [
-                "CircusPluginHost", "CircusClient", "CircusBus", "CircusProtocol", "CircusSystem", "CircusDaemon",
+                "CircusPluginHost", "CircusClient", "CircusBus", "CircusConfig", "CircusProtocol", "CircusSystem",
+                "CircusDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "OrderedCollections", package: "swift-collections"),

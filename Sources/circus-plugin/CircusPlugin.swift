@@ -1,9 +1,11 @@
 // circus-plugin: runs a native plugin against a running daemon over its endpoints, as
 // Circus's `circus-plugin` runs a plugin class: for developing a plugin without
-// restarting circusd, and for watching a remote daemon. Circus's options, except that
-// `plugin` names a plugin library (a path to a .so, or a shipped plugin's name).
+// restarting circusd, and for watching a remote daemon. Circus's options; `plugin` is
+// what `use` of a [plugin:NAME] section may be: a library's path, a shipped plugin's
+// name, or one of Circus's plugin classes (run by its native twin).
 
 import ArgumentParser
+import CircusConfig
 import CircusDaemon
 import CircusPluginHost
 import CircusProtocol
@@ -43,7 +45,7 @@ struct CircusPluginCommand: ParsableCommand {
     @Option(name: .customLong("ssh"), help: "An SSH server to tunnel through: not supported (refused).")
     var ssh: String?
 
-    @Argument(help: "The plugin: a path to its library (.so) or a shipped plugin's name (flapping, statsd, ...).")
+    @Argument(help: "The plugin: a path to its library (.so), a shipped plugin's name (flapping, statsd, ...) or a Circus plugin class (circus.plugins.flapping.Flapping).")
     var plugin: String?
 
     func validate() throws {
@@ -87,18 +89,22 @@ struct CircusPluginCommand: ParsableCommand {
         let host = try PluginHost(bus: bus)
         let library: PluginLibrary
         do {
-            library = try host.load(Self.libraryPath(for: plugin))
+            library = try host.load(try Self.libraryPath(for: plugin))
         } catch {
             logger.error("\(error)")
             throw ExitCode.failure
         }
+        // As in a [plugin:NAME] section, the plugin sees what `use` named (statsd tells
+        // Circus's two classes apart by it).
+        var options = Self.parseConfig(config)
+        if options["use"] == nil { options["use"] = .string(plugin) }
         let stateDirectory = try Self.stateDirectory(for: library.name)
         defer { Self.remove(stateDirectory) }
         try bus.attach(host)
 
         let started = Mutex<Result<Void, PluginInstanceError>?>(nil)
         let startedSignal = Semaphore()
-        try host.startInstance(library.name, of: library, config: Self.parseConfig(config), stateDirectory: stateDirectory) {
+        try host.startInstance(library.name, of: library, config: options, stateDirectory: stateDirectory) {
             result in
             started.withLock { $0 = result }
             startedSignal.signal()
@@ -120,10 +126,19 @@ struct CircusPluginCommand: ParsableCommand {
         host.shutdown()
     }
 
-    /// A path as given, or a shipped plugin's library next to this executable.
-    static func libraryPath(for plugin: String) -> String {
-        if plugin.contains("/") || plugin.hasSuffix(".so") { return plugin }
-        return PluginHost.executableDirectory + "/lib\(plugin).so"
+    /// The library `plugin` names, as `use` would: a path, or a shipped plugin's library
+    /// next to this executable.
+    static func libraryPath(for plugin: String) throws -> String {
+        switch ShippedPlugins.source(of: plugin, configDirectory: ".") {
+        case .success(.library(let path)): return path
+        case .success(.shipped(let name)): return PluginHost.executableDirectory + "/lib\(name).so"
+        case .success(.python(let className)):
+            throw ValidationError(
+                "\(className) is a Python class: circus-plugin runs native plugins; run it with Circus's own "
+                    + "circus-plugin (pip install circus)")
+        case .failure(let error):
+            throw ValidationError(error.message)
+        }
     }
 
     /// Circus's serialized plugin config: `key:value` items joined by `:::`, each split at

@@ -45,7 +45,7 @@ import Testing
             numprocesses = 1
             """) { daemon in
             let log = daemon.dir + "/plugin.log"
-            let plugin = try Self.run("flapping", against: daemon, [
+            let plugin = try Self.run("circus.plugins.flapping.Flapping", against: daemon, [
                 "--config", "attempts: 2 ::: window:30:::retry_in:1:::max_retry:-1", "--log-output", log,
             ])
             do {
@@ -93,17 +93,29 @@ import Testing
         }
     }
 
-    @Test func sshIsRefusedByName() throws {
+    /// Runs circus-plugin without a daemon; returns its exit status and stderr.
+    static func refusal(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["--ssh", "me@far", "flapping"]
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        #expect(process.terminationStatus != 0)
+        return (process.terminationStatus, text)
+    }
+
+    @Test func aPythonClassIsRefusedSayingWhatRunsIt() throws {
+        let (status, text) = try Self.refusal(["mypackage.plugins.Thing"])
+        #expect(status == 1)
+        #expect(text.contains("mypackage.plugins.Thing is a Python class: circus-plugin runs native plugins"))
+    }
+
+    @Test func sshIsRefusedByName() throws {
+        let (status, text) = try Self.refusal(["--ssh", "me@far", "flapping"])
+        #expect(status == 64)
         #expect(text.contains("--ssh me@far: is not supported by circus-plugin"))
     }
 }
