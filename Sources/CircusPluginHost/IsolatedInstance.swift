@@ -105,7 +105,17 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
         thread = try OSThread.start { loop.run() }
     }
 
-    private func onLoop(_ job: @escaping @Sendable () -> Void) { remote.post(job) }
+    /// Runs `job` on the loop thread; returns false (and drops it) once the thread ended.
+    /// Checked and posted under the lock that `finish` takes, so a job is never posted
+    /// behind the loop's last turn.
+    @discardableResult
+    private func onLoop(_ job: @escaping @Sendable () -> Void) -> Bool {
+        shared.withLock { s in
+            guard !s.finished else { return false }
+            remote.post(job)
+            return true
+        }
+    }
 
     private func log(_ level: Logger.Level, _ message: String) { host.bus.log(level, instance: name, message: message) }
 
@@ -216,11 +226,7 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
     }
 
     func end(final: Bool, completion: @escaping @Sendable () -> Void) {
-        if shared.withLock({ $0.finished }) {
-            completion()
-            return
-        }
-        onLoop { [self] in
+        let posted = onLoop { [self] in
             if final { finalStop = true }
             if process != nil {
                 stopCompletions.append(completion)
@@ -237,22 +243,19 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
             completion()
             if finalStop { finish() }
         }
+        if !posted { completion() }
     }
 
     func reconfigure(config: JSONObject, stateDirectory: String,
                      completion: @escaping @Sendable (Result<Void, PluginInstanceError>) -> Void) {
-        if shared.withLock({ $0.finished }) {
-            completion(.failure(PluginInstanceError(instance: name, status: CIRCUS_E_INVALID, message: "not started")))
-            return
-        }
-        onLoop { [self] in
+        let posted = onLoop { [self] in
             guard process != nil, !stopping, lifecycle == .started, reconfigureCompletion == nil else {
                 completion(.failure(PluginInstanceError(instance: name, status: CIRCUS_E_INVALID, message: "not started")))
                 return
             }
             if library.canReconfigure {
                 reconfigureCompletion = { [self] result in
-                    if case .success = result { onLoop { [self] in self.config = config } }
+                    if case .success = result { self.config = config }  // called on the loop thread
                     completion(result)
                 }
                 var frame = FrameWriter(CIRCUS_FRAME_RECONFIGURE)
@@ -266,6 +269,9 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
                 stopping = true
                 send(FrameWriter(CIRCUS_FRAME_STOP))
             }
+        }
+        if !posted {
+            completion(.failure(PluginInstanceError(instance: name, status: CIRCUS_E_INVALID, message: "not started")))
         }
     }
 
@@ -478,7 +484,8 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
             if let id = hooks.removeValue(forKey: frame.integer()) { withdrawHook(id) }
         case CIRCUS_FRAME_REPLY.rawValue:
             let token = frame.integer(), status = frame.status(), json = frame.json() ?? [:]
-            _ = PendingRequests.answer(token, .answered(status: status, json: json))
+            // Only this instance's requests: a host cannot answer another plugin's.
+            _ = PendingRequests.answer(token, .answered(status: status, json: json), from: serial)
         case CIRCUS_FRAME_CALL.rawValue:
             let id = frame.integer(), command = frame.string(), arguments = frame.json() ?? [:]
             let generation = self.generation
@@ -641,7 +648,9 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
     /// Ends the loop thread (after a final stop).
     private func finish() {
         shared.withLock { $0.finished = true }
-        loop.stop()
+        // After the jobs posted before the flag was set (they find no host and complete).
+        nonisolated(unsafe) let loop = self.loop
+        remote.post { loop.stop() }
     }
 
     private func scheduleRestart(reason: String) {

@@ -58,10 +58,12 @@ enum PendingRequests {
         return true
     }
 
-    /// The plugin's answer. `CIRCUS_E_NOT_FOUND` for a token already answered or unknown;
-    /// `CIRCUS_OK` for a late answer after the deadline (dropped).
-    static func answer(_ token: UInt64, _ outcome: RequestOutcome) -> circus_status {
+    /// The plugin's answer. `CIRCUS_E_NOT_FOUND` for a token already answered or unknown
+    /// (or, with `instance`, addressed to another instance); `CIRCUS_OK` for a late answer
+    /// after the deadline (dropped).
+    static func answer(_ token: UInt64, _ outcome: RequestOutcome, from instance: UInt64? = nil) -> circus_status {
         let entry = table.withLock { t -> Entry? in
+            if let instance, (t.pending[token]?.instance ?? t.expired[token]) != instance { return nil }
             if let entry = t.pending.removeValue(forKey: token) { return entry }
             if t.expired.removeValue(forKey: token) != nil {
                 return Entry(instance: 0, complete: { _ in })

@@ -443,10 +443,11 @@ const circus_host_api host_api = {
 
 void dispatch_event(const char *topic, size_t topic_len, const char *json, size_t json_len) {
     // Subscriptions in handle order; a callback may cancel a later one.
-    uint64_t matching[64];
     size_t n = 0;
     pthread_mutex_lock(&lock);
-    for (size_t i = 0; i < reg_count && n < 64; i++) {
+    uint64_t *matching = malloc((reg_count > 0 ? reg_count : 1) * sizeof *matching);
+    if (matching == NULL) abort();
+    for (size_t i = 0; i < reg_count; i++) {
         reg *r = &regs[i];
         if (r->kind == REG_SUBSCRIPTION && r->text_len <= topic_len && memcmp(r->text, topic, r->text_len) == 0) {
             matching[n++] = r->handle;
@@ -468,6 +469,7 @@ void dispatch_event(const char *topic, size_t topic_len, const char *json, size_
         pthread_mutex_unlock(&lock);
         if (fn != NULL) fn(ud, circus_str_make(topic, topic_len), circus_str_make(json, json_len));
     }
+    free(matching);
 }
 
 void dispatch_request(uint64_t token, uint64_t hook, const char *name, size_t name_len, const char *args,

@@ -143,4 +143,28 @@ import Testing
         #expect(try host.call("probe.count").get() == ["count": 0])
         try host.stopAndWait("probe")
     }
+
+    @Test func aMissingHostExecutableIsReportedByName() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try Build.plugin(Build.probe, into: directory.path, as: "probe.so")
+        var configuration = PluginHost.Configuration()
+        configuration.pluginHostExecutable = "/nonexistent/circus-plugin-host"
+        let host = try PluginHost(bus: RecordingBus(), configuration: configuration)
+        defer { host.shutdown() }
+        let refused = #expect(throws: PluginLoadError.self) { try host.load(path, isolated: true) }
+        #expect(refused?.message.hasPrefix(
+            "cannot load plugin \(path): cannot run the plugin host /nonexistent/circus-plugin-host: ") == true)
+        // Loaded here, it cannot start isolated either.
+        let library = try host.load(path)
+        let outcome = Outcomes<Result<Void, PluginInstanceError>>()
+        try host.startInstance("probe", of: library, config: [:], stateDirectory: directory.path, isolate: true) {
+            outcome.put($0)
+        }
+        guard case .failure(let error) = try outcome.first("the start to fail") else {
+            throw TestFailure("the probe started without its host")
+        }
+        #expect(error.message.hasPrefix("cannot run the plugin host /nonexistent/circus-plugin-host: "))
+        #expect(host.instance("probe")?.state == .failed)
+    }
 }
