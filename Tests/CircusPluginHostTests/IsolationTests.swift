@@ -167,4 +167,28 @@ import Testing
         #expect(error.message.hasPrefix("cannot run the plugin host /nonexistent/circus-plugin-host: "))
         #expect(host.instance("probe")?.state == .failed)
     }
+
+    /// The Swift example plugin's package, when this tree has it.
+    static let swiftExample = Build.root + "/Plugins/example-swift"
+    static let hasSwiftExample = access(swiftExample + "/Package.swift", R_OK) == 0
+
+    /// A Swift plugin brings its Swift runtime into circus-plugin-host, which has none of
+    /// its own: it loads and runs there.
+    @Test(.enabled(if: hasSwiftExample, "Plugins/example-swift is not in this tree"))
+    func aSwiftPluginLoadsAndRunsIsolated() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try Build.run("swift", ["build", "--package-path", Self.swiftExample, "--scratch-path", directory.path + "/build"])
+        let path = directory.path + "/build/debug/libexample_swift.so"
+        let bus = RecordingBus()
+        let host = try PluginHost(bus: bus)
+        defer { host.shutdown() }
+        let library = try host.load(path, isolated: true)
+        #expect(library.name == "example_swift")
+        try host.startAndWait("counter", of: library, stateDirectory: directory.path, mode: .isolated)
+        for pid in 1...3 { host.deliver(EventMessage(topic: "watcher.web.spawn", payload: ["pid": .int(Int64(pid))])) }
+        #expect(try host.call("counter.count").get() == ["count": 3])
+        #expect(host.instance("counter")?.pid != nil)
+        try host.stopAndWait("counter")
+    }
 }

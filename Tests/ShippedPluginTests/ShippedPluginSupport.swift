@@ -153,7 +153,7 @@ final class LoadedPlugin {
     let library: PluginLibrary
     let isolated: Bool
 
-    init(_ plugin: ShippedPlugin, isolated: Bool) throws {
+    init(_ plugin: ShippedPlugin, isolated: Bool = false) throws {
         self.isolated = isolated
         var template = Array("/tmp/circus-shipped-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
