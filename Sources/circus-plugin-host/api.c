@@ -533,9 +533,11 @@ void dispatch_fd(uint64_t handle, uint32_t revents) {
 }
 
 int fire_timers(void) {
+    // Timers due now; one re-armed by its own callback waits for the next pass, so a
+    // short repeat cannot starve the queue and the descriptors.
+    double now = now_seconds();
     for (;;) {
         // The due timer with the earliest deadline (then the lowest handle).
-        double now = now_seconds();
         reg *due = NULL;
         pthread_mutex_lock(&lock);
         for (size_t i = 0; i < reg_count; i++) {
@@ -552,7 +554,8 @@ int fire_timers(void) {
             }
             pthread_mutex_unlock(&lock);
             if (next < 0) return -1;
-            double ms = (next - now) * 1000.0 + 1.0;  // round up: early would spin
+            double ms = (next - now_seconds()) * 1000.0 + 1.0;  // round up: early would spin
+            if (ms < 0) ms = 0;
             return ms > 2e9 ? 2000000000 : (int)ms;
         }
         uint64_t handle = due->handle;
