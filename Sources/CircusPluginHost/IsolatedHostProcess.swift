@@ -56,10 +56,13 @@ enum IsolatedHostProcess {
         } catch {
             throw fail("cannot run the plugin host \(executable): \(error)")
         }
+        // Waited for here: not an orphan for the daemon's monitor to reap.
+        ChildMonitor.markOwned(started.process.pid)
         defer {
             close(started.socket)
             _ = try? started.process.waitForExit()
             started.process.close()
+            ChildMonitor.unmarkOwned(started.process.pid)
         }
         var assembler = FrameAssembler()
         var buffer = [UInt8](repeating: 0, count: 4096)

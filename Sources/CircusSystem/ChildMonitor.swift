@@ -6,6 +6,7 @@
 
 import CCircusSys
 import Glibc
+import Synchronization
 
 /// Watches spawned children through their pidfds on an `EventLoop` and reports each exit.
 ///
@@ -40,8 +41,21 @@ public final class ChildMonitor {
         self.loop = loop
     }
 
+    /// Children some part of this process waits for (any monitor's watched children, and
+    /// those marked with `markOwned`): `reapOrphans` of every monitor leaves them alone,
+    /// so a monitor on another thread (an isolated plugin's host process) keeps its
+    /// child's exit status.
+    private static let owned = Mutex<Set<Int32>>([])
+
+    /// Marks `pid`, a child this process waits for by other means, as not an orphan.
+    public static func markOwned(_ pid: Int32) { _ = owned.withLock { $0.insert(pid) } }
+
+    /// Ends `markOwned` (once the child was reaped).
+    public static func unmarkOwned(_ pid: Int32) { _ = owned.withLock { $0.remove(pid) } }
+
     deinit {
-        for (_, w) in watched {
+        for (pid, w) in watched {
+            Self.unmarkOwned(pid)
             loop.unregister(w.registration)
             w.process.close()
         }
@@ -58,6 +72,7 @@ public final class ChildMonitor {
             self?.pidfdReady(pid)
         }
         watched[pid] = Watched(process: process, registration: registration, onExit: onExit)
+        Self.markOwned(pid)
     }
 
     /// Whether `pid` is watched (spawned, not yet reaped).
@@ -83,6 +98,7 @@ public final class ChildMonitor {
     public func forget(_ pid: Int32) -> SpawnedProcess? {
         guard let w = watched.removeValue(forKey: pid) else { return nil }
         loop.unregister(w.registration)
+        Self.unmarkOwned(pid)
         return w.process
     }
 
@@ -96,6 +112,7 @@ public final class ChildMonitor {
             status = .unknown  // EINVAL/ECHILD would mean the pidfd no longer names a child of ours
         }
         watched[pid] = nil
+        Self.unmarkOwned(pid)
         loop.unregister(w.registration)
         w.process.close()
         w.onExit(pid, status)
@@ -118,7 +135,7 @@ public final class ChildMonitor {
             var status: Int32 = 0
             let peeked = circus_wait_peek(&pid, &code, &status)
             if peeked == -EINTR { continue }
-            guard peeked == 1, watched[pid] == nil else { return }
+            guard peeked == 1, watched[pid] == nil, !Self.owned.withLock({ $0.contains(pid) }) else { return }
             // Still a zombie: its group and session can be read until it is reaped.
             let group = getpgid(pid)
             let session = getsid(pid)

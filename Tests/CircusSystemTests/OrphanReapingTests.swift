@@ -171,5 +171,28 @@ extension CircusSystemTests {
             #expect(orphans.first?.status == .exited(4))
             Support.expectNoZombie(orphanPid)
         }
+   
+        @Test func aChildAnotherMonitorWatchesIsNoOrphan() throws {
+            // Two monitors in one process (the daemon's, and one of an isolated plugin's
+            // host): the first reaps orphans, the second keeps its child's status.
+            let daemonLoop = try EventLoop()
+            let daemon = ChildMonitor(loop: daemonLoop)
+            var orphans: [OrphanExit] = []
+            daemon.onOrphanExit = { orphans.append($0) }
+            let pluginLoop = try EventLoop()
+            let plugin = ChildMonitor(loop: pluginLoop)
+            let child = try Spawner().spawn(SpawnRequest(executable: "/bin/sh", arguments: ["sh", "-c", "exit 5"]))
+            var reported: ProcessExitStatus?
+            try plugin.watch(child) { _, status in
+                reported = status
+                pluginLoop.stop()
+            }
+            #expect(Self.waitState(child.pid, "Z"))
+            daemon.reapOrphans()
+            #expect(orphans.isEmpty)
+            pluginLoop.run()
+            #expect(reported == .exited(5))
+            Support.expectNoZombie(child.pid)
+        }
     }
 }
