@@ -126,7 +126,9 @@ public final class ChildMonitor {
     ///
     /// Peeks first (waitid with WNOWAIT) so that a watched child's exit status is left for
     /// its pidfd: when the next ended child is a watched one, it stops there, and the
-    /// monitor calls it again once that child is reaped.
+    /// monitor calls it again once that child is reaped. (A child another monitor watches
+    /// is reaped by that one within a loop turn; orphans behind it wait for the next
+    /// SIGCHLD or reaped child.)
     public func reapOrphans() {
         guard let handler = onOrphanExit else { return }
         while true {
