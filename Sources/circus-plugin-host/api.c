@@ -7,6 +7,7 @@
 #include "frames.h"
 #include "host.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -406,9 +407,10 @@ static circus_status api_watch_fd(circus_host *h, int fd, uint32_t events, circu
     // The CIRCUS_FD_* bits are the EPOLL* bits.
     struct epoll_event ev = {.events = events, .data.u64 = handle};
     if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        int error = errno;
         take(find(handle));
         pthread_mutex_unlock(&lock);
-        host_log(CIRCUS_LOG_ERROR, "plugin %s: cannot watch fd %d: %m", the_host.name, fd);
+        host_log(CIRCUS_LOG_ERROR, "plugin %s: cannot watch fd %d: %s", the_host.name, fd, strerror(error));
         return CIRCUS_E_INVALID;
     }
     pthread_mutex_unlock(&lock);
