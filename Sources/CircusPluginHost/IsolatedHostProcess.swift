@@ -8,36 +8,53 @@ import CircusSystem
 import Glibc
 
 enum IsolatedHostProcess {
-    /// A started host process and the daemon's end of its socket (non-blocking, close-on-exec).
+    /// A started host process, the daemon's end of its socket, and the read end of a pipe
+    /// on its stdout and stderr (both non-blocking, close-on-exec), if asked for.
     struct Started {
         var process: SpawnedProcess
         var socket: Int32
+        var output: Int32?
     }
 
     /// Where circus-plugin-host is by default: next to the running executable (circusd,
     /// circus-plugin or a test bundle built by SwiftPM).
     static var defaultExecutable: String { PluginHost.executableDirectory + "/circus-plugin-host" }
 
-    /// Starts `executable` for `library` with `extra` arguments.
+    /// Starts `executable` for `library` with `extra` arguments. With `captureOutput`,
+    /// what the plugin writes to stdout or stderr (which it should not: it has `log`)
+    /// comes through `output` rather than landing in circusd's own.
     ///
-    /// - Throws: `SystemError` for the socketpair, `SpawnError` when the host cannot be run.
-    static func start(executable: String, library: PluginLibrary.Paths, extra: [String]) throws -> Started {
+    /// - Throws: `SystemError` for the socketpair or the pipe, `SpawnError` when the host
+    ///   cannot be run.
+    static func start(executable: String, library: PluginLibrary.Paths, extra: [String], captureOutput: Bool)
+        throws -> Started {
         var fds: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
             throw SystemError("socketpair", errno: errno)
         }
         defer { close(fds[1]) }
+        var output: [Int32] = [-1, -1]
+        if captureOutput {
+            guard pipe(&output) == 0 else {
+                close(fds[0])
+                throw SystemError("pipe", errno: errno)
+            }
+            for fd in output { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        }
+        defer { if output[1] >= 0 { close(output[1]) } }
         var request = SpawnRequest(
             executable: executable,
             arguments: [executable, "--fd", String(fds[1]), "--library", library.resolved, "--path", library.given] + extra,
-            stdin: .null, keepFDs: [fds[1]], newSession: true)
+            stdin: .null, stdout: captureOutput ? .fd(output[1]) : .null, stderr: captureOutput ? .fd(output[1]) : .null,
+            keepFDs: [fds[1]], newSession: true)
         request.environment = currentEnvironment()
         do {
             let process = try Spawner().spawn(request)
-            _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
-            return Started(process: process, socket: fds[0])
+            for fd in [fds[0], output[0]] where fd >= 0 { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+            return Started(process: process, socket: fds[0], output: output[0] >= 0 ? output[0] : nil)
         } catch {
             close(fds[0])
+            if output[0] >= 0 { close(output[0]) }
             throw error
         }
     }
@@ -52,7 +69,7 @@ enum IsolatedHostProcess {
         let started: Started
         do {
             started = try start(executable: executable, library: .init(given: path, resolved: resolvedPath),
-                                extra: ["--describe"])
+                                extra: ["--describe"], captureOutput: false)
         } catch {
             throw fail("cannot run the plugin host \(executable): \(error)")
         }

@@ -65,6 +65,10 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
     private var socketRegistration: EventLoop.Registration?
     private var wantsWritable = false
     private var assembler = FrameAssembler()
+    /// The host's stdout and stderr, and what was read of a line not finished yet.
+    private var outputFD: Int32 = -1
+    private var outputRegistration: EventLoop.Registration?
+    private var outputLine: [UInt8] = []
     private var writeBuffer: [UInt8] = []
     private var writeOffset = 0
     /// Bumped for each host process: a daemon command's result for an earlier host is dropped.
@@ -289,7 +293,11 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
         let started: IsolatedHostProcess.Started
         do {
             started = try IsolatedHostProcess.start(
-                executable: settings.pluginHostExecutable, library: library.paths, extra: extra)
+                executable: settings.pluginHostExecutable, library: library.paths, extra: extra, captureOutput: true)
+            if let output = started.output {
+                outputRegistration = try loop.register(fd: output, events: .readable) { [self] _ in readOutput() }
+                outputFD = output
+            }
             try monitor.watch(started.process) { [self] _, status in hostExited(status) }
             socketRegistration = try loop.register(fd: started.socket, events: .readable) { [self] events in
                 socketReady(events)
@@ -379,6 +387,38 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
             _ = try? process?.signal(SIGKILL)
             closeSocket()
         }
+    }
+
+    /// Logs what the plugin wrote to stdout or stderr, a line at a time; at the end of
+    /// the stream (the host exited), the rest.
+    private func readOutput() {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while outputFD >= 0 {
+            let n = buffer.withUnsafeMutableBytes { read(outputFD, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN { return }
+            if n <= 0 {
+                if !outputLine.isEmpty { logOutput(outputLine) }
+                outputLine = []
+                if let registration = outputRegistration { loop.unregister(registration) }
+                outputRegistration = nil
+                close(outputFD)
+                outputFD = -1
+                return
+            }
+            for byte in buffer[0..<n] {
+                if byte == UInt8(ascii: "\n") {
+                    logOutput(outputLine)
+                    outputLine = []
+                } else if outputLine.count < 4096 {
+                    outputLine.append(byte)
+                }
+            }
+        }
+    }
+
+    private func logOutput(_ line: [UInt8]) {
+        log(.warning, "plugin \(name) wrote to its output: \(String(decoding: line, as: UTF8.self))")
     }
 
     private func closeSocket() {
@@ -578,6 +618,16 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
     private func hostExited(_ status: ProcessExitStatus) {
         let pid = process?.pid ?? 0
         process = nil
+        // What it wrote last (a runtime's fatal error, say) comes before the news of its end.
+        readOutput()
+        if outputFD >= 0 {
+            // Still open elsewhere (a process the plugin started): not ours to wait for.
+            if let registration = outputRegistration { loop.unregister(registration) }
+            outputRegistration = nil
+            close(outputFD)
+            outputFD = -1
+            outputLine = []
+        }
         closeSocket()
         if let timer = pingTimer { loop.cancel(timer) }
         pingTimer = nil

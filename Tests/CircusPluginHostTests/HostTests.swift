@@ -167,7 +167,7 @@ import Testing
             == "create,start,stop,dtor:subscription,dtor:command,dtor:timer,destroy")
         let record = probe.bus.record.withLock { $0 }
         #expect(record.commands.isEmpty)
-        #expect(record.unregisteredCommands.count == 11)
+        #expect(record.unregisteredCommands.count == 12)
         #expect(record.hooks.isEmpty)
         #expect(record.unregisteredHooks.count == 1)
         #expect(probe.host.instance("probe")?.state == .stopped)

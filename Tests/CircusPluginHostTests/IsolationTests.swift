@@ -68,9 +68,18 @@ import Testing
         defer { probe.close() }
         let pid = try #require(probe.host.instance("probe")?.pid)
 
-        let hang = try probe.host.call("probe.hang", deadline: .seconds(600))
-        #expect(hang == .failure(PluginRequestError(
-            .cancelled, "plugin probe's host process (pid \(pid)) was hung and was killed before it answered")))
+        let hook = try #require(probe.bus.record.withLock { $0.hooks.first })
+        let hang = Outcomes<Result<JSONObject, PluginRequestError>>()
+        probe.host.invokeCommand(named: "probe.hang", arguments: [:], deadline: .seconds(600)) { hang.put($0) }
+        // A watcher's hook queued behind the hung callback: it fails too, so the watcher
+        // goes on (as its ignore_hook_failure says) instead of waiting.
+        let hooked = Outcomes<Result<Bool, PluginRequestError>>()
+        probe.host.invokeHook(hook.id, request: ["watcher": "web", "hook": "before_start"], deadline: .seconds(600)) {
+            hooked.put($0)
+        }
+        let reason = "plugin probe's host process (pid \(pid)) was hung and was killed before it answered"
+        #expect(try hang.first("the hung command's failure") == .failure(PluginRequestError(.cancelled, reason)))
+        #expect(try hooked.first("the hook's failure") == .failure(PluginRequestError(.cancelled, reason)))
         #expect(probe.bus.record.withLock { r in
             r.logs.contains { $0.message == "plugin probe did not answer a ping within 0.3 s: its host process (pid \(pid)) is hung; killing it" }
         })
@@ -86,7 +95,7 @@ import Testing
         _ = try probe.host.call("probe.crash")
         let info = try Self.restarted(probe, from: pid)
         let record = probe.bus.record.withLock { $0 }
-        #expect(record.unregisteredCommands.count == 11)
+        #expect(record.unregisteredCommands.count == 12)
         #expect(record.unregisteredHooks == [hook.id])
         // The new host's hook has a new id; the old one is unknown.
         let newHook = try #require(record.hooks.first)
@@ -190,5 +199,17 @@ import Testing
         #expect(try host.call("counter.count").get() == ["count": 3])
         #expect(host.instance("counter")?.pid != nil)
         try host.stopAndWait("counter")
+    }
+
+    @Test func whatAnIsolatedPluginWritesToItsOutputIsLogged() throws {
+        let probe = try Probe(.isolated)
+        defer { probe.close() }
+        #expect(try probe.host.call("probe.print").get() == ["printed": 2])
+        let lines = try probe.bus.wait(for: "both lines in the log") { r -> [String]? in
+            let found = r.logs.filter { $0.message.hasPrefix("plugin probe wrote to its output: ") }.map(\.message)
+            return found.count == 2 ? found : nil
+        }
+        #expect(Set(lines) == ["plugin probe wrote to its output: the probe on stdout",
+                               "plugin probe wrote to its output: the probe on stderr"])
     }
 }

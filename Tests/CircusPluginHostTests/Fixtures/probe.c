@@ -193,6 +193,12 @@ static void on_command(void *ud, circus_str name, circus_str args, circus_reply 
         p->posted = reply;
         pthread_create(&thread, NULL, poster, p);
         pthread_detach(thread);
+    } else if (IS("print")) {
+        /* What a plugin must not do (it has log()), captured when isolated. */
+        fputs("the probe on stdout\n", stdout);
+        fflush(stdout);
+        fputs("the probe on stderr\n", stderr);
+        answer(p, reply, "{\"printed\": %lld}", 2);
     } else if (IS("crash")) {
         *(volatile int *)0 = 1;
     } else if (IS("hang")) {
@@ -243,7 +249,7 @@ static void on_timer(void *ud, circus_handle timer) {
 }
 
 static const char *verbs[] = {"count", "publish_outside", "publish_inside", "never", "answer_held",
-                              "fail", "call_daemon", "reply_twice", "post_from_thread", "crash", "hang"};
+                              "fail", "call_daemon", "reply_twice", "post_from_thread", "crash", "hang", "print"};
 
 static circus_status probe_create(const circus_create_params *params, void **out, circus_error *err) {
     probe *p = (probe *)calloc(1, sizeof *p);
