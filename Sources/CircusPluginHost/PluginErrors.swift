@@ -20,7 +20,8 @@ public struct PluginLoadError: Error, Hashable, Sendable, CustomStringConvertibl
         case badDescriptor
         /// The plugin was built for another ABI major version.
         case abiMismatch
-        /// The plugin asks to run in a separate process.
+        /// The plugin asks to run in a separate process. (No longer thrown: such a plugin
+        /// runs in a circus-plugin-host process.)
         case isolationRequired
         /// An instance name is invalid or taken, or a second instance of a plugin that
         /// does not allow several.
