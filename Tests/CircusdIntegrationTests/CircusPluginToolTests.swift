@@ -52,10 +52,11 @@ import Testing
                 try await daemon.waitUntil("flapping to stop crashy", timeout: 30) {
                     try await daemon.status("crashy") == "stopped"
                 }
+                let stopped = daemon.mark
                 let text = try String(contentsOfFile: log, encoding: .utf8)
                 #expect(text.contains("crashy: flapping detected: retry in  1s (attempt number 1)"))
                 // retry_in later, the plugin starts it again (and, still crashing, it flaps again).
-                try await daemon.waitEvent("watcher.crashy.start", timeout: 30)
+                try await daemon.waitEvent("watcher.crashy.start", since: stopped, timeout: 30)
                 #expect(Self.stop(plugin) == 0)
                 let final = try String(contentsOfFile: log, encoding: .utf8)
                 #expect(final.contains("Endpoint: '\(daemon.controlEndpoint)'"))
