@@ -294,13 +294,12 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
         do {
             started = try IsolatedHostProcess.start(
                 executable: settings.pluginHostExecutable, library: library.paths, extra: extra, captureOutput: true)
-            if let output = started.output {
-                outputRegistration = try loop.register(fd: output, events: .readable) { [self] _ in readOutput() }
-                outputFD = output
-            }
-            try monitor.watch(started.process) { [self] _, status in hostExited(status) }
-            socketRegistration = try loop.register(fd: started.socket, events: .readable) { [self] events in
-                socketReady(events)
+            do {
+                try attach(started)
+            } catch {
+                // Not watched: end it here rather than leave it running unsupervised.
+                detach(started)
+                throw error
             }
         } catch {
             // Nothing ran: no host, nothing registered that needs undoing but the process.
@@ -335,6 +334,32 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
         start.string(stateDirectory)
         send(start)
         armPing()
+    }
+
+    /// Watches a new host's exit, socket and output on the loop.
+    private func attach(_ started: IsolatedHostProcess.Started) throws {
+        if let output = started.output {
+            outputRegistration = try loop.register(fd: output, events: .readable) { [self] _ in readOutput() }
+            outputFD = output
+        }
+        socketRegistration = try loop.register(fd: started.socket, events: .readable) { [self] events in
+            socketReady(events)
+        }
+        try monitor.watch(started.process) { [self] _, status in hostExited(status) }
+    }
+
+    /// Undoes a failed `attach`: the host is killed and reaped, its descriptors closed.
+    private func detach(_ started: IsolatedHostProcess.Started) {
+        if let registration = outputRegistration { loop.unregister(registration) }
+        if let registration = socketRegistration { loop.unregister(registration) }
+        outputRegistration = nil
+        socketRegistration = nil
+        outputFD = -1
+        _ = try? started.process.signal(SIGKILL)
+        _ = try? started.process.waitForExit()
+        started.process.close()
+        close(started.socket)
+        if let output = started.output { close(output) }
     }
 
     private func armPing() {
@@ -616,6 +641,9 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
     // MARK: The host's end (loop thread)
 
     private func hostExited(_ status: ProcessExitStatus) {
+        // Frames it sent before it ended (its last replies, a start failure) count: the
+        // exit may be seen before the socket's last bytes are read.
+        if socket >= 0 { socketReady(.readable) }
         let pid = process?.pid ?? 0
         process = nil
         // What it wrote last (a runtime's fatal error, say) comes before the news of its end.
