@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "flapping", type: .dynamic, targets: ["FlappingPlugin"]),
         .library(name: "statsd", type: .dynamic, targets: ["StatsdPlugin"]),
         .library(name: "watchdog", type: .dynamic, targets: ["WatchdogPlugin"]),
+        .library(name: "resource_watcher", type: .dynamic, targets: ["ResourceWatcherPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -133,12 +134,14 @@ let package = Package(
         ),
 
         // The shipped plugins (Plugins/*): C, with the plugin ABI header and a small shared
-        // toolbox (JSON reading, Circus's option parsing) compiled into each library.
+        // toolbox (JSON reading, Circus's option parsing, the statsd client, a worker
+        // thread for blocking I/O) compiled into each library.
         // (publicHeadersPath "." because a C target without an include directory is refused
         // when it lives outside Sources.)
         .target(
             name: "CircusPluginSupport", path: "Plugins/support",
-            cSettings: [.headerSearchPath("../../include")]
+            cSettings: [.headerSearchPath("../../include")],
+            linkerSettings: [.linkedLibrary("pthread")]
         ),
         .target(
             name: "FlappingPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/flapping",
@@ -150,6 +153,10 @@ let package = Package(
         ),
         .target(
             name: "WatchdogPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/watchdog",
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
+        ),
+        .target(
+            name: "ResourceWatcherPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/resource_watcher",
             exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
         ),
         .testTarget(

@@ -10,7 +10,10 @@
  *    to_bool()), refusing a bad value through the error sink, naming the key;
  *  - a growable string buffer, JSON string escaping, Python's float repr;
  *  - logging through the host with printf-style formatting;
- *  - splitting "watcher.<name>.<event>" topics, clocks.
+ *  - splitting "watcher.<name>.<event>" topics, clocks, Circus's human2bytes.
+ *
+ * cps_statsd.h (the statsd client) and cps_worker.h (a thread of the plugin's own for
+ * blocking I/O) build on it.
  */
 #ifndef CIRCUS_PLUGIN_SUPPORT_H
 #define CIRCUS_PLUGIN_SUPPORT_H
@@ -149,6 +152,9 @@ CPS_HIDDEN void cps_error(const circus_host_api *api, circus_error *err, circus_
  * which Circus's own split breaks on). Returns 0 for other topics.                    */
 CPS_HIDDEN int cps_watcher_topic(circus_str topic, circus_str *watcher, circus_str *event);
 
+/* The "reason" of a command's error reply, as text in buf ("" when there is none). */
+CPS_HIDDEN void cps_reply_reason(circus_str reply, char *buf, size_t cap);
+
 /* A malloc'd NUL-terminated copy of s (NULL when out of memory). */
 CPS_HIDDEN char *cps_strndup(const char *s, size_t len);
 
@@ -158,5 +164,10 @@ CPS_HIDDEN double cps_wall(void);
 
 /* Milliseconds for a positive number of seconds, at least 1. */
 CPS_HIDDEN uint64_t cps_ms(double seconds);
+
+/* Circus's human2bytes: "8.55M" -> 8965324, int(number * 1024**k) for the units B K M G
+ * T P E Z Y ("k" too), Bi Ki ... Yi, and byte kilo mega ... / kibi mebi .... Returns 0
+ * for text Circus cannot read either (no number, no unit, an unknown unit). */
+CPS_HIDDEN int cps_human2bytes(const char *text, double *out);
 
 #endif /* CIRCUS_PLUGIN_SUPPORT_H */
