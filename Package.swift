@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "statsd", type: .dynamic, targets: ["StatsdPlugin"]),
         .library(name: "watchdog", type: .dynamic, targets: ["WatchdogPlugin"]),
         .library(name: "resource_watcher", type: .dynamic, targets: ["ResourceWatcherPlugin"]),
+        .library(name: "command_reloader", type: .dynamic, targets: ["CommandReloaderPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -157,6 +158,10 @@ let package = Package(
         ),
         .target(
             name: "ResourceWatcherPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/resource_watcher",
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
+        ),
+        .target(
+            name: "CommandReloaderPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/command_reloader",
             exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
         ),
         .testTarget(

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct cps_worker {
     const circus_host_api *api;
@@ -46,16 +47,15 @@ static void *run(void *arg) {
         pthread_mutex_unlock(&w->lock);
 
         work(job, w);
-        /* Back to the instance's queue; if that fails (the instance is stopping, or its
-         * queue is full), the result is dropped and the job released here. */
-        st = w->api->post(w->host, done, job, release);
-        if (st != CIRCUS_OK) {
-            if (st == CIRCUS_E_BUSY) {
-                cps_log(w->api, w->host, CIRCUS_LOG_WARNING, "the instance's queue is full: a result is dropped");
-            }
-            if (release != NULL) {
-                release(job);
-            }
+        /* Back to the instance's queue. A full queue drains: try again shortly, so that
+         * `done` always runs unless the instance is stopping (then the job is released
+         * here, unseen). */
+        while ((st = w->api->post(w->host, done, job, release)) == CIRCUS_E_BUSY && !cps_worker_stopping(w)) {
+            struct timespec pause = {0, 10 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        }
+        if (st != CIRCUS_OK && release != NULL) {
+            release(job);
         }
 
         pthread_mutex_lock(&w->lock);

@@ -26,10 +26,10 @@ typedef void (*cps_work_fn)(void *job, cps_worker *worker);
 /* Starts the thread (call it from start()). NULL on failure, with err filled. */
 CPS_HIDDEN cps_worker *cps_worker_start(const circus_host_api *api, circus_host *host, circus_error *err);
 
-/* Hands job to the thread: work(job) there, then done(job) on the instance's queue,
- * then release(job) (also when done never runs: the instance stopped first, or the
- * queue was full). CIRCUS_E_BUSY while the previous job is out; then nothing happens
- * and the caller still owns job. */
+/* Hands job to the thread: work(job) there, then done(job) on the instance's queue
+ * (retried while that queue is full), then release(job) (also when done never runs
+ * because the instance stopped first). CIRCUS_E_BUSY while the previous job is out;
+ * then nothing happens and the caller still owns job. */
 CPS_HIDDEN circus_status cps_worker_submit(cps_worker *w, cps_work_fn work, circus_task_fn done,
                                            circus_dtor_fn release, void *job);
 
