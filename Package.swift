@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "watchdog", type: .dynamic, targets: ["WatchdogPlugin"]),
         .library(name: "resource_watcher", type: .dynamic, targets: ["ResourceWatcherPlugin"]),
         .library(name: "command_reloader", type: .dynamic, targets: ["CommandReloaderPlugin"]),
+        .library(name: "http_observer", type: .dynamic, targets: ["HttpObserverPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -163,6 +164,11 @@ let package = Package(
         .target(
             name: "CommandReloaderPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/command_reloader",
             exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
+        ),
+        .target(
+            name: "HttpObserverPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/http_observer",
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")],
+            linkerSettings: [.linkedLibrary("curl")]
         ),
         .testTarget(
             name: "ShippedPluginTests",

@@ -222,42 +222,6 @@ static known *add_known(reloader *r, const char *watcher) {
     return k;
 }
 
-/* A `restart` under way: the instance, and the watcher's name for the message. */
-typedef struct restart_call {
-    reloader *r;
-    char watcher[1];                  /* NUL-terminated, allocated to fit                 */
-} restart_call;
-
-static void on_restarted(void *ud, circus_status st, circus_str json) {
-    restart_call *c = (restart_call *)ud;
-    char text[256];
-    if (st != CIRCUS_OK && st != CIRCUS_E_CANCELLED) {
-        cps_reply_reason(json, text, sizeof text);
-        cps_log(c->r->api, c->r->host, CIRCUS_LOG_WARNING, "restarting %s failed: %s", c->watcher, text);
-    }
-    free(c);
-}
-
-static void restart(reloader *r, const char *watcher) {
-    cps_buf args;
-    size_t n = strlen(watcher);
-    restart_call *c = (restart_call *)malloc(sizeof *c + n);
-    if (c == NULL) {
-        return;
-    }
-    c->r = r;
-    memcpy(c->watcher, watcher, n + 1);
-    cps_buf_init(&args);
-    cps_buf_adds(&args, "{\"name\": ");
-    cps_buf_add_json_string(&args, watcher, n);
-    cps_buf_adds(&args, "}");
-    if (r->api->call(r->host, circus_cstr("restart"), cps_buf_str(&args), on_restarted, c) != CIRCUS_OK) {
-        cps_log(r->api, r->host, CIRCUS_LOG_WARNING, "cannot restart %s", watcher);
-        free(c);
-    }
-    cps_buf_free(&args);
-}
-
 static void compare(reloader *r, const probe *p) {
     known *k = find_known(r, p->watcher);
     if (k == NULL && (k = add_known(r, p->watcher)) == NULL) {
@@ -275,7 +239,7 @@ static void compare(reloader *r, const probe *p) {
     if (k->recorded && (strcmp(k->path, p->path) != 0 || k->mtime.tv_sec != p->mtime.tv_sec ||
                         k->mtime.tv_nsec != p->mtime.tv_nsec || k->dev != p->dev || k->ino != p->ino)) {
         cps_log(r->api, r->host, CIRCUS_LOG_INFO, "%s modified. Restarting.", p->path);
-        restart(r, p->watcher);
+        cps_cast(r->api, r->host, "restart", p->watcher, "");
     }
     k->recorded = 1;
     memcpy(k->path, p->path, sizeof k->path);

@@ -163,38 +163,19 @@ static tally *find_tally(rw *r, long long pid, long long parent) {
     return &r->tallies[r->count++];
 }
 
-static void on_action_done(void *ud, circus_status st, circus_str json) {
-    rw *r = (rw *)ud;
-    char text[256];
-    if (st == CIRCUS_OK || st == CIRCUS_E_CANCELLED) {
-        return;
-    }
-    cps_reply_reason(json, text, sizeof text);
-    cps_log(r->api, r->host, CIRCUS_LOG_WARNING, "acting on watcher %s failed: %s", r->s.watcher, text);
-}
-
 /* Restarts the watcher, or signals one child of it. */
 static void act(rw *r, const tally *t) {
-    cps_buf args;
-    const char *command = t->pid == 0 ? "restart" : "signal";
-    circus_status st;
-    cps_buf_init(&args);
-    cps_buf_adds(&args, "{\"name\": ");
-    cps_buf_add_json_string(&args, r->s.watcher, strlen(r->s.watcher));
-    if (t->pid != 0) {
-        cps_buf_addf(&args, ", \"pid\": %lld, \"childpid\": %lld, \"signum\": %lld", t->parent, t->pid,
-                     (long long)r->s.child_signal);
+    char more[128];
+    if (t->pid == 0) {
+        cps_log(r->api, r->host, CIRCUS_LOG_WARNING, "%s: over its limits, restarting it", r->s.watcher);
+        cps_cast(r->api, r->host, "restart", r->s.watcher, "");
+        return;
     }
-    cps_buf_adds(&args, "}");
-    cps_log(r->api, r->host, CIRCUS_LOG_WARNING, t->pid == 0 ? "%s: over its limits, restarting it"
-                                                              : "%s: a child over its limits, signalling it",
-            r->s.watcher);
-    st = r->api->call(r->host, circus_cstr(command), cps_buf_str(&args), on_action_done, r);
-    if (st != CIRCUS_OK) {
-        cps_log(r->api, r->host, CIRCUS_LOG_WARNING, "cannot run %s for %s (status %d)", command, r->s.watcher,
-                (int)st);
-    }
-    cps_buf_free(&args);
+    cps_log(r->api, r->host, CIRCUS_LOG_WARNING, "%s: child %lld over its limits, signalling it", r->s.watcher,
+            t->pid);
+    snprintf(more, sizeof more, ", \"pid\": %lld, \"childpid\": %lld, \"signum\": %lld", t->parent, t->pid,
+             (long long)r->s.child_signal);
+    cps_cast(r->api, r->host, "signal", r->s.watcher, more);
 }
 
 static void judge(rw *r, tally *t, const figures *f) {

@@ -834,6 +834,49 @@ void cps_reply_reason(circus_str reply, char *buf, size_t cap) {
     }
 }
 
+/* A cast under way: what the failure message needs. */
+typedef struct cast {
+    const circus_host_api *api;
+    circus_host *host;
+    char what[1];                     /* "<command> <watcher>", allocated to fit           */
+} cast;
+
+static void cast_done(void *ud, circus_status st, circus_str json) {
+    cast *c = (cast *)ud;
+    char reason[256];
+    if (st != CIRCUS_OK && st != CIRCUS_E_CANCELLED) {
+        cps_reply_reason(json, reason, sizeof reason);
+        cps_log(c->api, c->host, CIRCUS_LOG_WARNING, "%s failed: %s", c->what, reason);
+    }
+    free(c);
+}
+
+void cps_cast(const circus_host_api *api, circus_host *host, const char *command, const char *watcher,
+              const char *more) {
+    size_t n = strlen(command) + 1 + strlen(watcher);
+    cast *c = (cast *)malloc(sizeof *c + n);
+    cps_buf args;
+    circus_status st;
+    if (c == NULL) {
+        cps_log(api, host, CIRCUS_LOG_ERROR, "out of memory: cannot run %s %s", command, watcher);
+        return;
+    }
+    c->api = api;
+    c->host = host;
+    snprintf(c->what, n + 1, "%s %s", command, watcher);
+    cps_buf_init(&args);
+    cps_buf_adds(&args, "{\"name\": ");
+    cps_buf_add_json_string(&args, watcher, strlen(watcher));
+    cps_buf_adds(&args, more);
+    cps_buf_adds(&args, "}");
+    st = api->call(host, circus_cstr(command), cps_buf_str(&args), cast_done, c);
+    cps_buf_free(&args);
+    if (st != CIRCUS_OK) {
+        cps_log(api, host, CIRCUS_LOG_WARNING, "cannot run %s (status %d)", c->what, (int)st);
+        free(c);
+    }
+}
+
 char *cps_strndup(const char *s, size_t len) {
     char *copy = (char *)malloc(len + 1);
     if (copy != NULL) {

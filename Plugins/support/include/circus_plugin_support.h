@@ -155,6 +155,12 @@ CPS_HIDDEN int cps_watcher_topic(circus_str topic, circus_str *watcher, circus_s
 /* The "reason" of a command's error reply, as text in buf ("" when there is none). */
 CPS_HIDDEN void cps_reply_reason(circus_str reply, char *buf, size_t cap);
 
+/* Runs `command` with {"name": <watcher><more>} through the host (more: "" or further
+ * members, ", \"signum\": 15"), as Circus's plugins cast it: the reply is not waited
+ * for, and a failure is logged with the command and the watcher's name. */
+CPS_HIDDEN void cps_cast(const circus_host_api *api, circus_host *host, const char *command, const char *watcher,
+                         const char *more);
+
 /* A malloc'd NUL-terminated copy of s (NULL when out of memory). */
 CPS_HIDDEN char *cps_strndup(const char *s, size_t len);
 

@@ -1,0 +1,126 @@
+// Real network peers for the observer plugins' tests: a small HTTP server on 127.0.0.1
+// (any free port) that answers with a chosen status or never answers, a loopback port
+// that refuses connections, and a redis-server started in a temporary directory.
+
+import Foundation
+import Glibc
+import Synchronization
+
+/// A TCP socket bound on 127.0.0.1 at a free port chosen by the kernel.
+private func boundLoopbackSocket() throws -> (fd: Int32, port: UInt16) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket: errno \(errno)") }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else {
+        close(fd)
+        throw TestFailure("bind: errno \(errno)")
+    }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return (fd, UInt16(bigEndian: address.sin_port))
+}
+
+/// A loopback port that refuses every connection: bound, never listening.
+final class RefusingPort {
+    let fd: Int32
+    let port: UInt16
+
+    init() throws { (fd, port) = try boundLoopbackSocket() }
+
+    deinit { close(fd) }
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 answering every request with `status`, or never
+/// answering (`hang`), on a thread of its own; `stop()` ends it and closes everything.
+final class HTTPPeer: Sendable {
+    enum Behaviour: Sendable {
+        case status(Int)
+        case hang
+    }
+
+    private struct State {
+        var behaviour: Behaviour
+        var requests: [String] = []
+        var held: [Int32] = []
+    }
+
+    let port: UInt16
+    private let listener: Int32
+    private let state: Mutex<State>
+    private let finished = Slot<Bool>()
+
+    init(_ behaviour: Behaviour) throws {
+        (listener, port) = try boundLoopbackSocket()
+        state = Mutex(State(behaviour: behaviour))
+        guard listen(listener, 16) == 0 else { throw TestFailure("listen: errno \(errno)") }
+        let thread = Thread { [self] in serve() }
+        thread.start()
+    }
+
+    /// The request lines received so far ("GET /health HTTP/1.1").
+    var requests: [String] { state.withLock { $0.requests } }
+
+    /// Answers from now on with `behaviour`.
+    func behave(_ behaviour: Behaviour) { state.withLock { $0.behaviour = behaviour } }
+
+    private func serve() {
+        while true {
+            let connection = accept(listener, nil, nil)
+            if connection < 0 {
+                if errno == EINTR { continue }
+                break  // shut down by stop()
+            }
+            let request = readRequest(connection)
+            let behaviour = state.withLock { s in
+                s.requests.append(request)
+                return s.behaviour
+            }
+            switch behaviour {
+            case .status(let status):
+                let body = "ok\n"
+                let response = "HTTP/1.1 \(status) Status\r\nContent-Length: \(body.utf8.count)\r\n"
+                    + "Connection: close\r\n\r\n\(body)"
+                _ = response.withCString { send(connection, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+                close(connection)
+            case .hang:
+                state.withLock { $0.held.append(connection) }
+            }
+        }
+        finished.put(true)
+    }
+
+    /// Reads the request head and returns its first line.
+    private func readRequest(_ fd: Int32) -> String {
+        var head: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !head.ends(with: Array("\r\n\r\n".utf8)) {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 10_000) == 1 else { break }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            guard n > 0 else { break }
+            head += buffer[0..<n]
+        }
+        let text = String(decoding: head, as: UTF8.self)
+        return String(text.split(separator: "\r\n", omittingEmptySubsequences: false).first ?? "")
+    }
+
+    func stop() throws {
+        shutdown(listener, Int32(SHUT_RDWR))
+        _ = try waitUntil("the HTTP server's thread to end") { finished.get }
+        close(listener)
+        for fd in state.withLock({ $0.held }) { close(fd) }
+    }
+}
+
+extension Array where Element: Equatable {
+    fileprivate func ends(with suffix: [Element]) -> Bool {
+        count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
+    }
+}
