@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "resource_watcher", type: .dynamic, targets: ["ResourceWatcherPlugin"]),
         .library(name: "command_reloader", type: .dynamic, targets: ["CommandReloaderPlugin"]),
         .library(name: "http_observer", type: .dynamic, targets: ["HttpObserverPlugin"]),
+        .library(name: "redis_observer", type: .dynamic, targets: ["RedisObserverPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -169,6 +170,11 @@ let package = Package(
             name: "HttpObserverPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/http_observer",
             exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")],
             linkerSettings: [.linkedLibrary("curl")]
+        ),
+        .target(
+            name: "RedisObserverPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/redis_observer",
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")],
+            linkerSettings: [.linkedLibrary("hiredis")]
         ),
         .testTarget(
             name: "ShippedPluginTests",

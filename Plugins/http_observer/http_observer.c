@@ -22,8 +22,7 @@
 #include <circus/plugin.h>
 
 #include "circus_plugin_support.h"
-#include "cps_statsd.h"
-#include "cps_worker.h"
+#include "cps_observer.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -44,13 +43,8 @@ typedef struct settings {
 } settings;
 
 typedef struct observer {
-    const circus_host_api *api;
-    circus_host *host;
+    cps_observer frame;               /* statsd client, worker thread, failure streaks     */
     settings s;
-    cps_statsd client;
-    cps_worker *worker;
-    circus_handle loop;
-    int failing;                      /* the last round failed (logged)                   */
 } observer;
 
 /* One request: what to fetch, and what came back. */
@@ -120,27 +114,18 @@ static void fetched(void *ud) {
     observer *o = f->o;
     long status = f->result == CURLE_OK ? f->status : NO_ANSWER;
     if (f->result == CURLE_OK && status >= 200 && status < 300) {
-        if (o->failing) {
-            o->failing = 0;
-            cps_log(o->api, o->host, CIRCUS_LOG_INFO, "%s answers again", o->s.url);
-        }
-        cps_statsd_timing(&o->client, "http_stats.request_time", (int64_t)(f->seconds * 1000));
+        cps_observer_succeeded(&o->frame, o->s.url);
+        cps_statsd_timing(&o->frame.statsd, "http_stats.request_time", (int64_t)(f->seconds * 1000));
         return;
     }
-    if (!o->failing) {
-        o->failing = 1;
-        if (f->result == CURLE_OK) {
-            cps_log(o->api, o->host, CIRCUS_LOG_WARNING, "%s answered with status %ld", o->s.url, status);
-        } else {
-            cps_log(o->api, o->host, CIRCUS_LOG_WARNING, "%s did not answer: %s", o->s.url, f->error);
-        }
+    if (f->result == CURLE_OK) {
+        cps_observer_failed(&o->frame, "%s answered with status %ld", o->s.url, status);
+    } else {
+        cps_observer_failed(&o->frame, "%s did not answer: %s", o->s.url, f->error);
     }
-    cps_statsd_increment(&o->client, "http_stats.error");
-    cps_statsd_increment(&o->client, "http_stats.error.%ld", status);
-    if (o->s.restart_on_error[0] != '\0') {
-        cps_cast(o->api, o->host, "restart", o->s.restart_on_error, "");
-        cps_statsd_increment(&o->client, "http_stats.restart_on_error");
-    }
+    cps_statsd_increment(&o->frame.statsd, "http_stats.error");
+    cps_statsd_increment(&o->frame.statsd, "http_stats.error.%ld", status);
+    cps_observer_restart(&o->frame, o->s.restart_on_error, "http_stats.restart_on_error");
 }
 
 static void on_loop(void *ud, circus_handle timer) {
@@ -153,7 +138,7 @@ static void on_loop(void *ud, circus_handle timer) {
     f->o = o;
     memcpy(f->url, o->s.url, sizeof f->url);
     f->timeout_ms = (long)cps_ms(o->s.timeout);
-    if (cps_worker_submit(o->worker, perform, fetched, free, f) != CIRCUS_OK) {
+    if (cps_worker_submit(o->frame.worker, perform, fetched, free, f) != CIRCUS_OK) {
         free(f); /* the previous request is still out: skip this round */
     }
 }
@@ -207,11 +192,8 @@ static circus_status observer_create(const circus_create_params *p, void **out, 
         p->api->set_error(err, CIRCUS_E_INTERNAL, circus_cstr("out of memory"));
         return CIRCUS_E_INTERNAL;
     }
-    o->api = p->api;
-    o->host = p->host;
     o->s = s;
-    cps_statsd_init(&o->client, p->api, p->host);
-    if ((st = cps_statsd_setup(&o->client, &s.statsd, err)) != CIRCUS_OK) {
+    if ((st = cps_observer_init(&o->frame, p, &s.statsd, s.loop_rate, err)) != CIRCUS_OK) {
         free(o);
         return st;
     }
@@ -221,32 +203,20 @@ static circus_status observer_create(const circus_create_params *p, void **out, 
 
 static circus_status observer_start(void *instance, circus_error *err) {
     observer *o = (observer *)instance;
-    uint64_t every = cps_ms(o->s.loop_rate);
-    circus_status st;
-    o->worker = cps_worker_start(o->api, o->host, err);
-    if (o->worker == NULL) {
-        return CIRCUS_E_INTERNAL;
+    circus_status st = cps_observer_start(&o->frame, on_loop, o, err);
+    if (st == CIRCUS_OK) {
+        cps_log(o->frame.api, o->frame.host, CIRCUS_LOG_INFO, "fetching %s every %g s", o->s.url, o->s.loop_rate);
     }
-    st = o->api->add_timer(o->host, every, every, on_loop, o, NULL, &o->loop);
-    if (st != CIRCUS_OK) {
-        cps_error(o->api, err, st, "cannot schedule the check loop (status %d)", (int)st);
-        return st;
-    }
-    cps_log(o->api, o->host, CIRCUS_LOG_INFO, "fetching %s every %g s", o->s.url, o->s.loop_rate);
-    return CIRCUS_OK;
+    return st;
 }
 
 static void observer_stop(void *instance) {
-    observer *o = (observer *)instance;
-    cps_worker_stop(o->worker); /* aborts a request under way */
-    o->worker = NULL;
-    cps_statsd_close(&o->client);
+    cps_observer_stop(&((observer *)instance)->frame);
 }
 
 static void observer_destroy(void *instance) {
     observer *o = (observer *)instance;
-    cps_worker_stop(o->worker);
-    cps_statsd_close(&o->client);
+    cps_observer_stop(&o->frame);
     free(o);
 }
 

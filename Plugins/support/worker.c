@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 struct cps_worker {
@@ -17,6 +18,7 @@ struct cps_worker {
     pthread_cond_t wake;
     int stopping;
     int out;                          /* a job is queued or running                       */
+    int abort_fd;                     /* shut down by stop (cps_worker_abort_fd), or -1   */
     /* The queued job, taken by the thread. */
     void *job;
     cps_work_fn work;
@@ -74,6 +76,7 @@ cps_worker *cps_worker_start(const circus_host_api *api, circus_host *host, circ
     }
     w->api = api;
     w->host = host;
+    w->abort_fd = -1;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
     rc = pthread_create(&w->thread, NULL, run, w);
@@ -115,6 +118,15 @@ int cps_worker_stopping(cps_worker *w) {
     return stopping;
 }
 
+void cps_worker_abort_fd(cps_worker *w, int fd) {
+    pthread_mutex_lock(&w->lock);
+    w->abort_fd = fd;
+    if (fd >= 0 && w->stopping) {
+        shutdown(fd, SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
 void cps_worker_stop(cps_worker *w) {
     void *unstarted;
     circus_dtor_fn release;
@@ -123,6 +135,9 @@ void cps_worker_stop(cps_worker *w) {
     }
     pthread_mutex_lock(&w->lock);
     w->stopping = 1;
+    if (w->abort_fd >= 0) {
+        shutdown(w->abort_fd, SHUT_RDWR);
+    }
     unstarted = w->job;
     release = w->release;
     w->job = NULL;

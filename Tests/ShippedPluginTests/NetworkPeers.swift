@@ -124,3 +124,60 @@ extension Array where Element: Equatable {
         count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
     }
 }
+
+/// A redis-server on 127.0.0.1 at a free port, with its files in a temporary directory;
+/// `stop()` kills it and removes them.
+final class RedisPeer {
+    let port: UInt16
+    let directory: String
+    private let process = Process()
+
+    /// Fails when `redis-server` is not installed (scripts/setup.sh installs it).
+    init(password: String? = nil) throws {
+        let candidates: [String] = ["/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"]
+        guard let server = candidates.first(where: { access($0, X_OK) == 0 }) else {
+            throw TestFailure("redis-server is not installed: run scripts/setup.sh (Debian package redis-server)")
+        }
+        directory = NSTemporaryDirectory() + "circus-redis-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // A port the kernel just handed out and took back: free unless someone takes it
+        // in the next instant, in which case redis-server exits and the test says why.
+        let probe = try boundLoopbackSocket()
+        port = probe.port
+        close(probe.fd)
+        process.executableURL = URL(fileURLWithPath: server)
+        process.arguments = [
+            "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory, "--save", "", "--appendonly", "no",
+            "--daemonize", "no", "--loglevel", "warning", "--logfile", "\(directory)/redis.log",
+        ] + (password.map { ["--requirepass", $0] } ?? [])
+        try process.run()
+        try waitUntil("redis-server to listen on 127.0.0.1:\(port)") { () -> Bool? in
+            if !process.isRunning {
+                return nil
+            }
+            return Self.accepts(port) ? true : nil
+        }
+    }
+
+    private static func accepts(_ port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+        }
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}

@@ -36,6 +36,11 @@ CPS_HIDDEN circus_status cps_worker_submit(cps_worker *w, cps_work_fn work, circ
 /* True once cps_worker_stop() began: a job should give up as soon as it can. */
 CPS_HIDDEN int cps_worker_stopping(cps_worker *w);
 
+/* For a job blocked on a socket (a client library's blocking call): while fd is set
+ * (>= 0), cps_worker_stop() shuts it down, which wakes the blocked call with an error.
+ * Set it once connected; set -1 before closing it. */
+CPS_HIDDEN void cps_worker_abort_fd(cps_worker *w, int fd);
+
 /* Asks the running job to stop, joins the thread and frees the worker (call it from
  * stop()). A job not yet started is released without running. */
 CPS_HIDDEN void cps_worker_stop(cps_worker *w);
