@@ -156,14 +156,20 @@ final class LoadedPlugin {
     let host: PluginHost
     let library: PluginLibrary
 
-    init(_ plugin: ShippedPlugin) throws {
+    convenience init(_ plugin: ShippedPlugin) throws {
+        try self.init(building: plugin.build(into:))
+    }
+
+    /// Builds a library with `build` (given a fresh temporary directory, returning the
+    /// library's path) and loads it.
+    init(building build: (String) throws -> String) throws {
         var template = Array("/tmp/circus-shipped-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw TestFailure("mkdtemp failed: errno \(errno)")
         }
         directory = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         host = try PluginHost(bus: bus)
-        library = try host.load(try plugin.build(into: directory))
+        library = try host.load(try build(directory))
     }
 
     /// Starts the instance `name` with `config` (INI strings, as circusd passes them).
