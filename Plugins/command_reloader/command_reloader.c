@@ -9,7 +9,7 @@
  * round, it logs "<path> modified. Restarting." and runs `restart <watcher>`. A watcher
  * seen for the first time is only recorded; one that left `list` is forgotten.
  *
- * Options: loop_rate (1 s).
+ * Options: loop_rate (1 s), active (true; false: nothing is watched).
  *
  * Where it differs from Circus: Circus takes the whole cmd string as the path (so a
  * command with arguments breaks its loop) and compares the path and the modification
@@ -70,6 +70,7 @@ struct reloader {
     const circus_host_api *api;
     circus_host *host;
     double loop_rate;
+    int active;
     cps_worker *worker;
     circus_handle loop;
     int busy;                         /* a round is under way                             */
@@ -262,7 +263,7 @@ static void looked(void *ud) {
 /* Every `get` answered: stat() the files on the plugin's thread. */
 static void gets_done(round *rd) {
     reloader *r = rd->r;
-    if (rd->cancelled) {
+    if (rd->cancelled || r->worker == NULL) {
         round_free(rd);
         return;
     }
@@ -406,11 +407,13 @@ static circus_status reloader_create(const circus_create_params *p, void **out, 
     reloader *r;
     cps_options o;
     double loop_rate = 1;
+    int active = 1;
     circus_status st;
     o.api = p->api;
     o.err = err;
     o.config = p->config_json;
-    if ((st = cps_opt_float(&o, "loop_rate", 0.001, 1e9, &loop_rate)) != CIRCUS_OK) {
+    if ((st = cps_opt_float(&o, "loop_rate", 0.001, 1e9, &loop_rate)) != CIRCUS_OK ||
+        (st = cps_opt_bool(&o, "active", &active)) != CIRCUS_OK) {
         return st;
     }
     r = (reloader *)calloc(1, sizeof *r);
@@ -421,6 +424,7 @@ static circus_status reloader_create(const circus_create_params *p, void **out, 
     r->api = p->api;
     r->host = p->host;
     r->loop_rate = loop_rate;
+    r->active = active;
     *out = r;
     return CIRCUS_OK;
 }
@@ -429,6 +433,10 @@ static circus_status reloader_start(void *instance, circus_error *err) {
     reloader *r = (reloader *)instance;
     uint64_t every = cps_ms(r->loop_rate);
     circus_status st;
+    if (!r->active) {
+        cps_log(r->api, r->host, CIRCUS_LOG_INFO, "inactive (active = false): no command is watched");
+        return CIRCUS_OK;
+    }
     r->worker = cps_worker_start(r->api, r->host, err);
     if (r->worker == NULL) {
         return CIRCUS_E_INTERNAL;

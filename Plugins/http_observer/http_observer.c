@@ -13,7 +13,8 @@
  *
  * Options: check_url (http://localhost/; http or https), loop_rate (60 s), timeout
  * (10 s, the whole request), restart_on_error (a watcher name; none), and the statsd
- * options host, port, sample_rate, application_name (http_observer).
+ * options host, port, sample_rate, application_name (http_observer); active (true; false:
+ * nothing is fetched).
  *
  * Where it differs from Circus: a round is skipped while the previous request is still
  * out (tornado would start another); the failure is also logged, once per streak.
@@ -39,6 +40,7 @@ typedef struct settings {
     char url[2048];
     double loop_rate;
     double timeout;
+    int active;
     char restart_on_error[256];       /* "" when not set                                  */
 } settings;
 
@@ -155,6 +157,8 @@ static circus_status read_settings(const circus_host_api *api, circus_str config
     strcpy(s->url, "http://localhost/");
     s->loop_rate = 60;
     s->timeout = 10;
+    s->active = 1;
+    if ((st = cps_opt_bool(&o, "active", &s->active)) != CIRCUS_OK) return st;
     if ((st = cps_statsd_read(&o, "http_observer", &s->statsd)) != CIRCUS_OK) return st;
     if ((st = cps_opt_string(&o, "check_url", s->url, sizeof s->url)) != CIRCUS_OK) return st;
     if (strncasecmp(s->url, "http://", 7) != 0 && strncasecmp(s->url, "https://", 8) != 0) {
@@ -203,7 +207,12 @@ static circus_status observer_create(const circus_create_params *p, void **out, 
 
 static circus_status observer_start(void *instance, circus_error *err) {
     observer *o = (observer *)instance;
-    circus_status st = cps_observer_start(&o->frame, on_loop, o, err);
+    circus_status st;
+    if (!o->s.active) {
+        cps_log(o->frame.api, o->frame.host, CIRCUS_LOG_INFO, "inactive (active = false): nothing is fetched");
+        return CIRCUS_OK;
+    }
+    st = cps_observer_start(&o->frame, on_loop, o, err);
     if (st == CIRCUS_OK) {
         cps_log(o->frame.api, o->frame.host, CIRCUS_LOG_INFO, "fetching %s every %g s", o->s.url, o->s.loop_rate);
     }

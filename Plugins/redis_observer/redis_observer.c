@@ -17,7 +17,8 @@
  * Options: redis_url (redis://localhost:6379/0; also redis://[user]:password@host:port/db
  * and unix:///path/redis.sock?db=N), timeout (5 s, for connecting and for each
  * reply), restart_on_timeout (a watcher name; none), loop_rate (60 s), and the statsd
- * options host, port, sample_rate, application_name (redis_observer).
+ * options host, port, sample_rate, application_name (redis_observer); active (true; false:
+ * nothing is read).
  *
  * Where it differs from Circus: a key the server does not report is left out (Redis 5
  * renamed client_biggest_input_buf and client_longest_output_list; Circus's round then
@@ -62,6 +63,7 @@ typedef struct settings {
     target where;
     double loop_rate;
     double timeout;
+    int active;
     char restart_on_timeout[256];     /* "" when not set                                  */
 } settings;
 
@@ -348,6 +350,8 @@ static circus_status read_settings(const circus_host_api *api, circus_str config
     strcpy(s->url, "redis://localhost:6379/0");
     s->loop_rate = 60;
     s->timeout = 5;
+    s->active = 1;
+    if ((st = cps_opt_bool(&o, "active", &s->active)) != CIRCUS_OK) return st;
     if ((st = cps_statsd_read(&o, "redis_observer", &s->statsd)) != CIRCUS_OK) return st;
     if ((st = cps_opt_string(&o, "redis_url", s->url, sizeof s->url)) != CIRCUS_OK) return st;
     if (!parse_url(s->url, &s->where, &why)) {
@@ -383,7 +387,12 @@ static circus_status observer_create(const circus_create_params *p, void **out, 
 
 static circus_status observer_start(void *instance, circus_error *err) {
     observer *o = (observer *)instance;
-    circus_status st = cps_observer_start(&o->frame, on_loop, o, err);
+    circus_status st;
+    if (!o->s.active) {
+        cps_log(o->frame.api, o->frame.host, CIRCUS_LOG_INFO, "inactive (active = false): nothing is read");
+        return CIRCUS_OK;
+    }
+    st = cps_observer_start(&o->frame, on_loop, o, err);
     if (st == CIRCUS_OK) {
         cps_log(o->frame.api, o->frame.host, CIRCUS_LOG_INFO, "reading INFO of %s every %g s", o->s.url, o->s.loop_rate);
     }

@@ -20,8 +20,8 @@
  * max_cpu (90 %; 0 turns it off), min_cpu (none), max_mem (90 %: a number is a
  * percentage, a size such as 250M an absolute limit), min_mem (none; same forms),
  * health_threshold (75 %; 0 turns it off), max_count (3), process_children (false),
- * child_signal (15), and the statsd options host, port, sample_rate, application_name
- * (app).
+ * child_signal (15), active (true; false: nothing is checked), and the statsd options
+ * host, port, sample_rate, application_name (app).
  *
  * Where it differs from Circus: an absolute min_mem is compared with resident bytes
  * (Circus compares it with the percentage); a child's signal reaches that child only
@@ -64,6 +64,7 @@ typedef struct settings {
     int64_t max_count;
     int process_children;
     int64_t child_signal;
+    int active;
 } settings;
 
 /* Consecutive crossings of each limit, for the watcher as a whole (pid 0) or one child. */
@@ -341,6 +342,8 @@ static circus_status read_settings(const circus_host_api *api, circus_host *host
     s->health_threshold = 75;
     s->max_count = 3;
     s->child_signal = 15;
+    s->active = 1;
+    if ((st = cps_opt_bool(&o, "active", &s->active)) != CIRCUS_OK) return st;
     if ((st = cps_statsd_read(&o, "app", &s->statsd)) != CIRCUS_OK) return st;
     found = cps_opt_text(&o, "watcher", s->watcher, sizeof s->watcher);
     if (found == 0) {
@@ -400,7 +403,12 @@ static circus_status rw_create(const circus_create_params *p, void **out, circus
 static circus_status rw_start(void *instance, circus_error *err) {
     rw *r = (rw *)instance;
     uint64_t every = cps_ms(r->s.loop_rate);
-    circus_status st = r->api->add_timer(r->host, every, every, on_loop, r, NULL, &r->loop);
+    circus_status st;
+    if (!r->s.active) {
+        cps_log(r->api, r->host, CIRCUS_LOG_INFO, "inactive (active = false): %s is not looked after", r->s.watcher);
+        return CIRCUS_OK;
+    }
+    st = r->api->add_timer(r->host, every, every, on_loop, r, NULL, &r->loop);
     if (st != CIRCUS_OK) {
         cps_error(r->api, err, st, "cannot schedule the check loop (status %d)", (int)st);
         return st;

@@ -60,3 +60,21 @@ import Testing
         #expect(plugin.bus.logs.contains("counting watcher events (Rust)"))
     }
 }
+
+/// `active = false` is served, not ignored: the plugin starts and says it does nothing.
+@Suite struct InactivePluginTests {
+    @Test(arguments: [
+        (ShippedPlugin.resourceWatcher, "inactive (active = false): web is not looked after"),
+        (ShippedPlugin.commandReloader, "inactive (active = false): no command is watched"),
+        (ShippedPlugin.httpObserver, "inactive (active = false): nothing is fetched"),
+        (ShippedPlugin.redisObserver, "inactive (active = false): nothing is read"),
+    ])
+    func anInactivePluginSaysSo(plugin kind: ShippedPlugin, message: String) throws {
+        let plugin = try LoadedPlugin(kind)
+        defer { plugin.close() }
+        try plugin.start("off", ["watcher": "web", "active": "false"])
+        #expect(plugin.bus.logs.contains(message))
+        #expect(try plugin.startFailure("bad", ["watcher": "web", "active": "maybe"])
+            == "option active = \"maybe\": not a boolean (use true/false, yes/no, on/off or 1/0)")
+    }
+}
