@@ -21,10 +21,14 @@ extension Supervisor {
         let directory = currentDirectory
         let env = Dictionary(environment.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
         let accounts = SystemAccounts(snapshot: users.snapshot)
+        let environment = self.environment
         do {
             try loop.offload(to: configWorker, {
                 Result { () throws(ConfigError) in
-                    try ConfigLoader.load(path: path, environment: env, currentDirectory: directory, accounts: accounts)
+                    let loaded = try ConfigLoader.load(
+                        path: path, environment: env, currentDirectory: directory, accounts: accounts)
+                    try PythonPluginCheck.verify(loaded.configuration, environment: environment)
+                    return loaded
                 }
             }, then: { [unowned self] result in
                 switch result {
