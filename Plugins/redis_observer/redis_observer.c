@@ -68,7 +68,7 @@ typedef struct settings {
 } settings;
 
 typedef struct observer {
-    cps_observer frame;               /* statsd client, worker thread, failure streaks     */
+    cps_observer frame;               /* first: the instance pointer is the frame's        */
     settings s;
 } observer;
 
@@ -377,44 +377,22 @@ static circus_status observer_create(const circus_create_params *p, void **out, 
         return CIRCUS_E_INTERNAL;
     }
     o->s = s;
-    if ((st = cps_observer_init(&o->frame, p, &s.statsd, s.loop_rate, err)) != CIRCUS_OK) {
+    if ((st = cps_observer_init(&o->frame, p, &s.statsd, s.loop_rate, s.active, on_loop, err)) != CIRCUS_OK) {
         free(o);
         return st;
     }
+    snprintf(o->frame.started, sizeof o->frame.started, "reading INFO of %s every %g s", s.url, s.loop_rate);
+    o->frame.inactive = "nothing is read";
     *out = o;
     return CIRCUS_OK;
-}
-
-static circus_status observer_start(void *instance, circus_error *err) {
-    observer *o = (observer *)instance;
-    circus_status st;
-    if (!o->s.active) {
-        cps_log(o->frame.api, o->frame.host, CIRCUS_LOG_INFO, "inactive (active = false): nothing is read");
-        return CIRCUS_OK;
-    }
-    st = cps_observer_start(&o->frame, on_loop, o, err);
-    if (st == CIRCUS_OK) {
-        cps_log(o->frame.api, o->frame.host, CIRCUS_LOG_INFO, "reading INFO of %s every %g s", o->s.url, o->s.loop_rate);
-    }
-    return st;
-}
-
-static void observer_stop(void *instance) {
-    cps_observer_stop(&((observer *)instance)->frame);
-}
-
-static void observer_destroy(void *instance) {
-    observer *o = (observer *)instance;
-    cps_observer_stop(&o->frame);
-    free(o);
 }
 
 static const circus_plugin_vtable observer_vtable = {
     sizeof(circus_plugin_vtable), 0,
     observer_create,
-    observer_start,
-    observer_stop,
-    observer_destroy,
+    cps_observer_start,
+    cps_observer_stop,
+    cps_observer_destroy,
     NULL, /* a new config recreates the instance */
 };
 

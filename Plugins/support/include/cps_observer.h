@@ -2,7 +2,12 @@
  * cps_observer.h: the frame the observer plugins (http_observer, redis_observer) share,
  * as Circus's BaseObserver is theirs: a statsd client, every loop_rate seconds a check
  * handed to a thread of the plugin's own (cps_worker.h), failures logged once per
- * streak, and the restart of a watcher when the check fails.
+ * streak, the restart of a watcher when the check fails, and the vtable's start, stop
+ * and destroy.
+ *
+ * The plugin's instance struct starts with a cps_observer (its first member), so the
+ * instance pointer is the frame's: the vtable can name cps_observer_start,
+ * cps_observer_stop and cps_observer_destroy directly.
  */
 #ifndef CPS_OBSERVER_H
 #define CPS_OBSERVER_H
@@ -17,17 +22,25 @@ typedef struct cps_observer {
     cps_statsd statsd;
     cps_worker *worker;               /* from start to stop                               */
     double loop_rate;
+    int active;                       /* false: start does nothing but say so             */
+    circus_timer_fn check;            /* every loop_rate s, with the instance as ud       */
+    char started[2304];               /* logged once started ("fetching <url> every 60 s") */
+    const char *inactive;             /* logged when not active                           */
     int failing;                      /* the last check failed (and was logged)           */
 } cps_observer;
 
-/* In create(): sets up the statsd client (err names the option on failure). */
+/* In create(), with the instance allocated (zeroed) and o its first member: sets up the
+ * statsd client (err names the option on failure). check runs every loop_rate seconds
+ * and submits its job with cps_worker_submit(o->worker, ...). */
 CPS_HIDDEN circus_status cps_observer_init(cps_observer *o, const circus_create_params *p,
-                                           const cps_statsd_settings *statsd, double loop_rate, circus_error *err);
-/* In start(): starts the worker and calls check(ud) every loop_rate seconds; check
- * submits its job with cps_worker_submit(o->worker, ...). */
-CPS_HIDDEN circus_status cps_observer_start(cps_observer *o, circus_timer_fn check, void *ud, circus_error *err);
-/* In stop() and destroy(): joins the worker (aborting its job) and closes the socket. */
-CPS_HIDDEN void cps_observer_stop(cps_observer *o);
+                                           const cps_statsd_settings *statsd, double loop_rate, int active,
+                                           circus_timer_fn check, circus_error *err);
+
+/* The vtable's start, stop (joins the worker, aborting its job; closes the socket) and
+ * destroy (stop, then free(instance)). */
+CPS_HIDDEN circus_status cps_observer_start(void *instance, circus_error *err);
+CPS_HIDDEN void cps_observer_stop(void *instance);
+CPS_HIDDEN void cps_observer_destroy(void *instance);
 
 /* A check failed: logs why (printf-style) unless the previous one failed too. */
 CPS_HIDDEN void cps_observer_failed(cps_observer *o, const char *fmt, ...) CPS_PRINTF(2, 3);
