@@ -1,8 +1,8 @@
 /*
- * circus_plugin_support.h: the small toolbox the shipped plugins (flapping, statsd,
- * watchdog) share. It is compiled into each plugin library (never exported: every
- * function is hidden), so each plugin still needs nothing but <circus/plugin.h> and
- * the C library at run time.
+ * circus_plugin_support.h: the small toolbox the shipped plugins share. It is compiled
+ * into each plugin library (never exported: every function is hidden), so each plugin
+ * still needs nothing but <circus/plugin.h> and the C library at run time (and the
+ * client library it talks through: libcurl, hiredis).
  *
  * What it offers:
  *  - a reader for the JSON the host hands over (configs, event payloads, replies);
@@ -10,10 +10,11 @@
  *    to_bool()), refusing a bad value through the error sink, naming the key;
  *  - a growable string buffer, JSON string escaping, Python's float repr;
  *  - logging through the host with printf-style formatting;
- *  - splitting "watcher.<name>.<event>" topics, clocks, Circus's human2bytes.
+ *  - splitting "watcher.<name>.<event>" topics, clocks, Circus's human2bytes;
+ *  - running a daemon command as Circus's plugins cast it (cps_cast).
  *
- * cps_statsd.h (the statsd client) and cps_worker.h (a thread of the plugin's own for
- * blocking I/O) build on it.
+ * cps_statsd.h (the statsd client), cps_worker.h (a thread of the plugin's own for
+ * blocking I/O) and cps_observer.h (the observers' common frame) build on it.
  */
 #ifndef CIRCUS_PLUGIN_SUPPORT_H
 #define CIRCUS_PLUGIN_SUPPORT_H
