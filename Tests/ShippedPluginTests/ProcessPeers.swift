@@ -47,27 +47,18 @@ final class Hog {
         }
         """#
 
-    /// The program, built once per test process.
-    static let program: Result<String, TestFailure> = {
-        let directory = NSTemporaryDirectory() + "circus-hog-\(getpid())"
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let path = "\(directory)/hog"
-        do {
-            try source.write(toFile: "\(path).c", atomically: true, encoding: .utf8)
-            try runTool("cc", ["-O0", "-o", path, "\(path).c"])
-            return .success(path)
-        } catch let error as TestFailure {
-            return .failure(error)
-        } catch {
-            return .failure(TestFailure("cannot write the hog's source: \(error)"))
-        }
-    }()
-
     let process = Process()
+    let directory: String
     var pid: Int32 { process.processIdentifier }
 
+    /// Builds the program in a temporary directory of its own and starts it.
     init(_ mode: Mode) throws {
-        process.executableURL = URL(fileURLWithPath: try Self.program.get())
+        directory = NSTemporaryDirectory() + "circus-hog-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let program = "\(directory)/hog"
+        try Self.source.write(toFile: "\(program).c", atomically: true, encoding: .utf8)
+        try runTool("cc", ["-O0", "-o", program, "\(program).c"])
+        process.executableURL = URL(fileURLWithPath: program)
         switch mode {
         case .cpu: process.arguments = ["cpu"]
         case .memory(let megabytes): process.arguments = ["memory", "\(megabytes)"]
@@ -77,9 +68,11 @@ final class Hog {
         try process.run()
     }
 
+    /// Kills and reaps the process (a burner child dies with it: PR_SET_PDEATHSIG).
     func stop() {
         kill(pid, SIGKILL)
         process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: directory)
     }
 }
 
