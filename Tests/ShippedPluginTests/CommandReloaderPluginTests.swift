@@ -54,8 +54,8 @@ import Testing
         try plugin.bus.waitForCalls("round \(rounds)", count: rounds) { $0.name == "list" }
     }
 
-    @Test func aNewModificationTimeRestartsTheWatcher() throws {
-        let plugin = try LoadedPlugin(.commandReloader)
+    @Test(arguments: [false, true]) func aNewModificationTimeRestartsTheWatcher(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.commandReloader, isolated: isolated)
         defer { plugin.close() }
         let path = "\(plugin.directory)/app.sh"
         try Self.write(path, "#!/bin/sh\nexec sleep 100\n")
@@ -75,7 +75,7 @@ import Testing
         #expect(restart.arguments == ["name": "app"])
         let real = try #require(realpath(path, nil))
         defer { free(real) }
-        #expect(plugin.bus.logs.contains("\(String(cString: real)) modified. Restarting."))
+        try plugin.bus.waitForLog("\(String(cString: real)) modified. Restarting.")
 
         // Recorded again: the next rounds do not restart it a second time.
         let seen = plugin.bus.calls.filter { $0.name == "list" }.count
@@ -83,8 +83,8 @@ import Testing
         #expect(plugin.bus.calls.filter { $0.name == "restart" }.count == 1)
     }
 
-    @Test func aFileReplacedWithTheSameTimeCountsAndArgumentsAreNotPartOfThePath() throws {
-        let plugin = try LoadedPlugin(.commandReloader)
+    @Test(arguments: [false, true]) func aFileReplacedWithTheSameTimeCountsAndArgumentsAreNotPartOfThePath(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.commandReloader, isolated: isolated)
         defer { plugin.close() }
         let path = "\(plugin.directory)/app.sh"
         try Self.write(path, "#!/bin/sh\nexec sleep 100\n")
@@ -105,8 +105,8 @@ import Testing
         #expect(restart.arguments == ["name": "app"])
     }
 
-    @Test func aMissingFileIsLoggedOnceAndRestartsNothing() throws {
-        let plugin = try LoadedPlugin(.commandReloader)
+    @Test(arguments: [false, true]) func aMissingFileIsLoggedOnceAndRestartsNothing(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.commandReloader, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon(cmd: "/nonexistent/app --flag", workingDir: "/"))
         try plugin.start("reloader", ["loop_rate": "0.05"])
@@ -117,8 +117,8 @@ import Testing
         #expect(!plugin.bus.calls.contains { $0.name == "restart" })
     }
 
-    @Test func aBadLoopRateIsRefusedByName() throws {
-        let plugin = try LoadedPlugin(.commandReloader)
+    @Test(arguments: [false, true]) func aBadLoopRateIsRefusedByName(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.commandReloader, isolated: isolated)
         defer { plugin.close() }
         #expect(try plugin.startFailure("r1", ["loop_rate": "often"]) == "option loop_rate = \"often\": not a number")
         #expect(try plugin.startFailure("r2", ["loop_rate": "0"]) == "option loop_rate = \"0\": must be at least 0.001")

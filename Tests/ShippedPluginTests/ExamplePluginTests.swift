@@ -34,7 +34,7 @@ import Testing
         })
         defer { plugin.close() }
         try Self.countsWatcherEvents(plugin, name: "example_swift")
-        #expect(plugin.bus.logs.contains("counting watcher events (Swift)"))
+        try plugin.bus.waitForLog("counting watcher events (Swift)")
     }
 
     /// Cargo from PATH or rustup's default place; nil when Rust is not installed.
@@ -57,7 +57,7 @@ import Testing
         })
         defer { plugin.close() }
         try Self.countsWatcherEvents(plugin, name: "example_rust")
-        #expect(plugin.bus.logs.contains("counting watcher events (Rust)"))
+        try plugin.bus.waitForLog("counting watcher events (Rust)")
     }
 }
 

@@ -64,9 +64,12 @@ import Testing
 
         let start = try plugin.bus.waitForCalls("the restart", count: 1) { $0.name == "start" }[0]
         #expect(start.arguments == ["name": "web"])
-        #expect(start.at - stop.at >= 0.3)
+        // In process a plugin's call reaches the daemon inside call(), when the plugin arms
+        // its retry_in timer; isolated, the stop's trip over the host's socket can be
+        // slower than the start's, so the daemon's clock cannot show the plugin's delay.
+        if !isolated { #expect(start.at - stop.at >= 0.3) }
         #expect(plugin.bus.actions.map(\.name) == ["stop", "start"])
-        #expect(plugin.bus.logs.contains("web: flapping detected: retry in  0s (attempt number 1)"))
+        try plugin.bus.waitForLog("web: flapping detected: retry in  0s (attempt number 1)")
     }
 
     @Test(arguments: [false, true]) func leavesTheWatcherStoppedAfterMaxRetryRestarts(isolated: Bool) throws {
@@ -86,7 +89,7 @@ import Testing
         Self.crash(plugin, "web", pid: 3)
         Self.crash(plugin, "web", pid: 4)
         try plugin.bus.waitForCalls("the second stop", count: 2) { $0.name == "stop" }
-        #expect(plugin.bus.logs.contains("web: flapping detected: reached max retry limit"))
+        try plugin.bus.waitForLog("web: flapping detected: reached max retry limit")
         // The count starts over (as in Circus) once an operator starts it again: the next
         // flapping restarts it, and that restart's timer, set later with the same delay,
         // fires after any restart the max-retry stop could have scheduled.
@@ -175,8 +178,11 @@ import Testing
         try Self.drain(plugin, "web")
         let stop = try plugin.bus.waitForCalls("the stop", count: 1) { $0.name == "stop" }[0]
         let start = try plugin.bus.waitForCalls("the restart", count: 1) { $0.name == "start" }[0]
-        #expect(start.at - stop.at >= 0.1)
-        #expect(plugin.bus.logs.contains("web: flapping detected: retry in  0s (attempt number 1)"))
+        // In process a plugin's call reaches the daemon inside call(), when the plugin arms
+        // its retry_in timer; isolated, the stop's trip over the host's socket can be
+        // slower than the start's, so the daemon's clock cannot show the plugin's delay.
+        if !isolated { #expect(start.at - stop.at >= 0.1) }
+        try plugin.bus.waitForLog("web: flapping detected: retry in  0s (attempt number 1)")
     }
 
     @Test(arguments: [false, true]) func aBadOptionIsRefusedByName(isolated: Bool) throws {

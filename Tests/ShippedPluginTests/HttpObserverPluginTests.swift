@@ -20,11 +20,11 @@ import Testing
 
     static let prefix = "circus.http_observer.watcher."
 
-    @Test func aSuccessfulFetchSendsItsTimeInMilliseconds() throws {
+    @Test(arguments: [false, true]) func aSuccessfulFetchSendsItsTimeInMilliseconds(isolated: Bool) throws {
         let server = try HTTPPeer(.status(200))
         defer { try? server.stop() }
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.httpObserver)
+        let plugin = try LoadedPlugin(.httpObserver, isolated: isolated)
         defer { plugin.close() }
         try plugin.start("http", Self.config(statsd, ["check_url": .string("http://127.0.0.1:\(server.port)/health")]))
 
@@ -35,11 +35,11 @@ import Testing
         #expect(!plugin.bus.calls.contains { $0.name == "restart" })
     }
 
-    @Test func anErrorStatusIsCountedAndRestartsTheNamedWatcher() throws {
+    @Test(arguments: [false, true]) func anErrorStatusIsCountedAndRestartsTheNamedWatcher(isolated: Bool) throws {
         let server = try HTTPPeer(.status(503))
         defer { try? server.stop() }
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.httpObserver)
+        let plugin = try LoadedPlugin(.httpObserver, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer { name, arguments in
             name == "restart" && arguments == ["name": "web"] ? .success([:]) : .failure(.unknownCommand(name))
@@ -55,30 +55,30 @@ import Testing
             "circus.site.watcher.http_stats.restart_on_error:1|c",
         ])
         try plugin.bus.waitForCalls("the restart", count: 1) { $0.name == "restart" && $0.arguments == ["name": "web"] }
-        #expect(plugin.bus.logs.contains("http://127.0.0.1:\(server.port)/ answered with status 503"))
+        try plugin.bus.waitForLog("http://127.0.0.1:\(server.port)/ answered with status 503")
 
         // The server recovers: the next rounds are timed again.
         server.behave(.status(204))
         _ = try statsd.receive(until: { $0.hasSuffix("|ms") })
-        #expect(plugin.bus.logs.contains("http://127.0.0.1:\(server.port)/ answers again"))
+        try plugin.bus.waitForLog("http://127.0.0.1:\(server.port)/ answers again")
     }
 
-    @Test func aRefusedConnectionIsError599() throws {
+    @Test(arguments: [false, true]) func aRefusedConnectionIsError599(isolated: Bool) throws {
         let closed = try RefusingPort()
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.httpObserver)
+        let plugin = try LoadedPlugin(.httpObserver, isolated: isolated)
         defer { plugin.close() }
         try plugin.start("http", Self.config(statsd, ["check_url": .string("http://127.0.0.1:\(closed.port)/")]))
         #expect(try statsd.receive() == Self.prefix + "http_stats.error:1|c")
         #expect(try statsd.receive() == Self.prefix + "http_stats.error.599:1|c")
-        #expect(plugin.bus.logs.contains { $0.hasPrefix("http://127.0.0.1:\(closed.port)/ did not answer: ") })
+        try plugin.bus.waitForLog { $0.hasPrefix("http://127.0.0.1:\(closed.port)/ did not answer: ") }
     }
 
-    @Test func aServerThatNeverAnswersTimesOutAs599() throws {
+    @Test(arguments: [false, true]) func aServerThatNeverAnswersTimesOutAs599(isolated: Bool) throws {
         let server = try HTTPPeer(.hang)
         defer { try? server.stop() }
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.httpObserver)
+        let plugin = try LoadedPlugin(.httpObserver, isolated: isolated)
         defer { plugin.close() }
         try plugin.start("http", Self.config(statsd, [
             "check_url": .string("http://127.0.0.1:\(server.port)/slow"), "timeout": "0.3",
@@ -88,11 +88,11 @@ import Testing
         #expect(server.requests.first == "GET /slow HTTP/1.1")
     }
 
-    @Test func stoppingAbortsARequestUnderWay() throws {
+    @Test(arguments: [false, true]) func stoppingAbortsARequestUnderWay(isolated: Bool) throws {
         let server = try HTTPPeer(.hang)
         defer { try? server.stop() }
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.httpObserver)
+        let plugin = try LoadedPlugin(.httpObserver, isolated: isolated)
         defer { plugin.close() }
         // A request that would wait 10 minutes for its answer.
         try plugin.start("http", Self.config(statsd, [
@@ -104,8 +104,8 @@ import Testing
         _ = try waitUntil("the instance to stop while its request hangs") { stopped.get }
     }
 
-    @Test func badOptionsAreRefusedByName() throws {
-        let plugin = try LoadedPlugin(.httpObserver)
+    @Test(arguments: [false, true]) func badOptionsAreRefusedByName(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.httpObserver, isolated: isolated)
         defer { plugin.close() }
         #expect(try plugin.startFailure("h1", ["check_url": "ftp://example.org/"])
             == "option check_url = \"ftp://example.org/\": must be an http:// or https:// URL")

@@ -34,11 +34,11 @@ import Testing
         return config
     }
 
-    @Test func restartsAWatcherThatBurnsCPUForMoreThanMaxCountRounds() throws {
+    @Test(arguments: [false, true]) func restartsAWatcherThatBurnsCPUForMoreThanMaxCountRounds(isolated: Bool) throws {
         let burner = try Hog(.cpu)
         defer { burner.stop() }
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.resourceWatcher)
+        let plugin = try LoadedPlugin(.resourceWatcher, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon("burner", pids: [burner.pid]))
         // A busy loop shows ~100 % (the first sample of a pid is 0.0), far over 5 % even on
@@ -56,11 +56,11 @@ import Testing
         #expect(plugin.bus.actions.allSatisfy { $0.name == "stats" || $0.name == "restart" })
     }
 
-    @Test func anAbsoluteMaxMemIsComparedWithResidentBytes() throws {
+    @Test(arguments: [false, true]) func anAbsoluteMaxMemIsComparedWithResidentBytes(isolated: Bool) throws {
         let holder = try Hog(.memory(megabytes: 64))
         defer { holder.stop() }
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.resourceWatcher)
+        let plugin = try LoadedPlugin(.resourceWatcher, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon("holder", pids: [holder.pid]))
         // Only the memory limit is on: max_cpu and health_threshold 0 turn theirs off.
@@ -78,11 +78,11 @@ import Testing
         try plugin.bus.waitForCalls("the restart", count: 1) { $0.name == "restart" && $0.arguments == ["name": "holder"] }
     }
 
-    @Test func minimumsCountAnIdleProcessAndAnAbsoluteMinMemIsInBytes() throws {
+    @Test(arguments: [false, true]) func minimumsCountAnIdleProcessAndAnAbsoluteMinMemIsInBytes(isolated: Bool) throws {
         let idler = try Hog(.idle)
         defer { idler.stop() }
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.resourceWatcher)
+        let plugin = try LoadedPlugin(.resourceWatcher, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon("idler", pids: [idler.pid]))
         // An idle process: 0.0 % CPU is under min_cpu; its resident size is far above 1K
@@ -99,11 +99,11 @@ import Testing
         try plugin.bus.waitForCalls("the restart", count: 1) { $0.name == "restart" }
     }
 
-    @Test func withProcessChildrenABurningChildAloneGetsTheSignal() throws {
+    @Test(arguments: [false, true]) func withProcessChildrenABurningChildAloneGetsTheSignal(isolated: Bool) throws {
         let parent = try Hog(.parentOfBurner)
         defer { parent.stop() }
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.resourceWatcher)
+        let plugin = try LoadedPlugin(.resourceWatcher, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon("family", pids: [parent.pid]))
         try plugin.start("rw", Self.config(statsd, [
@@ -125,9 +125,9 @@ import Testing
         #expect(!plugin.bus.actions.contains { $0.name == "restart" })
     }
 
-    @Test func aFailedStatsIsCounted() throws {
+    @Test(arguments: [false, true]) func aFailedStatsIsCounted(isolated: Bool) throws {
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.resourceWatcher)
+        let plugin = try LoadedPlugin(.resourceWatcher, isolated: isolated)
         defer { plugin.close() }
         plugin.bus.answer(Self.daemon("other", pids: []))
         try plugin.start("rw", Self.config(statsd, ["watcher": "missing"]))
@@ -136,17 +136,17 @@ import Testing
         #expect(plugin.bus.calls.first?.arguments == ["name": "missing"])
     }
 
-    @Test func serviceIsTheDeprecatedNameOfWatcher() throws {
+    @Test(arguments: [false, true]) func serviceIsTheDeprecatedNameOfWatcher(isolated: Bool) throws {
         let statsd = try UDPReceiver()
-        let plugin = try LoadedPlugin(.resourceWatcher)
+        let plugin = try LoadedPlugin(.resourceWatcher, isolated: isolated)
         defer { plugin.close() }
         try plugin.start("rw", Self.config(statsd, ["service": "old"]))
         #expect(try statsd.receive() == "circus.app.watcher._resource_watcher.old.error:1|c")
-        #expect(plugin.bus.logs.contains("option service is deprecated: use watcher = old"))
+        try plugin.bus.waitForLog("option service is deprecated: use watcher = old")
     }
 
-    @Test func badOptionsAreRefusedByName() throws {
-        let plugin = try LoadedPlugin(.resourceWatcher)
+    @Test(arguments: [false, true]) func badOptionsAreRefusedByName(isolated: Bool) throws {
+        let plugin = try LoadedPlugin(.resourceWatcher, isolated: isolated)
         defer { plugin.close() }
         #expect(try plugin.startFailure("r1", [:])
             == "option watcher: required (the name of the watcher to look after)")

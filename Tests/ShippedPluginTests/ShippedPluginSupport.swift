@@ -68,6 +68,17 @@ final class DaemonBus: PluginBus {
     /// Every log line so far.
     var logs: [String] { state.withLock { $0.logs.map(\.message) } }
 
+    /// Waits for a log line matching `match`. An isolated plugin's lines come over its
+    /// socket, so one may arrive after what the plugin sent another way (a datagram).
+    func waitForLog(_ what: String = "a log line", timeout: Double = 10, where match: (String) -> Bool) throws {
+        _ = try waitUntil("\(what) in the log: \(logs)", timeout: timeout) { logs.contains(where: match) ? true : nil }
+    }
+
+    /// Waits for exactly this log line.
+    func waitForLog(_ line: String, timeout: Double = 10) throws {
+        try waitForLog("\"\(line)\"", timeout: timeout) { $0 == line }
+    }
+
     /// Waits until at least `count` calls satisfy `filter`, and returns them.
     @discardableResult
     func waitForCalls(_ what: String, count: Int, timeout: Double = 10, where filter: (Call) -> Bool) throws -> [Call] {

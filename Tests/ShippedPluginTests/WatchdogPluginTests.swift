@@ -66,7 +66,7 @@ import Testing
         // 202 (watcher other) and 201 were never watched, else their kills would have come first.
         #expect(Self.kills(plugin) == ["web 102", "web 101"])
         #expect(!plugin.bus.calls.contains { $0.name == "list" && $0.arguments["name"] == "other" })
-        #expect(plugin.bus.logs.contains("watcher:web, pid:102 is not responding. Kill it !"))
+        try plugin.bus.waitForLog("watcher:web, pid:102 is not responding. Kill it !")
     }
 
     @Test(arguments: [false, true]) func aReapedProcessIsForgotten(isolated: Bool) throws {
