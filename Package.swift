@@ -137,6 +137,16 @@ let package = Package(
             swiftSettings: upcoming
         ),
 
+        // What isolation costs (Benchmarks/plugin-host/main.swift).
+        .executableTarget(
+            name: "plugin-host-bench", dependencies: [
+                "CircusPluginHost", "CircusProtocol", "CircusSystem",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            path: "Benchmarks/plugin-host", swiftSettings: upcoming
+        ),
+
         // Tests.
         .testTarget(name: "CircusConfigTests", dependencies: ["CircusConfig"], swiftSettings: upcoming),
         .testTarget(name: "CircusProtocolTests", dependencies: ["CircusProtocol"], swiftSettings: upcoming),

@@ -205,6 +205,8 @@ static int drain(void) {
     return 1;
 }
 
+/// Timers, descriptors and the queue take turns: at most a batch of queued items runs
+/// before the timers and descriptors are looked at again.
 static void loop(void) {
     struct epoll_event ready[64];
     int more = 0;
@@ -213,16 +215,18 @@ static void loop(void) {
         if (more) timeout = 0;
         int n = epoll_wait(epoll_fd, ready, 64, timeout);
         if (n < 0 && errno != EINTR) _exit(4);
-        more = 0;
         for (int i = 0; i < n; i++) {
             if (ready[i].data.u64 == 0) {
                 uint64_t count;
                 (void)!read(queue_wake_fd, &count, sizeof count);
-                more = drain();
+                more = 1;
             } else {
                 dispatch_fd(ready[i].data.u64, ready[i].events);
             }
         }
+        // The wakeup was consumed: what is left after this batch is drained on the next
+        // turn without one.
+        if (more) more = drain();
     }
 }
 

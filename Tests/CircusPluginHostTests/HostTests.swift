@@ -294,4 +294,14 @@ import Testing
         #expect(host.instance("old")?.state == .started)
         try host.stopAndWait("old")
     }
+
+    @Test(arguments: Mode.allCases) func aBurstLongerThanABatchIsHandledWhole(_ mode: Mode) throws {
+        // The queue runs in batches (timers and descriptors get turns in between): every
+        // event of a long burst is still handled, and the request behind them answered.
+        let probe = try Probe(mode)
+        defer { probe.close() }
+        for i in 1...1000 { probe.host.deliver(EventMessage(topic: "watcher.burst.e\(i)", payload: [:])) }
+        #expect(try probe.host.call("probe.count").get() == ["count": 1000])
+        #expect(probe.host.instance("probe")?.droppedEvents == 0)
+    }
 }
