@@ -30,11 +30,6 @@ extension ConfigBuilder {
                     at: section.location, section: name,
                     message: "is not supported yet by this version of circusd: circus sockets are not bound yet")
             }
-            if name.hasPrefix("plugin:") {
-                throw ConfigError(
-                    at: section.location, section: name,
-                    message: "is not supported yet by this version of circusd: plugins are not loaded yet")
-            }
         }
         for (option, requests, reason) in Self.unservedSettings {
             guard let value = document.value(option, in: "circus") else { continue }

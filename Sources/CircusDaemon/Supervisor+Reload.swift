@@ -3,6 +3,7 @@
 
 import CircusConfig
 import CircusCore
+import CircusMessageBus
 import CircusProtocol
 import CircusSystem
 import Glibc
@@ -21,10 +22,16 @@ extension Supervisor {
         let directory = currentDirectory
         let env = Dictionary(environment.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
         let accounts = SystemAccounts(snapshot: users.snapshot)
+        let planner = pluginPlanner
         do {
             try loop.offload(to: configWorker, {
                 Result { () throws(ConfigError) in
-                    try ConfigLoader.load(path: path, environment: env, currentDirectory: directory, accounts: accounts)
+                    let loaded = try ConfigLoader.load(
+                        path: path, environment: env, currentDirectory: directory, accounts: accounts)
+                    // Opens and checks the plugin libraries here, off the loop: a missing or
+                    // refused one makes the file fail to load, and nothing changes.
+                    _ = try planner?.plans(for: loaded.configuration)
+                    return loaded
                 }
             }, then: { [unowned self] result in
                 switch result {
@@ -76,6 +83,7 @@ extension Supervisor {
         configuration.globalEnv = new.globalEnv
         configuration.sockets = new.sockets
         configuration.plugins = new.plugins
+        reloadPlugins(new)
 
         let newByKey = Dictionary(new.watchers.map { ($0.name.lowercased(), $0) }, uniquingKeysWith: { a, _ in a })
         let removed = watchers.filter { newByKey[$0.key] == nil }
@@ -212,6 +220,7 @@ extension Supervisor {
                     self.configuration.globalEnv = new.globalEnv
                     self.configuration.sockets = new.sockets
                     self.configuration.plugins = new.plugins
+                    self.reloadPlugins(new)
                     for entry in self.watchers { entry.attached = false }
                     self.watchers = new.watchers.map(WatcherEntry.init(config:))
                 case .failure(let error):

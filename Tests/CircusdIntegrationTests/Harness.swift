@@ -134,14 +134,20 @@ enum Proc {
     /// circusd answers as soon as the kernel releases the vfork'd parent, which happens
     /// inside execve before the new image's argument and environment areas are set up:
     /// for that instant both files read empty. Read again until they are not, while the
-    /// process is alive (a zombie's are empty for good).
+    /// process is alive (a zombie's are empty for good, and so are a kernel thread's:
+    /// kthreadd, pid 2, and its children).
     private static func execImageFile(_ pid: Int32, _ name: String) -> Data? {
         let deadline = Date().addingTimeInterval(5)
         while true {
             guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/\(name)") else { return nil }
-            if !data.isEmpty || !isAlive(pid) || Date() > deadline { return data }
+            if !data.isEmpty || !isAlive(pid) || isKernelThread(pid) || Date() > deadline { return data }
             usleep(1000)
         }
+    }
+
+    /// Whether `pid` is a kernel thread (kthreadd or one of its children).
+    static func isKernelThread(_ pid: Int32) -> Bool {
+        pid == 2 || ProcStat.read(pid)?.ppid == 2
     }
 
     /// Whether `pid` is a running (not zombie) process.
