@@ -79,7 +79,7 @@ public struct HookTarget: Hashable, Sendable {
         return (PythonText.strip(value), nil)
     }
 
-    private static func looksLikeLibrary(_ text: String) -> Bool {
+    static func looksLikeLibrary(_ text: String) -> Bool {
         guard !text.isEmpty else { return false }
         if text.contains("/") || text.hasSuffix(".so") { return true }
         // Versioned sonames: libfoo.so.1, libfoo.so.1.2
@@ -96,7 +96,7 @@ public struct HookTarget: Hashable, Sendable {
     }
 
     /// `pkg.mod.fn` or `pkg.mod:fn`: Python identifiers joined by dots, at most one colon.
-    private static func isPythonDottedName(_ text: String) -> Bool {
+    static func isPythonDottedName(_ text: String) -> Bool {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count <= 2 else { return false }
         return parts.allSatisfy { part in

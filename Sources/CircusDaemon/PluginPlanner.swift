@@ -1,5 +1,5 @@
-// From `[plugin:NAME]` sections to plugin instances to run: which library, which config,
-// active or not. Libraries are opened and checked here (dlopen and the ABI checks are
+// From `[plugin:NAME]` sections (their source resolved by the configuration layer) to
+// plugin instances to run: which library, which config, active or not. Libraries are opened and checked here (dlopen and the ABI checks are
 // file I/O, so at reloadconfig this runs on the config worker; the loop then finds them
 // in the cache).
 
@@ -9,16 +9,6 @@ import CircusProtocol
 import Glibc
 import OrderedCollections
 import Synchronization
-
-/// Where a plugin's code comes from.
-enum PluginSource: Hashable, Sendable {
-    /// A `.so` the configuration names (absolute path).
-    case library(path: String)
-    /// One of the plugins shipped with circusd (`flapping`, `statsd`, ...).
-    case shipped(name: String)
-    /// A third-party Python plugin: run as a watcher `plugin:NAME`, as Circus does.
-    case python(className: String)
-}
 
 /// One plugin instance to run.
 struct PluginPlan: Sendable {
@@ -43,18 +33,6 @@ struct PluginPlan: Sendable {
 
 /// Resolves plugin sections and opens their libraries, caching them. Thread-safe.
 final class PluginPlanner: Sendable {
-    /// The names Circus's own plugins have in `use`, and the shipped plugin for each.
-    static let circusClasses: [String: String] = [
-        "circus.plugins.flapping.Flapping": "flapping",
-        "circus.plugins.statsd.StatsdEmitter": "statsd",
-        "circus.plugins.statsd.FullStats": "statsd",
-        "circus.plugins.watchdog.WatchDog": "watchdog",
-        "circus.plugins.resource_watcher.ResourceWatcher": "resource_watcher",
-        "circus.plugins.command_reloader.CommandReloader": "command_reloader",
-        "circus.plugins.http_observer.HttpObserver": "http_observer",
-        "circus.plugins.redis_observer.RedisObserver": "redis_observer",
-    ]
-
     /// The instance circusd runs when no section uses the flapping plugin, so that every
     /// watcher with `check_flapping` (the default) is watched, with Circus's defaults.
     static let defaultFlapping = "flapping"
@@ -76,10 +54,9 @@ final class PluginPlanner: Sendable {
     /// - Throws: `ConfigError` naming the file, line, section and option of the first
     ///   section whose library is missing or refused, or whose options are wrong.
     func plans(for configuration: CircusConfiguration) throws(ConfigError) -> [PluginPlan] {
-        let directory = Self.directory(of: configuration.path)
         var plans: [PluginPlan] = []
         for section in configuration.plugins {
-            plans.append(try plan(section, configDirectory: directory))
+            plans.append(try plan(section))
         }
         let usesFlapping = plans.contains { $0.library?.name == "flapping" || $0.source == .shipped(name: "flapping") }
         if !usesFlapping, let path = shippedPath("flapping"), let library = try? open(path) {
@@ -94,30 +71,22 @@ final class PluginPlanner: Sendable {
         }.map(\.element)
     }
 
-    private func plan(_ section: PluginConfig, configDirectory: String) throws(ConfigError) -> PluginPlan {
-        let instance = String(section.name.dropFirst("plugin:".count))
-        func refuse(_ option: String?, _ message: String) -> ConfigError {
-            ConfigError(at: section.location, section: section.name, option: option, message: message)
+    private func plan(_ section: PluginConfig) throws(ConfigError) -> PluginPlan {
+        func refuse(_ option: String, _ message: String) -> ConfigError {
+            ConfigError(at: option == "use" ? section.useLocation ?? section.location : section.location,
+                        section: section.name, option: option, message: message)
         }
-        func flag(_ key: String, default value: Bool) throws(ConfigError) -> Bool {
-            guard let text = section.options[key] else { return value }
-            do {
-                return try ValueParser.bool(text)
-            } catch {
-                throw refuse(key, error.message)
-            }
+        if section.isolate, !section.source.isPython {
+            throw refuse("isolate", "is not supported yet by this version of circusd: native plugins run inside circusd")
         }
-        let active = try flag("active", default: true)
-        if try flag("isolate", default: false) {
-            throw refuse("isolate", "is not supported yet by this version of circusd: plugins run inside circusd")
-        }
+        // What the plugin receives: the section's keys, `use` included (the statsd plugin
+        // tells StatsdEmitter from FullStats by it), but not what circusd reads itself.
         var config: JSONObject = ["use": .string(section.use)]
         for (key, value) in section.options where key != "isolate" { config[key] = .string(value) }
-        let source = Self.source(of: section.use, configDirectory: configDirectory)
         var library: PluginLibrary?
-        switch source {
+        switch section.source {
         case .python:
-            break
+            break  // run as the watcher plugin:NAME
         case .library(let path):
             do {
                 library = try open(path)
@@ -136,20 +105,8 @@ final class PluginPlanner: Sendable {
             }
         }
         return PluginPlan(
-            instance: instance, source: source, library: library, active: active, config: config,
-            priority: section.priority, isDefault: false)
-    }
-
-    /// `use` as a source: a path (with a `/` or ending in `.so`, relative to the
-    /// configuration file's directory), one of Circus's class names (mapped to the shipped
-    /// twin), another dotted name (a Python plugin), or a shipped plugin's name.
-    static func source(of use: String, configDirectory: String) -> PluginSource {
-        if use.contains("/") || use.hasSuffix(".so") {
-            return .library(path: use.hasPrefix("/") ? use : configDirectory + "/" + use)
-        }
-        if let shipped = circusClasses[use] { return .shipped(name: shipped) }
-        if use.contains(".") { return .python(className: use) }
-        return .shipped(name: use)
+            instance: section.instanceName, source: section.source, library: library, active: section.active,
+            config: config, priority: section.priority, isDefault: false)
     }
 
     /// Opens `path` once (later calls answer from the cache, without I/O).

@@ -23,6 +23,7 @@ extension Supervisor {
         let env = Dictionary(environment.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
         let accounts = SystemAccounts(snapshot: users.snapshot)
         let planner = pluginPlanner
+        let environment = self.environment
         do {
             try loop.offload(to: configWorker, {
                 Result { () throws(ConfigError) in
@@ -31,6 +32,7 @@ extension Supervisor {
                     // Opens and checks the plugin libraries here, off the loop: a missing or
                     // refused one makes the file fail to load, and nothing changes.
                     _ = try planner?.plans(for: loaded.configuration)
+                    try PythonPluginCheck.verify(loaded.configuration, environment: environment)
                     return loaded
                 }
             }, then: { [unowned self] result in

@@ -81,6 +81,7 @@ struct Circusd: ParsableCommand {
         let accounts = SystemAccounts.load()
         do {
             loaded = try ConfigLoader.load(path: config, environment: environment, currentDirectory: cwd, accounts: accounts)
+            try PythonPluginCheck.verify(loaded.configuration, environment: environmentList)
         } catch {
             fail("circusd: configuration error: \(error)")
         }

@@ -111,7 +111,7 @@ struct ConfigErrorTests {
          "circus.ini:2: [socket:s] replace: 'maybe' is not a boolean"),
         ("[plugin:p]\npriority = 1\n",
          "circus.ini:1: [plugin:p] use: missing: a plugin needs 'use'"),
-        ("[plugin:p]\nuse = x\npriority = high\n",
+        ("[plugin:p]\nuse = mine.Plugin\npriority = high\n",
          "circus.ini:3: [plugin:p] priority: 'high' is not an integer"),
         // Syntax.
         ("orphan = 1\n[circus]\n",

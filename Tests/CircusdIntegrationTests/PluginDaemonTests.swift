@@ -196,7 +196,7 @@ enum FixturePlugin {
             #expect(await h.waitExit(timeout: 10), "circusd kept running with a missing plugin")
             #expect(h.process.terminationStatus != 0)
             let lines = readFile(h.configPath).components(separatedBy: "\n")
-            let number = (lines.firstIndex(of: "[plugin:gone]") ?? -1) + 1
+            let number = (lines.firstIndex(of: "use = \(h.dir)/nope.so") ?? -1) + 1
             #expect(h.log.contains("circus.ini:\(number): [plugin:gone] use: cannot load plugin \(h.dir)/nope.so"),
                     "stderr: \(h.log)")
             #expect(!FileManager.default.fileExists(atPath: "\(h.dir)/spawned"), "a process was spawned")
