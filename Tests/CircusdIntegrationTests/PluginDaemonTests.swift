@@ -186,6 +186,49 @@ enum FixturePlugin {
         }
     }
 
+    @Test func reloadconfigStartsAddedSectionsAndStopsRemovedOnes() async throws {
+        let fixtures = try FixturePlugin.directory()
+        defer { try? FileManager.default.removeItem(atPath: fixtures) }
+        let library = try FixturePlugin.build("blocker", into: fixtures)
+        let base = "[watcher:w]\ncmd = sleep 100\n"
+        try await withDaemon(base) { h in
+            #expect(try await h.call("plugins")["plugins"]?["blk"] == nil)
+            try h.rewriteConfig(base + "\n[plugin:blk]\nuse = \(library)\n\n[plugin:off]\nuse = \(library)\nactive = false\n")
+            expectOK(try await h.call("reloadconfig", ["waiting": true]))
+            // The instance starts on its own thread: its command appears once it has.
+            try await h.waitUntil("blk.echo registered") {
+                try await h.call("blk.echo", ["text": "x"])["status"] == "ok"
+            }
+            var plugins = try await h.call("plugins")["plugins"]
+            #expect(plugins?["blk"]?["state"] == "started")
+            #expect(plugins?["off"]?["state"] == "inactive")
+            #expect(plugins?["off"]?["plugin"] == "blocker")
+            try h.rewriteConfig(base)
+            expectOK(try await h.call("reloadconfig", ["waiting": true]))
+            try await h.waitUntil("blk.echo gone") {
+                try await h.call("blk.echo", ["text": "x"])["errno"] == 2
+            }
+            plugins = try await h.call("plugins")["plugins"]
+            #expect(plugins?["blk"] == nil)
+            #expect(plugins?["flapping"]?["state"] == "started")
+        }
+    }
+
+    @Test func isolateIsRefusedAtStartNamingTheOption() async throws {
+        try await withDaemon(markerINI + """
+
+
+            [plugin:flap]
+            use = flapping
+            isolate = true
+            """, waitReady: false) { h in
+            #expect(await h.waitExit(timeout: 10), "circusd kept running with isolate = true")
+            #expect(h.process.terminationStatus != 0)
+            #expect(h.log.contains("[plugin:flap] isolate: is not supported yet by this version of circusd"), "stderr: \(h.log)")
+            #expect(!FileManager.default.fileExists(atPath: "\(h.dir)/spawned"), "a process was spawned")
+        }
+    }
+
     @Test func aMissingPluginLibraryIsRefusedAtStartWithFileAndLine() async throws {
         try await withDaemon(markerINI + """
 
