@@ -178,7 +178,11 @@ extension Supervisor {
                 host.reconfigureInstance(name, config: plan.config, stateDirectory: directory, completion: report)
             case (true, true):
                 host.stopInstance(name) { [config = plan.config] in
-                    try? host.startInstance(name, of: library, config: config, stateDirectory: directory, completion: report)
+                    do {
+                        try host.startInstance(name, of: library, config: config, stateDirectory: directory, completion: report)
+                    } catch {
+                        pluginBus?.log(.error, instance: name, message: "reloadconfig: \(error)")
+                    }
                 }
             case (false, true):
                 do {
