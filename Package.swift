@@ -139,7 +139,7 @@ let package = Package(
         .testTarget(
             name: "CircusDaemonTests",
             dependencies: [
-                "CircusDaemon", "CircusProtocol",
+                "CircusDaemon", "CircusProtocol", "CircusPluginHost",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
             swiftSettings: upcoming
