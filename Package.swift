@@ -93,6 +93,13 @@ let package = Package(
             name: "circus-plugin-host", dependencies: ["CCircusPluginLoader"],
             cSettings: [.headerSearchPath("../../include")]
         ),
+        // The in-process bus: the command registry and the event bus the supervisor, the
+        // control and pub/sub sockets and plugins meet on.
+        .target(
+            name: "CircusMessageBus",
+            dependencies: ["CircusProtocol", .product(name: "OrderedCollections", package: "swift-collections")],
+            swiftSettings: upcoming
+        ),
 
         // Plugins: loader, ABI checks, host function table, one executor per instance.
         .target(
@@ -110,7 +117,8 @@ let package = Package(
         .target(
             name: "CircusDaemon",
             dependencies: [
-                "CircusConfig", "CircusProtocol", "CircusCore", "CircusSystem", "CircusBus",
+                "CircusConfig", "CircusProtocol", "CircusCore", "CircusSystem", "CircusBus", "CircusMessageBus",
+                "CircusPluginHost",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
@@ -154,9 +162,17 @@ let package = Package(
         .testTarget(name: "CircusSystemTests", dependencies: ["CircusSystem"], swiftSettings: upcoming),
         .testTarget(name: "CircusBusTests", dependencies: ["CircusBus", "CircusClient"], swiftSettings: upcoming),
         .testTarget(
+            name: "CircusMessageBusTests",
+            dependencies: [
+                "CircusMessageBus", "CircusProtocol",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
             name: "CircusDaemonTests",
             dependencies: [
-                "CircusDaemon", "CircusProtocol",
+                "CircusDaemon", "CircusProtocol", "CircusPluginHost",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
             swiftSettings: upcoming
@@ -174,6 +190,7 @@ let package = Package(
         .testTarget(
             name: "CircusdIntegrationTests",
             dependencies: ["CircusClient", "CircusProtocol"],
+            exclude: ["Fixtures"],
             swiftSettings: upcoming
         ),
 

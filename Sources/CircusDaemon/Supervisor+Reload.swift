@@ -3,6 +3,7 @@
 
 import CircusConfig
 import CircusCore
+import CircusMessageBus
 import CircusProtocol
 import CircusSystem
 import Glibc
@@ -21,12 +22,16 @@ extension Supervisor {
         let directory = currentDirectory
         let env = Dictionary(environment.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
         let accounts = SystemAccounts(snapshot: users.snapshot)
+        let planner = pluginPlanner
         let environment = self.environment
         do {
             try loop.offload(to: configWorker, {
                 Result { () throws(ConfigError) in
                     let loaded = try ConfigLoader.load(
                         path: path, environment: env, currentDirectory: directory, accounts: accounts)
+                    // Opens and checks the plugin libraries here, off the loop: a missing or
+                    // refused one makes the file fail to load, and nothing changes.
+                    _ = try planner?.plans(for: loaded.configuration)
                     try PythonPluginCheck.verify(loaded.configuration, environment: environment)
                     return loaded
                 }
@@ -80,6 +85,7 @@ extension Supervisor {
         configuration.globalEnv = new.globalEnv
         configuration.sockets = new.sockets
         configuration.plugins = new.plugins
+        reloadPlugins(new)
 
         let newByKey = Dictionary(new.watchers.map { ($0.name.lowercased(), $0) }, uniquingKeysWith: { a, _ in a })
         let removed = watchers.filter { newByKey[$0.key] == nil }
@@ -216,6 +222,7 @@ extension Supervisor {
                     self.configuration.globalEnv = new.globalEnv
                     self.configuration.sockets = new.sockets
                     self.configuration.plugins = new.plugins
+                    self.reloadPlugins(new)
                     for entry in self.watchers { entry.attached = false }
                     self.watchers = new.watchers.map(WatcherEntry.init(config:))
                 case .failure(let error):
