@@ -88,10 +88,16 @@ let package = Package(
         // What the in-process host and the isolated host process share, in C: loading and
         // checking a plugin library, the ABI's name rules, JSON object checks, the frames.
         .target(name: "CCircusPluginLoader", cSettings: [.headerSearchPath("../../include")]),
-        // The isolated plugin host process, in C so that no Swift runtime of ours is in it.
+        // The isolated plugin host process, in C so that no Swift runtime of ours is in it:
+        // SwiftPM links executables through the Swift driver, which would add one, so it
+        // is linked without the Swift start-up files and with a linker that keeps only the
+        // libraries the program uses (scripts/link-without-swift-runtime).
         .executableTarget(
             name: "circus-plugin-host", dependencies: ["CCircusPluginLoader"],
-            cSettings: [.headerSearchPath("../../include")]
+            cSettings: [.headerSearchPath("../../include")],
+            linkerSettings: [.unsafeFlags([
+                "-nostartfiles", "-ld-path=\(Context.packageDirectory)/scripts/link-without-swift-runtime",
+            ])]
         ),
         // The in-process bus: the command registry and the event bus the supervisor, the
         // control and pub/sub sockets and plugins meet on.

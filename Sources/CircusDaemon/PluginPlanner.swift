@@ -19,6 +19,8 @@ struct PluginPlan: Sendable {
     let library: PluginLibrary?
     /// false: not started, listed as inactive.
     let active: Bool
+    /// `isolate = true`: run in a circus-plugin-host process of its own.
+    let isolated: Bool
     /// What the plugin receives as its config: the section's keys, `use` included.
     let config: JSONObject
     let priority: Int
@@ -27,7 +29,7 @@ struct PluginPlan: Sendable {
 
     /// Whether `other` runs the same library with the same config and activity.
     func sameAs(_ other: PluginPlan) -> Bool {
-        library === other.library && active == other.active && config == other.config
+        library === other.library && active == other.active && isolated == other.isolated && config == other.config
     }
 }
 
@@ -63,8 +65,8 @@ final class PluginPlanner: Sendable {
             var name = Self.defaultFlapping
             while plans.contains(where: { $0.instance == name }) { name += "_default" }
             plans.append(PluginPlan(
-                instance: name, source: .shipped(name: "flapping"), library: library, active: true, config: [:],
-                priority: 0, isDefault: true))
+                instance: name, source: .shipped(name: "flapping"), library: library, active: true, isolated: false,
+                config: [:], priority: 0, isDefault: true))
         }
         return plans.enumerated().sorted { a, b in
             a.element.priority != b.element.priority ? a.element.priority > b.element.priority : a.offset < b.offset
@@ -76,9 +78,6 @@ final class PluginPlanner: Sendable {
             ConfigError(at: option == "use" ? section.useLocation ?? section.location : section.location,
                         section: section.name, option: option, message: message)
         }
-        if section.isolate, !section.source.isPython {
-            throw refuse("isolate", "is not supported yet by this version of circusd: native plugins run inside circusd")
-        }
         // What the plugin receives: the section's keys, `use` included (the statsd plugin
         // tells StatsdEmitter from FullStats by it), but not what circusd reads itself.
         var config: JSONObject = ["use": .string(section.use)]
@@ -89,7 +88,7 @@ final class PluginPlanner: Sendable {
             break  // run as the watcher plugin:NAME
         case .library(let path):
             do {
-                library = try open(path)
+                library = try open(path, isolated: section.isolate)
             } catch {
                 throw refuse("use", error.message)
             }
@@ -99,21 +98,24 @@ final class PluginPlanner: Sendable {
                     + "\(Self.installedDirectory(executableDirectory))")
             }
             do {
-                library = try open(path)
+                library = try open(path, isolated: section.isolate)
             } catch {
                 throw refuse("use", error.message)
             }
         }
         return PluginPlan(
             instance: section.instanceName, source: section.source, library: library, active: section.active,
-            config: config, priority: section.priority, isDefault: false)
+            isolated: section.isolate, config: config, priority: section.priority, isDefault: false)
     }
 
-    /// Opens `path` once (later calls answer from the cache, without I/O).
-    private func open(_ path: String) throws(PluginLoadError) -> PluginLibrary {
-        if let cached = libraries.withLock({ $0[path] }) { return cached }
-        let library = try host.load(path)
-        libraries.withLock { $0[path] = library }
+    /// Opens `path` once (later calls answer from the cache, without I/O). For an
+    /// isolated instance the library is checked in a circus-plugin-host process, so none
+    /// of its code runs in circusd.
+    private func open(_ path: String, isolated: Bool = false) throws(PluginLoadError) -> PluginLibrary {
+        let key = isolated ? "isolated:" + path : path
+        if let cached = libraries.withLock({ $0[key] }) { return cached }
+        let library = try host.load(path, isolated: isolated)
+        libraries.withLock { $0[key] = library }
         return library
     }
 

@@ -57,7 +57,8 @@ extension Supervisor {
             let latch = Latch<Result<Void, PluginInstanceError>>()
             do {
                 try host.startInstance(
-                    plan.instance, of: library, config: plan.config, stateDirectory: try stateDirectory(for: plan.instance)
+                    plan.instance, of: library, config: plan.config, stateDirectory: try stateDirectory(for: plan.instance),
+                    isolate: plan.isolated
                 ) { result in latch.set(result) }
             } catch {
                 throw DaemonError("[plugin:\(plan.instance)] \(error)")
@@ -174,19 +175,23 @@ extension Supervisor {
             switch (before?.active ?? false, plan.active) {
             case (_, false):
                 if before?.active == true { host.stopInstance(name) {} }
-            case (true, true) where before?.library === library && library.canReconfigure:
+            case (true, true) where before?.library === library && before?.isolated == plan.isolated
+                && library.canReconfigure:
                 host.reconfigureInstance(name, config: plan.config, stateDirectory: directory, completion: report)
             case (true, true):
-                host.stopInstance(name) { [config = plan.config] in
+                host.stopInstance(name) { [config = plan.config, isolated = plan.isolated] in
                     do {
-                        try host.startInstance(name, of: library, config: config, stateDirectory: directory, completion: report)
+                        try host.startInstance(
+                            name, of: library, config: config, stateDirectory: directory, isolate: isolated, completion: report)
                     } catch {
                         pluginBus?.log(.error, instance: name, message: "reloadconfig: \(error)")
                     }
                 }
             case (false, true):
                 do {
-                    try host.startInstance(name, of: library, config: plan.config, stateDirectory: directory, completion: report)
+                    try host.startInstance(
+                        name, of: library, config: plan.config, stateDirectory: directory, isolate: plan.isolated,
+                        completion: report)
                 } catch {
                     logger.error("reloadconfig: plugin \(name): \(error)")
                 }
@@ -207,6 +212,7 @@ extension Supervisor {
                 "abi": plan.library.map { .string("\($0.abiMajor).\($0.abiMinor)") } ?? .null,
                 "state": "inactive", "queue_depth": 0, "dropped_events": 0, "failure": .null,
                 "default": .bool(plan.isDefault),
+                "isolated": .bool(plan.isolated), "pid": .null, "restarts": 0,
             ]
             if case .python(let className) = plan.source {
                 entry["state"] = .string("watcher plugin:\(plan.instance)")
@@ -217,6 +223,8 @@ extension Supervisor {
                 entry["queue_depth"] = .int(Int64(info.queueDepth))
                 entry["dropped_events"] = .int(Int64(info.droppedEvents))
                 entry["failure"] = info.failure.map(JSON.string) ?? .null
+                entry["pid"] = info.pid.map { .int(Int64($0)) } ?? .null
+                entry["restarts"] = .int(Int64(info.restarts))
             }
             all[plan.instance] = .object(entry)
         }

@@ -177,6 +177,18 @@ import Testing
         #expect(host.instance("probe")?.state == .failed)
     }
 
+    @Test func theHostProcessCarriesNoSwiftRuntime() throws {
+        // What a Swift plugin built with another toolchain needs: it brings its own
+        // runtime, and none is there to clash with it.
+        let probe = try Probe(.isolated)
+        defer { probe.close() }
+        let pid = try #require(probe.host.instance("probe")?.pid)
+        let maps = try String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8)
+        #expect(maps.contains("/probe.so"))
+        #expect(maps.contains("/circus-plugin-host"))
+        #expect(!maps.contains("libswift"), "a Swift runtime is mapped in the plugin host")
+    }
+
     /// The Swift example plugin's package, when this tree has it.
     static let swiftExample = Build.root + "/Plugins/example-swift"
     static let hasSwiftExample = access(swiftExample + "/Package.swift", R_OK) == 0

@@ -39,10 +39,15 @@ import Testing
     }
 
     @Test func flappingRunByCircusPluginStopsACrashLoopingWatcherAndStartsItAfterRetryIn() async throws {
+        // circusd's own flapping instance is switched off: the one circus-plugin runs acts.
         try await withDaemon("""
             [watcher:crashy]
             cmd = sh -c "exit 3"
             numprocesses = 1
+
+            [plugin:flapping]
+            use = flapping
+            active = false
             """) { daemon in
             let log = daemon.dir + "/plugin.log"
             let plugin = try Self.run("circus.plugins.flapping.Flapping", against: daemon, [

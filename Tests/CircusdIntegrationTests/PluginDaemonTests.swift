@@ -1,6 +1,7 @@
 // Native plugins in a real circusd: the command registry lists them, the control socket
 // reaches their commands, `plugins` lists the instances, a plugin stuck in a callback
-// leaves the daemon serving, the shipped flapping plugin stops a crash loop, and
+// leaves the daemon serving, the shipped flapping plugin stops a crash loop (in circusd
+// and isolated), an isolated plugin's crash is survived and repaired, and
 // `check_flapping = false` lifts every throttle.
 
 import CircusProtocol
@@ -128,7 +129,8 @@ enum FixturePlugin {
         }
     }
 
-    @Test func flappingStopsACrashLoopAndStartsItAgainAfterRetryIn() async throws {
+    @Test(arguments: [false, true])
+    func flappingStopsACrashLoopAndStartsItAgainAfterRetryIn(isolated: Bool) async throws {
         try await withDaemon("""
             [watcher:crash]
             cmd = sh -c 'exit 3'
@@ -140,6 +142,7 @@ enum FixturePlugin {
             window = 1
             retry_in = 0.5
             max_retry = 1
+            isolate = \(isolated)
             """) { h in
             // Started once the SUB socket listens, so that every event is seen.
             let mark = h.mark
@@ -214,18 +217,37 @@ enum FixturePlugin {
         }
     }
 
-    @Test func isolateIsRefusedAtStartNamingTheOption() async throws {
-        try await withDaemon(markerINI + """
+    @Test func anIsolatedPluginThatCrashesIsRestartedAndTheDaemonServesThroughout() async throws {
+        let fixtures = try FixturePlugin.directory()
+        defer { try? FileManager.default.removeItem(atPath: fixtures) }
+        let library = try FixturePlugin.build("blocker", into: fixtures)
+        try await withDaemon("""
+            [watcher:w]
+            cmd = sleep 100
 
-
-            [plugin:flap]
-            use = flapping
+            [plugin:blk]
+            use = \(library)
             isolate = true
-            """, waitReady: false) { h in
-            #expect(await h.waitExit(timeout: 10), "circusd kept running with isolate = true")
-            #expect(h.process.terminationStatus != 0)
-            #expect(h.log.contains("[plugin:flap] isolate: is not supported yet by this version of circusd"), "stderr: \(h.log)")
-            #expect(!FileManager.default.fileExists(atPath: "\(h.dir)/spawned"), "a process was spawned")
+            """) { h in
+            let before = try await h.call("plugins")["plugins"]?["blk"]
+            #expect(before?["isolated"] == true)
+            #expect(before?["state"] == "started")
+            #expect(before?["restarts"] == 0)
+            let pid = try #require(before?["pid"]?.intValue.map { Int32($0) })
+            #expect(pid != h.pid)
+            let echo = try await h.call("blk.echo", ["text": "hi"])
+            #expect(echo["echo"] == ["text": "hi"], "\(echo)")
+
+            // A crash of its host process: the daemon goes on, the instance comes back.
+            #expect(kill(pid, SIGSEGV) == 0)
+            try await h.waitUntil("blk to run again in a new host", timeout: 30) {
+                let now = try await h.call("plugins")["plugins"]?["blk"]
+                return now?["restarts"] == 1 && now?["state"] == "started" && now?["pid"] != .int(Int64(pid))
+            }
+            #expect(try await h.status("w") == "active")
+            let again = try await h.call("blk.echo", ["text": "again"])
+            #expect(again["echo"] == ["text": "again"], "\(again)")
+            #expect(h.log.contains("plugin blk: its host process (pid \(pid)) killed by signal 11"), "stderr: \(h.log)")
         }
     }
 
