@@ -40,8 +40,8 @@ enum FixturePlugin {
 }
 
 @Suite("Plugins in the daemon") struct PluginDaemonTests {
-    /// A daemon running the blocker fixture as `[plugin:blk]`.
-    func withBlocker(_ body: (DaemonHarness) async throws -> Void) async throws {
+    /// A daemon running the blocker fixture as `[plugin:blk]`, in circusd or isolated.
+    func withBlocker(isolated: Bool = false, _ body: (DaemonHarness) async throws -> Void) async throws {
         let fixtures = try FixturePlugin.directory()
         defer { try? FileManager.default.removeItem(atPath: fixtures) }
         let library = try FixturePlugin.build("blocker", into: fixtures)
@@ -51,6 +51,7 @@ enum FixturePlugin {
 
             [plugin:blk]
             use = \(library)
+            isolate = \(isolated)
             """, body)
     }
 
@@ -218,17 +219,7 @@ enum FixturePlugin {
     }
 
     @Test func anIsolatedPluginThatCrashesIsRestartedAndTheDaemonServesThroughout() async throws {
-        let fixtures = try FixturePlugin.directory()
-        defer { try? FileManager.default.removeItem(atPath: fixtures) }
-        let library = try FixturePlugin.build("blocker", into: fixtures)
-        try await withDaemon("""
-            [watcher:w]
-            cmd = sleep 100
-
-            [plugin:blk]
-            use = \(library)
-            isolate = true
-            """) { h in
+        try await withBlocker(isolated: true) { h in
             let before = try await h.call("plugins")["plugins"]?["blk"]
             #expect(before?["isolated"] == true)
             #expect(before?["state"] == "started")
