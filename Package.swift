@@ -35,6 +35,11 @@ let package = Package(
             name: "CZeroMQ",
             providers: [.apt(["libzmq3-dev"])]
         ),
+        .systemLibrary(
+            name: "CFFI",
+            pkgConfig: "libffi",
+            providers: [.apt(["libffi-dev"])]
+        ),
         .target(name: "CCircusSys"),
         // The plugin ABI header (include/circus/plugin.h) as a Clang module, for the host.
         .systemLibrary(name: "CCircusPlugin"),
@@ -89,11 +94,22 @@ let package = Package(
             swiftSettings: upcoming
         ),
 
+        // Hooks named in a watcher's configuration: a library symbol with the fixed hook
+        // signature, or any C function with a declared signature, called through libffi.
+        .target(
+            name: "CircusHooks",
+            dependencies: [
+                "CFFI", "CCircusPlugin", "CircusConfig",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            swiftSettings: upcoming
+        ),
+
         // The supervisor and the executable.
         .target(
             name: "CircusDaemon",
             dependencies: [
-                "CircusConfig", "CircusProtocol", "CircusCore", "CircusSystem", "CircusBus",
+                "CircusConfig", "CircusProtocol", "CircusCore", "CircusSystem", "CircusBus", "CircusHooks",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
@@ -102,7 +118,7 @@ let package = Package(
         .executableTarget(
             name: "circusd",
             dependencies: [
-                "CircusDaemon",
+                "CircusDaemon", "CircusHooks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -129,6 +145,7 @@ let package = Package(
         .testTarget(
             name: "CircusdIntegrationTests",
             dependencies: ["CircusClient", "CircusProtocol"],
+            exclude: ["Fixtures"],
             swiftSettings: upcoming
         ),
 

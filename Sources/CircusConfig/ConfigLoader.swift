@@ -252,6 +252,30 @@ struct ConfigBuilder {
         }
     }
 
+    /// `hooks.<name> = target[, ignore_failure]`: the hook name, the target and a declared
+    /// signature are all checked here, before anything starts (Circus resolves an unknown
+    /// hook name and never calls it; here it is refused).
+    private func hook(_ value: IniValue, _ section: String, _ option: String) throws(ConfigError) -> HookSpec {
+        let name = String(option.dropFirst("hooks.".count))
+        guard let point = HookPoint(rawValue: name) else {
+            throw ConfigError(
+                at: value.location, section: section, option: option,
+                message: "unknown hook \(PythonText.repr(name)): hooks are "
+                    + HookPoint.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        let (text, flag) = HookTarget.splitOption(expandGlobal(value))
+        let target = try convert(text, at: value, section: section, option: option) { (t: String) throws(ValueParseError) in
+            try HookTarget(parsing: t)
+        }
+        let signature = try convert(text, at: value, section: section, option: option) { (_: String) throws(ValueParseError) in
+            try HookSignature(target, for: point)
+        }
+        let ignore = try flag.map { f throws(ConfigError) in
+            try convert(f, at: value, section: section, option: option, ValueParser.bool)
+        } ?? false
+        return HookSpec(point: point, target: target, signature: signature, ignoreFailure: ignore, location: value.location)
+    }
+
     private func bool(_ value: IniValue, _ section: String, _ option: String) throws(ConfigError) -> Bool {
         try convert(expandGlobal(value), at: value, section: section, option: option, ValueParser.bool)
     }
@@ -476,12 +500,9 @@ struct ConfigBuilder {
                 continue
             }
             if option.hasPrefix("hooks.") {
-                // A malformed hook gets its own message before the refusal.
-                let (target, flag) = HookTarget.splitOption(value.value)
-                _ = try convert(target, at: value, section: header, option: option) { (t: String) throws(ValueParseError) in
-                    try HookTarget(parsing: t)
-                }
-                if let flag { _ = try convert(flag, at: value, section: header, option: option, ValueParser.bool) }
+                let spec = try hook(value, header, option)
+                w.config.hooks[spec.point] = spec
+                continue
             }
             if let family = WatcherOptions.families.first(where: { option.hasPrefix($0.prefix) }),
                case .notYet(let reason) = family.support

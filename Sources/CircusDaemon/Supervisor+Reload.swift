@@ -3,6 +3,7 @@
 
 import CircusConfig
 import CircusCore
+import CircusHooks
 import CircusProtocol
 import CircusSystem
 import Glibc
@@ -21,10 +22,14 @@ extension Supervisor {
         let directory = currentDirectory
         let env = Dictionary(environment.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
         let accounts = SystemAccounts(snapshot: users.snapshot)
+        let hooks = hookCatalog
         do {
             try loop.offload(to: configWorker, {
                 Result { () throws(ConfigError) in
-                    try ConfigLoader.load(path: path, environment: env, currentDirectory: directory, accounts: accounts)
+                    let loaded = try ConfigLoader.load(
+                        path: path, environment: env, currentDirectory: directory, accounts: accounts)
+                    try hooks.resolve(loaded.configuration)
+                    return loaded
                 }
             }, then: { [unowned self] result in
                 switch result {

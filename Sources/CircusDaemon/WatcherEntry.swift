@@ -15,6 +15,13 @@ final class WatcherEntry {
     var timers: [TimerKey: EventLoop.TimerID] = [:]
     /// False once `rm` took it out of the arbiter.
     var attached = true
+    /// The thread that calls this watcher's hooks, made at the first call; replaced when a
+    /// call outlives its deadline (that thread stays with the hung call).
+    var hookWorker: SerialWorker?
+    /// The hook call being waited for, if any. Effects for the watcher that come while it
+    /// runs are held in `heldEffects`, so that events keep Circus's order.
+    var waitingForHook = false
+    var heldEffects: [Effect] = []
 
     init(config: WatcherConfig) {
         machine = WatcherMachine(config: config, seed: UInt64.random(in: 1...UInt64.max))
