@@ -128,7 +128,11 @@ let package = Package(
         // Tests.
         .testTarget(name: "CircusConfigTests", dependencies: ["CircusConfig"], swiftSettings: upcoming),
         .testTarget(name: "CircusProtocolTests", dependencies: ["CircusProtocol"], swiftSettings: upcoming),
-        .testTarget(name: "CircusCoreTests", dependencies: ["CircusCore", "CircusConfig"], swiftSettings: upcoming),
+        .testTarget(
+            name: "CircusCoreTests",
+            dependencies: ["CircusCore", "CircusConfig", .product(name: "OrderedCollections", package: "swift-collections")],
+            swiftSettings: upcoming
+        ),
         .testTarget(name: "CircusSystemTests", dependencies: ["CircusSystem"], swiftSettings: upcoming),
         .testTarget(name: "CircusBusTests", dependencies: ["CircusBus", "CircusClient"], swiftSettings: upcoming),
         .testTarget(name: "CircusDaemonTests", dependencies: ["CircusDaemon"], swiftSettings: upcoming),
