@@ -9,6 +9,7 @@ import CircusCore
 import CircusHooks
 public import CircusProtocol
 import CircusSystem
+import DequeModule
 import Glibc
 import Logging
 import OrderedCollections
@@ -34,14 +35,45 @@ private final class HookCallState {
 }
 
 extension Supervisor {
-    /// Performs a `.callHook` effect: later effects of the watcher are held until every
-    /// hook of that point answered; an awaited answer goes back to the machine.
+    /// Tells every watcher at which points plugins hook it. The plugin host calls it (on the
+    /// loop thread) when a registration comes or goes; each operation also refreshes its
+    /// watcher's set when it begins.
+    public func pluginHooksChanged() {
+        for entry in watchers { refreshPluginHooks(of: entry) }
+    }
+
+    func refreshPluginHooks(of entry: WatcherEntry) {
+        let points = pluginHooks?.points(forWatcher: entry.name) ?? []
+        if entry.machine.pluginHooks != points { entry.machine.pluginHooks = points }
+    }
+
+    /// Performs a `.callHook` effect: later work of the watcher is held until every hook
+    /// of that point answered; an awaited answer goes back to the machine.
     func callHooks(_ call: HookCall, on entry: WatcherEntry) {
         entry.waitingForHook = true
         consultHooks(call, on: entry) { [unowned self] allowed in
             let answer = call.awaited ? entry.machine.hookReturned(call.point, allowed: allowed, at: self.moment()) : []
-            self.releaseHeldEffects(of: entry, then: answer)
+            self.releaseHeldWork(of: entry, then: answer)
         }
+    }
+
+    /// Holds `effects` until the watcher's hook answered.
+    func hold(_ effects: some Sequence<Effect>, of entry: WatcherEntry) {
+        for effect in effects {
+            entry.heldWork.append { [unowned self] in self.perform([effect], on: entry) }
+        }
+    }
+
+    /// Runs `work` now, or after the hook the watcher waits for (and what was held before it).
+    private func whenHooksAnswered(_ entry: WatcherEntry, _ work: @escaping () -> Void) {
+        if entry.waitingForHook { entry.heldWork.append(work) } else { work() }
+    }
+
+    private func releaseHeldWork(of entry: WatcherEntry, then more: [Effect]) {
+        entry.waitingForHook = false
+        hold(more, of: entry)
+        while !entry.waitingForHook, let work = entry.heldWork.popFirst() { work() }
+        drainDeferred()
     }
 
     /// Whether a signal to `pid` goes through before_signal / after_signal: only for the
@@ -51,61 +83,129 @@ extension Supervisor {
             && (entry.machine.isHooked(.beforeSignal) || entry.machine.isHooked(.afterSignal))
     }
 
-    /// The stop procedure's signal with Circus's hooks around it: before_signal may keep
-    /// the signal from being sent (never SIGKILL), after_signal follows, then `kill` is
-    /// published whatever before_signal said.
-    func signalWithHooks(_ signo: Int32, to pid: Int32, scope: SignalScope, entry: WatcherEntry) {
+    /// Circus's `send_signal`: before_signal may keep the signal from being sent (never
+    /// SIGKILL), after_signal follows whatever it said; then `done` (the watcher's held
+    /// work waits until then).
+    private func signalWithHooks(_ signo: Int32, to pid: Int32, entry: WatcherEntry, send: @escaping () -> Void,
+                                 done: @escaping () -> Void) {
         entry.waitingForHook = true
         let before = HookCall(.beforeSignal, pid: pid, signum: signo, awaited: false)
         consultHooks(before, on: entry) { [unowned self] allowed in
-            let send = allowed || signo == SIGKILL
-            if send {
-                // A tree's kill events come once its descendants were read.
-                self.signal(signo, to: pid, scope: scope, publishKill: scope == .tree, entry: entry)
+            if allowed || signo == SIGKILL {
+                send()
             } else {
                 self.logger.debug("before_signal hook didn't return True => signal \(signo) is not sent to \(pid)")
             }
             let after = HookCall(.afterSignal, pid: pid, signum: signo, awaited: false)
             self.consultHooks(after, on: entry) { _ in
-                if !(send && scope == .tree) {
-                    self.publish(.kill(pid: Int64(pid), time: EventLoop.wallNow()), for: entry.name)
-                }
-                self.releaseHeldEffects(of: entry, then: [])
+                done()
+                self.releaseHeldWork(of: entry, then: [])
             }
         }
     }
 
-    private func releaseHeldEffects(of entry: WatcherEntry, then more: [Effect]) {
-        entry.waitingForHook = false
-        let held = entry.heldEffects
-        entry.heldEffects = []
-        perform(held + more, on: entry)
-        drainDeferred()
+    /// The stop procedure's signal with Circus's hooks around it; `kill` is published after
+    /// after_signal, whatever before_signal said.
+    func signalWithHooks(_ signo: Int32, to pid: Int32, scope: SignalScope, entry: WatcherEntry) {
+        var sentToTree = false
+        signalWithHooks(signo, to: pid, entry: entry, send: { [unowned self] in
+            // A tree's kill events come once its descendants were read.
+            sentToTree = scope == .tree
+            self.signal(signo, to: pid, scope: scope, publishKill: sentToTree, entry: entry)
+        }, done: { [unowned self] in
+            if !sentToTree { self.publish(.kill(pid: Int64(pid), time: EventLoop.wallNow()), for: entry.name) }
+        })
+    }
+
+    /// The `signal` command's signals to the watcher's own processes, one after another,
+    /// each through before_signal and after_signal as Circus's `send_signal` does (no
+    /// `kill` event); then `then`.
+    func signalCommand(_ signo: Int32, to pids: [Int32], entry: WatcherEntry, then: @escaping () -> Void) {
+        guard let pid = pids.first else { return then() }
+        let rest = Array(pids.dropFirst())
+        whenHooksAnswered(entry) { [unowned self] in
+            let send = { [unowned self] in _ = try? self.monitor.signal(pid, signo) }
+            guard self.signalIsHooked(pid, entry: entry) else {
+                send()
+                return self.signalCommand(signo, to: rest, entry: entry, then: then)
+            }
+            self.signalWithHooks(signo, to: pid, entry: entry, send: send) {
+                self.signalCommand(signo, to: rest, entry: entry, then: then)
+            }
+        }
+    }
+
+    /// `stats <name> [<pid>] --extended`: the processes are sampled on the stats worker,
+    /// then extended_stats is called once per process with its pid and stats, one after
+    /// another, and the reply leaves once they all answered. As in Circus, which calls this
+    /// hook directly, no hook event is published and its answer changes nothing (a C hook
+    /// cannot add keys to the reply: it only reads them).
+    func extendedStats(_ query: StatsQuery, entry: WatcherEntry, _ respond: Responder) {
+        let sampler = statsService.sampler
+        do {
+            try loop.offload(to: statsService.worker, { StatsService.answer(query, sampler: sampler) }) {
+                [unowned self] result in
+                guard case .success(let payload) = result, case .object(let infos)? = payload["info"] else {
+                    return self.replyStats(result, respond)
+                }
+                // `stats <name> <pid>` has one info object; `stats <name>` one per pid.
+                let byPid: [(pid: Int32, stats: JSON)] = infos["pid"] != nil
+                    ? [(Int32(truncatingIfNeeded: infos["pid"]?.intValue ?? 0), .object(infos))]
+                    : infos.compactMap { key, value in Int32(key).map { ($0, value) } }
+                self.extendedStatsHooks(byPid[...], entry: entry) { self.replyStats(result, respond) }
+            }
+        } catch {
+            respond.fail(.osError("cannot sample processes: \(error)"))
+        }
+    }
+
+    private func extendedStatsHooks(_ processes: ArraySlice<(pid: Int32, stats: JSON)>, entry: WatcherEntry,
+                                    then: @escaping () -> Void) {
+        guard let process = processes.first else { return then() }
+        whenHooksAnswered(entry) { [unowned self] in
+            entry.waitingForHook = true
+            let call = HookCall(.extendedStats, pid: process.pid, awaited: false)
+            self.consultHooks(call, on: entry, stats: JSONWriter.string(process.stats), events: false) { _ in
+                self.extendedStatsHooks(processes.dropFirst(), entry: entry, then: then)
+                self.releaseHeldWork(of: entry, then: [])
+            }
+        }
+    }
+
+    private func replyStats(_ result: Result<JSONObject, CommandError>, _ respond: Responder) {
+        switch result {
+        case .success(let payload): respond.ok(payload)
+        case .failure(let error): respond.fail(error)
+        }
     }
 
     /// Calls the watcher's configured hook for `call.point`, then the plugins' hooks, and
     /// `done` with whether to go on: false when one returned false, or failed and its
-    /// failure is not ignored. Publishes `hook_success` / `hook_failure` for each.
-    private func consultHooks(_ call: HookCall, on entry: WatcherEntry, done: @escaping (Bool) -> Void) {
-        let request = hookRequest(call, watcher: entry.name)
+    /// failure is not ignored. Publishes `hook_success` / `hook_failure` for each, unless
+    /// `events` is false.
+    private func consultHooks(_ call: HookCall, on entry: WatcherEntry, stats: String? = nil, events: Bool = true,
+                              done: @escaping (Bool) -> Void) {
+        var request = hookRequest(call, watcher: entry.name)
+        if let stats { request["stats"] = (try? JSONParser.parse(stats)) ?? .null }
         let plugins = { [unowned self] in
-            self.consultPluginHooks(call.point, request: request, entry: entry, done: done)
+            self.consultPluginHooks(call.point, request: request, entry: entry, events: events, done: done)
         }
         guard let spec = entry.config.hooks[call.point], let function = hookCatalog.function(for: spec) else {
             return plugins()
         }
         let invocation = HookInvocation(
             point: call.point, watcher: entry.name, pid: call.pid, signum: call.signum, time: call.time,
-            exitCode: call.exitCode, processStatus: call.processStatus,
+            exitCode: call.exitCode, processStatus: call.processStatus, stats: stats,
             requestJSON: JSONWriter.string(.object(request)))
         runConfigHook(function, invocation, entry: entry) { [unowned self] outcome in
-            let allowed = self.recordHookOutcome(outcome, point: call.point, ignored: spec.failureIgnored, entry: entry)
+            let allowed = self.recordHookOutcome(
+                outcome, point: call.point, ignored: spec.failureIgnored, entry: entry, events: events)
             if allowed { plugins() } else { done(false) }
         }
     }
 
     private func consultPluginHooks(
-        _ point: HookPoint, request: JSONObject, entry: WatcherEntry, done: @escaping (Bool) -> Void
+        _ point: HookPoint, request: JSONObject, entry: WatcherEntry, events: Bool, done: @escaping (Bool) -> Void
     ) {
         guard let source = pluginHooks, source.points(forWatcher: entry.name).contains(point) else { return done(true) }
         source.consult(watcher: entry.name, point: point, request: request, deadline: entry.config.hookTimeout) {
@@ -113,7 +213,7 @@ extension Supervisor {
             var allowed = true
             for answer in answers where allowed {
                 allowed = self.recordHookOutcome(
-                    answer.outcome, point: point, ignored: point.failureIgnoredByDefault, entry: entry,
+                    answer.outcome, point: point, ignored: point.failureIgnoredByDefault, entry: entry, events: events,
                     plugin: answer.plugin)
             }
             done(allowed)
@@ -122,17 +222,18 @@ extension Supervisor {
 
     /// Publishes the outcome of one hook and says whether the watcher goes on.
     private func recordHookOutcome(
-        _ outcome: HookOutcome, point: HookPoint, ignored: Bool, entry: WatcherEntry, plugin: String? = nil
+        _ outcome: HookOutcome, point: HookPoint, ignored: Bool, entry: WatcherEntry, events: Bool,
+        plugin: String? = nil
     ) -> Bool {
         let now = EventLoop.wallNow()
         switch outcome {
         case .returned(let value):
-            publish(.hookSuccess(name: point.rawValue, time: now), for: entry.name)
+            if events { publish(.hookSuccess(name: point.rawValue, time: now), for: entry.name) }
             return value
         case .failed(let reason):
             let error = plugin.map { "plugin \($0): \(reason)" } ?? reason
             logger.error("Hook '\(point.rawValue)' of \(entry.name) failed: \(error)")
-            publish(.hookFailure(name: point.rawValue, time: now, error: error), for: entry.name)
+            if events { publish(.hookFailure(name: point.rawValue, time: now, error: error), for: entry.name) }
             return ignored
         }
     }

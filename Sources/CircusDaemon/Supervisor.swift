@@ -316,6 +316,7 @@ public final class Supervisor {
         }
         let id = OperationID(nextOperation)
         nextOperation += 1
+        if pluginHooks != nil { refreshPluginHooks(of: entry) }
         if command == .stop {
             // Stopped means nothing of the watcher runs, what a crashed worker left included.
             completions[id] = { [unowned self] result in
@@ -395,17 +396,14 @@ public final class Supervisor {
 
     /// Performs a machine's effects, feeding spawn results straight back into it.
     func perform(_ effects: [Effect], on entry: WatcherEntry) {
-        if entry.waitingForHook {
-            entry.heldEffects.append(contentsOf: effects)
-            return
-        }
+        if entry.waitingForHook { return hold(effects, of: entry) }
         performDepth += 1
         var queue = Deque(effects)
         while let effect = queue.popFirst() {
             if entry.waitingForHook {
                 // A hook began: the rest waits for its answer (Circus's event order).
-                entry.heldEffects.append(effect)
-                continue
+                hold([effect] + queue, of: entry)
+                break
             }
             switch effect {
             case .spawn(let wid):

@@ -4,6 +4,7 @@
 import CircusConfig
 import CircusCore
 import CircusSystem
+import DequeModule
 
 /// A watcher owned by the supervisor. Reference type so that timers and exit handlers
 /// can reach it after it was removed from the arbiter (rm --nostop still reaps).
@@ -18,10 +19,11 @@ final class WatcherEntry {
     /// The thread that calls this watcher's hooks, made at the first call; replaced when a
     /// call outlives its deadline (that thread stays with the hung call).
     var hookWorker: SerialWorker?
-    /// The hook call being waited for, if any. Effects for the watcher that come while it
-    /// runs are held in `heldEffects`, so that events keep Circus's order.
+    /// True while the watcher waits for a hook's answer. What it would do meanwhile (the
+    /// machine's effects, a `signal` command's signals) waits in `heldWork`, in order, so
+    /// that events keep Circus's order.
     var waitingForHook = false
-    var heldEffects: [Effect] = []
+    var heldWork: Deque<() -> Void> = []
 
     init(config: WatcherConfig) {
         machine = WatcherMachine(config: config, seed: UInt64.random(in: 1...UInt64.max))

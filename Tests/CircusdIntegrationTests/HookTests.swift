@@ -100,6 +100,7 @@ private let allHooksINI = """
     hooks.after_signal = %LIB%:allow
     hooks.before_reap = %LIB%:allow
     hooks.after_reap = %LIB%:allow
+    hooks.extended_stats = %LIB%:allow
     """
 
 /// A second watcher that is started to put a known event after the ones under test.
@@ -125,7 +126,14 @@ private let markerWatcher = """
             #expect(try h.hookRequest("before_start").keys == ["watcher", "hook", "time"])
             #expect(try h.hookRequest("before_start")["watcher"] == "w")
 
+            // extended_stats is called once per process with its stats; Circus calls it
+            // directly, so it publishes no hook event (the stop sequence below has none).
             mark = h.mark
+            let stats = try await h.call("stats", ["name": "w", "extended": true])
+            expectOK(stats, keys: ["name", "info"])
+            let extended = try h.hookRequest("extended_stats")
+            #expect(extended["pid"] == .int(Int64(pid)) && extended["stats"]?["pid"] == .int(Int64(pid)))
+            #expect(extended["stats"]?["cmdline"] == stats["info"]?[String(pid)]?["cmdline"])
             expectOK(try await h.call("stop", ["name": "w", "waiting": true]), keys: ["info"])
             let stop = try await h.waitWatcherEvents("w", since: mark, through: "hook_success after_stop")
             #expect(stop == [
@@ -220,15 +228,18 @@ private let markerWatcher = """
             """) { h, _ in
             expectOK(try await h.call("start", ["name": "w", "waiting": true]), keys: ["info"])
             let mark = h.mark
+            // The signal command goes through before_signal too (and publishes no kill).
+            expectOK(try await h.call("signal", ["name": "w", "signum": 15]))
             expectOK(try await h.call("stop", ["name": "w", "waiting": true]), keys: ["info"])
-            // The kill event is published whatever the hook said (Circus does too); the
-            // TERM was not sent, so the graceful timeout ran out and SIGKILL ended it.
+            // The kill event is published whatever the hook said (Circus does too); no TERM
+            // was sent, so the graceful timeout ran out and SIGKILL ended the process.
             #expect(try await h.waitWatcherEvents("w", since: mark, through: "stop") == [
+                "hook_success before_signal",
                 "hook_success before_signal", "kill", "hook_success before_signal", "kill", "reap", "stop",
             ])
             let reap = try #require(h.events(since: mark).first { $0.name == "reap" })
             #expect(reap.payload["exit_code"] == -9)
-            #expect(h.hookLog == ["veto_signal signum=15", "veto_signal signum=9"])
+            #expect(h.hookLog == ["veto_signal signum=15", "veto_signal signum=15", "veto_signal signum=9"])
         }
     }
 
