@@ -135,7 +135,14 @@ let package = Package(
         ),
         .testTarget(name: "CircusSystemTests", dependencies: ["CircusSystem"], swiftSettings: upcoming),
         .testTarget(name: "CircusBusTests", dependencies: ["CircusBus", "CircusClient"], swiftSettings: upcoming),
-        .testTarget(name: "CircusDaemonTests", dependencies: ["CircusDaemon"], swiftSettings: upcoming),
+        .testTarget(
+            name: "CircusDaemonTests",
+            dependencies: [
+                "CircusDaemon", "CircusProtocol",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            swiftSettings: upcoming
+        ),
         .testTarget(
             name: "CircusPluginHostTests",
             dependencies: [

@@ -209,9 +209,16 @@ struct ConfigBuilder {
                 sockets.append(try buildSocket(name, section: section, items: items))
                 socketHeaders.append(name)
             } else if name.hasPrefix("plugin:") {
-                plugins.append(try buildPlugin(name, section: section, items: items))
+                let plugin = try buildPlugin(
+                    name, section: section, items: items, configDirectory: FileSystem.dirname(path))
+                plugins.append(plugin)
+                if plugin.source.isPython {
+                    let runner = pythonPluginWatcherItems(plugin, settings: settings, items: items)
+                    watchers.append(try firstPass(name, named: name, section: section, items: runner))
+                }
             } else if name.hasPrefix("watcher:") {
-                watchers.append(try firstPass(name, section: section, items: items))
+                watchers.append(
+                    try firstPass(name, named: String(name.dropFirst("watcher:".count)), section: section, items: items))
             } else if name != "circus" && name != "env" && !name.hasPrefix("env:") {
                 warnings.append("\(section.location): section [\(name)] is not a Circus section and is ignored")
             }
@@ -237,11 +244,11 @@ struct ConfigBuilder {
     // MARK: - Substitution and conversion helpers
 
     /// Engine (a) with the global environment: what Circus's parser `get`/`items` return.
-    private func expandGlobal(_ value: IniValue) -> String {
+    func expandGlobal(_ value: IniValue) -> String {
         Substitution.replace(value.value, table: globalTable)
     }
 
-    private func convert<T>(
+    func convert<T>(
         _ text: String, at value: IniValue, section: String, option: String,
         _ parse: (String) throws(ValueParseError) -> T
     ) throws(ConfigError) -> T {
@@ -276,11 +283,11 @@ struct ConfigBuilder {
         return HookSpec(point: point, target: target, signature: signature, ignoreFailure: ignore, location: value.location)
     }
 
-    private func bool(_ value: IniValue, _ section: String, _ option: String) throws(ConfigError) -> Bool {
+    func bool(_ value: IniValue, _ section: String, _ option: String) throws(ConfigError) -> Bool {
         try convert(expandGlobal(value), at: value, section: section, option: option, ValueParser.bool)
     }
 
-    private func int(_ value: IniValue, _ section: String, _ option: String) throws(ConfigError) -> Int {
+    func int(_ value: IniValue, _ section: String, _ option: String) throws(ConfigError) -> Int {
         try convert(expandGlobal(value), at: value, section: section, option: option, ValueParser.int)
     }
 
@@ -306,6 +313,7 @@ struct ConfigBuilder {
         if let v = raw("check_delay") { s.checkDelay = try float(v, section, "check_delay") }
         if let v = string("endpoint") { s.endpoint = v }
         s.endpointOwner = string("endpoint_owner")
+        if let v = string("python") { s.python = v }
         if let v = string("pubsub_endpoint") { s.pubsubEndpoint = v }
         if let v = string("multicast_endpoint") { s.multicastEndpoint = v }
         if let v = raw("statsd") { s.statsd = try bool(v, section, "statsd") }
@@ -424,28 +432,6 @@ struct ConfigBuilder {
         return String(String.UnicodeScalarView(scalars[start...]))
     }
 
-    // MARK: - [plugin:NAME]
-
-    private func buildPlugin(
-        _ header: String, section: IniSection, items: OrderedDictionary<String, IniValue>
-    ) throws(ConfigError) -> PluginConfig {
-        guard let use = items["use"] else {
-            throw ConfigError(at: section.location, section: header, option: "use", message: "missing: a plugin needs 'use'")
-        }
-        let useText = expandGlobal(use)
-        guard !useText.isEmpty else {
-            throw ConfigError(at: use.location, section: header, option: "use", message: "is empty")
-        }
-        var plugin = PluginConfig(name: header, use: useText)
-        plugin.location = section.location
-        if let priority = items["priority"] {
-            plugin.priority = try int(priority, header, "priority")
-        }
-        for (key, value) in items where key != "use" && key != "priority" && key != "name" {
-            plugin.options[key] = expandGlobal(value)
-        }
-        return plugin
-    }
 
     // MARK: - [watcher:NAME]
 
@@ -478,9 +464,8 @@ struct ConfigBuilder {
     }
 
     private mutating func firstPass(
-        _ header: String, section: IniSection, items: OrderedDictionary<String, IniValue>
+        _ header: String, named name: String, section: IniSection, items: OrderedDictionary<String, IniValue>
     ) throws(ConfigError) -> PendingWatcher {
-        let name = String(header.dropFirst("watcher:".count))
         var w = PendingWatcher(
             config: WatcherConfig(name: name, cmd: ""), section: header, sectionLocation: section.location)
         w.config.location = section.location

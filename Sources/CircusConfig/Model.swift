@@ -138,6 +138,9 @@ public struct WatcherConfig: Hashable, Sendable {
 public struct CircusSettings: Hashable, Sendable {
     public var endpoint: String = "tcp://127.0.0.1:5555"
     public var endpointOwner: String? = nil
+    /// The Python that runs Python hooks (`python`, not a Circus option: Circus runs them
+    /// in its own interpreter).
+    public var python: String = "python3"
     public var pubsubEndpoint: String = "tcp://127.0.0.1:5556"
     public var multicastEndpoint: String = "udp://237.219.251.97:12027"
     public var statsEndpoint: String = "tcp://127.0.0.1:5557"
@@ -190,18 +193,46 @@ public struct SocketConfig: Hashable, Sendable {
     public init(name: String) { self.name = name }
 }
 
+/// Where a plugin's code comes from (the section's `use`).
+public enum PluginSource: Hashable, Sendable {
+    /// A shared library named by its path (absolute: a relative path in the file is
+    /// resolved against the configuration file's directory).
+    case library(path: String)
+    /// One of the plugins shipped with circusd (`flapping`, `statsd`, ...), named as such or
+    /// by the Circus class it replaces (`circus.plugins.flapping.Flapping`).
+    case shipped(name: String)
+    /// A Python class, run as Circus runs its plugins: in a process of its own (the watcher
+    /// `plugin:NAME`) that talks to circusd over its endpoints.
+    case python(className: String)
+}
+
 /// A `[plugin:NAME]` section. `name` is the full header (`plugin:NAME`).
 public struct PluginConfig: Hashable, Sendable {
     public var name: String
+    /// `use` as written (after substitution).
     public var use: String
+    /// What `use` names.
+    public var source: PluginSource
     public var priority: Int = 1
-    /// Every other key of the section, raw.
+    /// `active` (default true): an inactive native plugin is listed but not started; a
+    /// Python plugin receives it and exits at start, as Circus's do.
+    public var active: Bool = true
+    /// `isolate` (default false): run a native plugin in a host process of its own.
+    public var isolate: Bool = false
+    /// Every key of the section but `name`, raw (after substitution): what the plugin
+    /// receives as its configuration. `use` is among them, as Circus's plugins see it.
     public var options: OrderedDictionary<String, String> = [:]
     public var location: SourceLocation? = nil
+    /// Where `use` is written (errors about what it names point there).
+    public var useLocation: SourceLocation? = nil
 
-    public init(name: String, use: String) {
+    /// The instance name plugins and commands use: the header without `plugin:`.
+    public var instanceName: String { String(name.dropFirst("plugin:".count)) }
+
+    public init(name: String, use: String, source: PluginSource) {
         self.name = name
         self.use = use
+        self.source = source
     }
 }
 

@@ -34,6 +34,41 @@ private final class HookCallState {
     var answered = false
 }
 
+/// The Python helper's answer, waited for on the watcher's hook thread.
+private final class HookAnswer: @unchecked Sendable {
+    // `outcome` is guarded by `mutex`; `condition` wakes the waiting thread. Allocated:
+    // pthread objects must not move.
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var outcome: PythonHookBridge.Outcome?
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    func give(_ value: PythonHookBridge.Outcome) {
+        pthread_mutex_lock(mutex)
+        outcome = value
+        pthread_cond_signal(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    func wait() -> PythonHookBridge.Outcome {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while outcome == nil { pthread_cond_wait(condition, mutex) }
+        return outcome!
+    }
+}
+
 extension Supervisor {
     /// Tells every watcher at which points plugins hook it. The plugin host calls it (on the
     /// loop thread) when a registration comes or goes; each operation also refreshes its
@@ -190,14 +225,32 @@ extension Supervisor {
         let plugins = { [unowned self] in
             self.consultPluginHooks(call.point, request: request, entry: entry, events: events, done: done)
         }
-        guard let spec = entry.config.hooks[call.point], let function = hookCatalog.function(for: spec) else {
+        guard let spec = entry.config.hooks[call.point] else { return plugins() }
+        let work: @Sendable () -> HookOutcome
+        let label = "\(entry.name) \(call.point.rawValue) hook"
+        if let name = spec.target.python {
+            work = pythonHookWork(name, call, request: request, entry: entry)
+        } else if let function = hookCatalog.function(for: spec) {
+            let invocation = HookInvocation(
+                point: call.point, watcher: entry.name, pid: call.pid, signum: call.signum, time: call.time,
+                exitCode: call.exitCode, processStatus: call.processStatus, stats: stats,
+                requestJSON: JSONWriter.string(.object(request)))
+            let logger = self.logger
+            work = {
+                function.call(invocation) { level, text in
+                    switch level {
+                    case .debug: logger.debug("\(label): \(text)")
+                    case .info: logger.info("\(label): \(text)")
+                    case .warning: logger.warning("\(label): \(text)")
+                    case .error: logger.error("\(label): \(text)")
+                    }
+                }
+            }
+        } else {
             return plugins()
         }
-        let invocation = HookInvocation(
-            point: call.point, watcher: entry.name, pid: call.pid, signum: call.signum, time: call.time,
-            exitCode: call.exitCode, processStatus: call.processStatus, stats: stats,
-            requestJSON: JSONWriter.string(.object(request)))
-        runConfigHook(function, invocation, entry: entry) { [unowned self] outcome in
+        let name = spec.target.python ?? spec.target.symbol
+        runConfigHook(work, named: name, label: label, entry: entry) { [unowned self] outcome in
             let allowed = self.recordHookOutcome(
                 outcome, point: call.point, ignored: spec.failureIgnored, entry: entry, events: events)
             if allowed { plugins() } else { done(false) }
@@ -238,38 +291,27 @@ extension Supervisor {
         }
     }
 
-    /// Runs `function` on the watcher's hook thread. Past `hook_timeout` the call counts as
-    /// failed and the thread is left to it: the watcher's next hook gets a new thread.
+    /// Runs `work` (the hook `name`) on the watcher's hook thread. Past `hook_timeout` the
+    /// call counts as failed and the thread is left to it: the watcher's next hook gets a
+    /// new thread.
     private func runConfigHook(
-        _ function: HookFunction, _ invocation: HookInvocation, entry: WatcherEntry,
+        _ work: @escaping @Sendable () -> HookOutcome, named name: String, label: String, entry: WatcherEntry,
         then: @escaping (HookOutcome) -> Void
     ) {
         let worker = entry.hookWorker ?? SerialWorker(name: "hooks")
         entry.hookWorker = worker
         let state = HookCallState()
         let timeout = entry.config.hookTimeout
-        let symbol = function.spec.target.symbol
         let timer = loop.schedule(after: timeout) { [unowned self] in
             guard !state.answered else { return }
             state.answered = true
             if entry.hookWorker === worker { entry.hookWorker = nil }
             self.abandonHookWorker(worker)
-            then(.failed("\(symbol) did not return within hook_timeout (\(PythonFloat.repr(timeout)) s)"))
+            then(.failed("\(name) did not return within hook_timeout (\(PythonFloat.repr(timeout)) s)"))
         }
-        let logger = self.logger
-        let label = "\(entry.name) \(invocation.point.rawValue) hook"
         let asked = EventLoop.monotonicNow()
         do {
-            try loop.offload(to: worker, {
-                function.call(invocation) { level, text in
-                    switch level {
-                    case .debug: logger.debug("\(label): \(text)")
-                    case .info: logger.info("\(label): \(text)")
-                    case .warning: logger.warning("\(label): \(text)")
-                    case .error: logger.error("\(label): \(text)")
-                    }
-                }
-            }) { [unowned self] outcome in
+            try loop.offload(to: worker, work) { [unowned self] outcome in
                 guard !state.answered else { return }
                 state.answered = true
                 self.loop.cancel(timer)
@@ -281,6 +323,42 @@ extension Supervisor {
             state.answered = true
             loop.cancel(timer)
             then(.failed("cannot start the thread that calls hooks: \(error)"))
+        }
+    }
+
+    /// A Python hook's call, for the watcher's hook thread: it hands the call to the Python
+    /// helper (started by the first one) and waits for its answer there, never on the loop.
+    private func pythonHookWork(_ name: String, _ call: HookCall, request: JSONObject, entry: WatcherEntry)
+        -> @Sendable () -> HookOutcome
+    {
+        let bridge: PythonHookBridge
+        if let existing = pythonHookBridge {
+            bridge = existing
+        } else {
+            bridge = PythonHookBridge(
+                python: configuration.settings.python, environment: environment,
+                endpoint: configuration.settings.endpoint)
+            pythonHookBridge = bridge
+        }
+        let arguments = Set(call.point.extraArguments.map(\.rawValue))
+        let watcher: JSONObject = [
+            "name": .string(entry.name), "numprocesses": .int(Int64(entry.config.numprocesses)),
+            "processes": .array(entry.machine.processes.values.map { .object(["wid": .int(Int64($0.wid)), "pid": .int(Int64($0.pid))]) }),
+            "options": .object(optionsObject(entry.config)),
+            "env": .object(JSONObject(uniqueKeysWithValues: childEnvironment(for: entry.config).map { ($0.key, .string($0.value)) })),
+        ]
+        let bridgeCall = PythonHookBridge.Call(
+            hook: name, hookName: call.point.rawValue, watcher: watcher,
+            arbiter: ["watchers": .array(watchers.map { .string($0.name) })],
+            extra: request.filter { arguments.contains($0.key) },
+            deadline: .milliseconds(Int64(entry.config.hookTimeout * 1000)))
+        return {
+            let answer = HookAnswer()
+            bridge.call(bridgeCall) { answer.give($0) }
+            switch answer.wait() {
+            case .returned(let value): return .returned(value)
+            case .failed(let reason): return .failed(reason)
+            }
         }
     }
 

@@ -23,12 +23,15 @@ extension Supervisor {
         let env = Dictionary(environment.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
         let accounts = SystemAccounts(snapshot: users.snapshot)
         let hooks = hookCatalog
+        let environment = self.environment
         do {
             try loop.offload(to: configWorker, {
                 Result { () throws(ConfigError) in
                     let loaded = try ConfigLoader.load(
                         path: path, environment: env, currentDirectory: directory, accounts: accounts)
                     try hooks.resolve(loaded.configuration)
+                    try PythonHookCheck.verify(loaded.configuration, environment: environment)
+                    try PythonPluginCheck.verify(loaded.configuration, environment: environment)
                     return loaded
                 }
             }, then: { [unowned self] result in

@@ -90,6 +90,8 @@ public final class Supervisor {
     /// Hook threads left with a call that outlived its deadline (kept so that nothing
     /// waits for them; dropped once they are idle again).
     var abandonedHookWorkers: [SerialWorker] = []
+    /// Runs Python hooks; made by the first one called.
+    var pythonHookBridge: PythonHookBridge?
 
     /// Creates a supervisor for `configuration`. Nothing is bound or spawned until `run()`.
     ///
@@ -157,6 +159,7 @@ public final class Supervisor {
         }
         drainDeferred()
         loop.run()
+        pythonHookBridge?.shutdown()
         shutdownEndpoints()
         logger.info("Arbiter exiting")
     }

@@ -18,7 +18,8 @@ public final class HookCatalog: Sendable {
     /// - Throws: ``ConfigError`` naming the hook's file, line and option.
     public func resolve(_ configuration: CircusConfiguration) throws(ConfigError) {
         for watcher in configuration.watchers {
-            for (_, spec) in watcher.hooks where function(for: spec) == nil {
+            // Python hooks run in the Python helper, not here.
+            for (_, spec) in watcher.hooks where spec.target.python == nil && function(for: spec) == nil {
                 do {
                     let function = try HookFunction(resolving: spec)
                     functions.withLock { $0[spec] = function }

@@ -73,17 +73,14 @@ struct ConfigErrorTests {
         ("[watcher:w]\ncmd = x\nrlimit_nofile = -5\n",
          "circus.ini:3: [watcher:w] rlimit_nofile: '-5' is not a limit (use a number >= 0, or nothing for unlimited)"),
         // Hooks.
-        ("[watcher:w]\ncmd = x\nhooks.before_start = myapp.hooks.check\n",
-         "circus.ini:3: [watcher:w] hooks.before_start: 'myapp.hooks.check' names a Python callable, and Python hooks are "
-            + "not supported: name a C function instead, expected 'path/to/lib.so:symbol' or 'lib.so:fn(args) -> type'"),
-        ("[watcher:w]\ncmd = x\nhooks.before_start = myapp.hooks:check, true\n",
-         "circus.ini:3: [watcher:w] hooks.before_start: 'myapp.hooks:check' names a Python callable, and Python hooks are "
-            + "not supported: name a C function instead, expected 'path/to/lib.so:symbol' or 'lib.so:fn(args) -> type'"),
+        ("[watcher:w]\ncmd = x\nhooks.before_start = my-app.hooks.check\n",
+         "circus.ini:3: [watcher:w] hooks.before_start: 'my-app.hooks.check' is not a hook target: expected "
+            + "'path/to/lib.so:symbol', 'lib.so:fn(args) -> type' or a Python 'package.module.function'"),
         ("[watcher:w]\ncmd = x\nhooks.before_start = hooks.so:check, perhaps\n",
          "circus.ini:3: [watcher:w] hooks.before_start: 'perhaps' is not a boolean"),
         ("[watcher:w]\ncmd = x\nhooks.after_start =\n",
          "circus.ini:3: [watcher:w] hooks.after_start: the hook target is empty: "
-            + "expected 'path/to/lib.so:symbol' or 'lib.so:fn(args) -> type'"),
+            + "expected 'path/to/lib.so:symbol', 'lib.so:fn(args) -> type' or a Python 'package.module.function'"),
         ("[watcher:w]\ncmd = x\nhooks.before_launch = h.so:check\n",
          "circus.ini:3: [watcher:w] hooks.before_launch: unknown hook 'before_launch': hooks are before_start, "
             + "after_start, before_spawn, after_spawn, before_stop, after_stop, before_signal, after_signal, "
@@ -131,7 +128,7 @@ struct ConfigErrorTests {
          "circus.ini:2: [socket:s] replace: 'maybe' is not a boolean"),
         ("[plugin:p]\npriority = 1\n",
          "circus.ini:1: [plugin:p] use: missing: a plugin needs 'use'"),
-        ("[plugin:p]\nuse = x\npriority = high\n",
+        ("[plugin:p]\nuse = mine.Plugin\npriority = high\n",
          "circus.ini:3: [plugin:p] priority: 'high' is not an integer"),
         // Syntax.
         ("orphan = 1\n[circus]\n",

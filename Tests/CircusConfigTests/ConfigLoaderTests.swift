@@ -405,14 +405,16 @@ struct SocketPluginTests {
         #expect(plugins[0].use == "circus.plugins.flapping.Flapping")
         #expect(plugins[0].priority == 1)
         #expect(plugins[0].options == ["max_retry": "3"])
+        #expect(plugins[0].source == .shipped(name: "flapping"))
         #expect(plugins[1].priority == 5)
-        #expect(plugins[1].options == ["key": "/home/tester"])
+        #expect(plugins[1].options == ["priority": "5", "key": "/home/tester"])
+        #expect(plugins[1].source == .library(path: "/usr/lib/circus/plug.so"))
         #expect(plugins[1].location == SourceLocation(file: "circus.ini", line: 1))
     }
 
     @Test("[DEFAULT] keys reach sockets and plugins; empty sections are skipped")
     func defaultsEverywhere() throws {
-        let config = try parseConfiguration("[DEFAULT]\nshared = d\n[socket:s]\n[plugin:p]\nuse = x\n[plugin:empty]\nuse = y\n")
+        let config = try parseConfiguration("[DEFAULT]\nshared = d\n[socket:s]\n[plugin:p]\nuse = statsd\n[plugin:empty]\nuse = watchdog\n")
         #expect(config.sockets.first?.raw["shared"] == "d")
         #expect(config.plugins.first?.options["shared"] == "d")
         let skipped = try parseConfiguration("[socket:s]\n[plugin:p]\n[watcher:w]\ncmd = x\n")

@@ -87,19 +87,23 @@ struct ProcStat: Equatable {
     let state: Character
     let ppid: Int32
     let startTime: UInt64
+    /// The kernel's per-process flags (`PF_*`).
+    let flags: UInt32
 
     var isZombie: Bool { state == "Z" || state == "X" }
+    /// A kernel thread (PF_KTHREAD): no user image, its cmdline and environ are always empty.
+    var isKernelThread: Bool { flags & 0x0020_0000 != 0 }
 
     static func read(_ pid: Int32) -> ProcStat? {
         guard pid > 0, let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = text.lastIndex(of: ")")
         else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
-        // Fields after the command: state(3) ppid(4) ... starttime(22).
+        // Fields after the command: state(3) ppid(4) ... flags(9) ... starttime(22).
         guard fields.count > 19, let state = fields[0].first, let ppid = Int32(fields[1]),
-              let start = UInt64(fields[19])
+              let flags = UInt32(fields[6]), let start = UInt64(fields[19])
         else { return nil }
-        return ProcStat(pid: pid, state: state, ppid: ppid, startTime: start)
+        return ProcStat(pid: pid, state: state, ppid: ppid, startTime: start, flags: flags)
     }
 }
 
@@ -134,12 +138,15 @@ enum Proc {
     /// circusd answers as soon as the kernel releases the vfork'd parent, which happens
     /// inside execve before the new image's argument and environment areas are set up:
     /// for that instant both files read empty. Read again until they are not, while the
-    /// process is alive (a zombie's are empty for good).
+    /// process is a live user process (a zombie's and a kernel thread's are empty for good:
+    /// waiting on those would stall a scan of /proc for seconds per kernel thread, blocking
+    /// a thread of the test's cooperative pool all that time).
     private static func execImageFile(_ pid: Int32, _ name: String) -> Data? {
         let deadline = Date().addingTimeInterval(5)
         while true {
             guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/\(name)") else { return nil }
-            if !data.isEmpty || !isAlive(pid) || Date() > deadline { return data }
+            if !data.isEmpty || Date() > deadline { return data }
+            guard let stat = ProcStat.read(pid), !stat.isZombie, !stat.isKernelThread else { return data }
             usleep(1000)
         }
     }

@@ -36,13 +36,14 @@ struct HookLibrary {
 
 /// Runs `body` against circusd running `ini`, where `%LIB%` is the hook library and
 /// `$HOOK_LOG` names `<dir>/hook.log`.
-func withHookDaemon(_ ini: String, waitReady: Bool = true, sourceLocation: SourceLocation = #_sourceLocation,
+func withHookDaemon(_ ini: String, files: [String: String] = [:], waitReady: Bool = true,
+                    sourceLocation: SourceLocation = #_sourceLocation,
                     _ body: (DaemonHarness, HookLibrary) async throws -> Void) async throws {
     let library = try HookLibrary.build()
     defer { try? FileManager.default.removeItem(atPath: library.dir) }
     let harness = try await DaemonHarness.launch(
         ini.replacingOccurrences(of: "%LIB%", with: library.path),
-        environment: ["HOOK_LOG": "%DIR%/hook.log"], waitReady: waitReady)
+        files: files, environment: ["HOOK_LOG": "%DIR%/hook.log"], waitReady: waitReady)
     do {
         try await body(harness, library)
     } catch {

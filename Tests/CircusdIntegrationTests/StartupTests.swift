@@ -12,9 +12,14 @@ import Testing
 import Glibc
 #endif
 
-/// Runs circusd to completion with `arguments` (deadline 10 s).
-private func runCircusd(_ arguments: [String], in dir: String) async throws -> (status: Int32, stdout: String, stderr: String) {
+/// Runs circusd to completion with `arguments` in `dir` (deadline 10 s).
+func runCircusd(_ arguments: [String], in dir: String, environment: [String: String] = [:]) async throws
+    -> (status: Int32, stdout: String, stderr: String)
+{
     let process = Process()
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    }
     process.executableURL = URL(fileURLWithPath: DaemonHarness.binary)
     process.arguments = arguments
     process.currentDirectoryURL = URL(fileURLWithPath: dir)
