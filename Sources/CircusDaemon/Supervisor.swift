@@ -160,6 +160,9 @@ public final class Supervisor {
         drainDeferred()
         loop.run()
         pythonHookBridge?.shutdown()
+        // A hook thread still stuck in a call past its deadline is never joined: letting go
+        // of its worker would wait for it forever.
+        for worker in abandonedHookWorkers where worker.pendingCount > 0 { _ = Unmanaged.passRetained(worker) }
         shutdownEndpoints()
         logger.info("Arbiter exiting")
     }
