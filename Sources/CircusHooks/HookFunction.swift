@@ -79,7 +79,7 @@ public final class HookFunction: @unchecked Sendable {
         // Never dlclose'd: a hook may be running on an abandoned thread at any time.
         _ = dlerror()
         guard let symbol = dlsym(handle, target.symbol) else {
-            throw HookResolveError(description: "\(target.library) has no symbol \(target.symbol): \(Self.dlError())")
+            throw HookResolveError(description: "\(target.library) has no symbol \(target.symbol)")
         }
         if let signature = spec.signature {
             guard let call = FFICall(signature: signature, function: symbol) else {

@@ -277,6 +277,31 @@ private let markerWatcher = """
         }
     }
 
+    @Test func reloadconfigOpensNewHooksAndRefusesABadOneBeforeChangingAnything() async throws {
+        let ini = """
+            [watcher:w]
+            cmd = sleep 100
+            autostart = false
+            """
+        try await withHookDaemon(ini) { h, library in
+            // A hook whose symbol does not exist: reloadconfig answers its file:line, nothing changes.
+            try h.rewriteConfig(ini + "\nhooks.before_start = \(library.path):nope\n")
+            let lines = readFile(h.configPath).components(separatedBy: "\n")
+            let line = try #require(lines.firstIndex(of: "hooks.before_start = \(library.path):nope")) + 1
+            expectError(try await h.call("reloadconfig", ["waiting": true]), errno: 6,
+                        reason: "\(h.configPath):\(line): [watcher:w] hooks.before_start: \(library.path) has no symbol nope")
+            // A good one: the watcher gets it.
+            try h.rewriteConfig(ini + "\nhooks.before_start = \(library.path):deny\n")
+            expectOK(try await h.call("reloadconfig", ["waiting": true]))
+            let mark = h.mark
+            expectError(try await h.call("start", ["name": "w", "waiting": true]), errno: 6,
+                        reasonContains: "the before_start hook of 'w' refused the start")
+            #expect(try await h.waitWatcherEvents("w", since: mark, through: "hook_success before_start")
+                == ["hook_success before_start"])
+            #expect(h.hookLog.count == 1)
+        }
+    }
+
     static let badHookConfigs: [BadConfig] = [
         BadConfig(name: "unknown type in a declared signature",
                   ini: markerINI + "\n\n[watcher:bad]\ncmd = sleep 1\nhooks.after_spawn = %LIB%:typed_signal(pid: pid_tt) -> bool\n",
