@@ -40,7 +40,7 @@ private final class HookAnswer: @unchecked Sendable {
     // pthread objects must not move.
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var outcome: PythonHookBridge.Outcome?
+    private var outcome: HookOutcome?
 
     init() {
         pthread_mutex_init(mutex, nil)
@@ -54,14 +54,14 @@ private final class HookAnswer: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func give(_ value: PythonHookBridge.Outcome) {
+    func give(_ value: HookOutcome) {
         pthread_mutex_lock(mutex)
         outcome = value
         pthread_cond_signal(condition)
         pthread_mutex_unlock(mutex)
     }
 
-    func wait() -> PythonHookBridge.Outcome {
+    func wait() -> HookOutcome {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         while outcome == nil { pthread_cond_wait(condition, mutex) }
@@ -355,10 +355,7 @@ extension Supervisor {
         return {
             let answer = HookAnswer()
             bridge.call(bridgeCall) { answer.give($0) }
-            switch answer.wait() {
-            case .returned(let value): return .returned(value)
-            case .failed(let reason): return .failed(reason)
-            }
+            return answer.wait()
         }
     }
 
