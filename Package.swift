@@ -20,6 +20,10 @@ let package = Package(
         .library(name: "flapping", type: .dynamic, targets: ["FlappingPlugin"]),
         .library(name: "statsd", type: .dynamic, targets: ["StatsdPlugin"]),
         .library(name: "watchdog", type: .dynamic, targets: ["WatchdogPlugin"]),
+        .library(name: "resource_watcher", type: .dynamic, targets: ["ResourceWatcherPlugin"]),
+        .library(name: "command_reloader", type: .dynamic, targets: ["CommandReloaderPlugin"]),
+        .library(name: "http_observer", type: .dynamic, targets: ["HttpObserverPlugin"]),
+        .library(name: "redis_observer", type: .dynamic, targets: ["RedisObserverPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -161,12 +165,14 @@ let package = Package(
         ),
 
         // The shipped plugins (Plugins/*): C, with the plugin ABI header and a small shared
-        // toolbox (JSON reading, Circus's option parsing) compiled into each library.
+        // toolbox (JSON reading, Circus's option parsing, the statsd client, a worker
+        // thread for blocking I/O) compiled into each library.
         // (publicHeadersPath "." because a C target without an include directory is refused
         // when it lives outside Sources.)
         .target(
             name: "CircusPluginSupport", path: "Plugins/support",
-            cSettings: [.headerSearchPath("../../include")]
+            cSettings: [.headerSearchPath("../../include")],
+            linkerSettings: [.linkedLibrary("pthread")]
         ),
         .target(
             name: "FlappingPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/flapping",
@@ -179,6 +185,24 @@ let package = Package(
         .target(
             name: "WatchdogPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/watchdog",
             exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
+        ),
+        .target(
+            name: "ResourceWatcherPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/resource_watcher",
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
+        ),
+        .target(
+            name: "CommandReloaderPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/command_reloader",
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
+        ),
+        .target(
+            name: "HttpObserverPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/http_observer",
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")],
+            linkerSettings: [.linkedLibrary("curl")]
+        ),
+        .target(
+            name: "RedisObserverPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/redis_observer",
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")],
+            linkerSettings: [.linkedLibrary("hiredis")]
         ),
         .testTarget(
             name: "ShippedPluginTests",

@@ -349,11 +349,8 @@ static void on_options(flapping *fl, watcher *w, circus_status st, circus_str js
     if (st == CIRCUS_OK) {
         apply_options(fl, w, json);
     } else if (st != CIRCUS_E_CANCELLED) {
-        circus_str reason;
-        char text[256] = "";
-        if (cps_json_get(json, "reason", &reason)) {
-            cps_json_string(reason, text, sizeof text);
-        }
+        char text[256];
+        cps_reply_reason(json, text, sizeof text);
         cps_log(fl->api, fl->host, CIRCUS_LOG_WARNING,
                 "%s: cannot read its flapping.* options (%s); the [plugin:%s] settings apply", w->name, text,
                 fl->instance);
@@ -371,11 +368,8 @@ static void on_call_done(void *ud, circus_status st, circus_str json) {
     pending *p = (pending *)ud;
     flapping *fl = p->fl;
     watcher *w = find_watcher(fl, p->name, strlen(p->name));
-    char text[256] = "";
-    circus_str reason;
-    if (cps_json_get(json, "reason", &reason)) {
-        cps_json_string(reason, text, sizeof text);
-    }
+    char text[256];
+    cps_reply_reason(json, text, sizeof text);
     switch (p->what) {
     case CALL_OPTIONS:
         if (w != NULL) {

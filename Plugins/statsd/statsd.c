@@ -18,23 +18,19 @@
  * (app), loop_rate (60 s, full_stats only), active (true; false: the instance sends
  * nothing).
  *
- * The host name is resolved once, when the instance is created (an IPv4 address is
- * preferred, as Circus's AF_INET socket only knows those); the socket is non-blocking,
- * so a datagram that cannot leave at once is dropped, never waited for.
+ * The datagrams leave through the shared statsd client (support/cps_statsd.h): the host
+ * name is resolved when the instance is created, and a datagram that cannot leave at
+ * once is dropped, never waited for.
  */
 #define _GNU_SOURCE 1
 #include <circus/plugin.h>
 
 #include "circus_plugin_support.h"
+#include "cps_statsd.h"
 
-#include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/types.h>
-#include <unistd.h>
 
 enum { KIND_EMITTER, KIND_FULL_STATS };
 
@@ -43,48 +39,12 @@ typedef struct statsd {
     circus_host *host;
     int kind;
     int active;
-    char prefix[320];                 /* "circus.<application_name>.watcher"            */
-    char rate_suffix[48];             /* "" or "|@<sample_rate>"                          */
     double loop_rate;
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
-    char target[300];                 /* "host:port", for messages                        */
-    int fd;
+    cps_statsd client;
     circus_handle loop;
-    int failing;                      /* the last send failed (log once per streak)       */
-    uint64_t dropped;
 } statsd;
 
 /* ---- sending ------------------------------------------------------------------------ */
-
-/* Sends "<prefix>.<bucket>:<value>[|@rate]" as one datagram. */
-static void send_metric(statsd *sd, const char *bucket, size_t bucket_len, const char *value) {
-    char msg[1024];
-    int n = snprintf(msg, sizeof msg, "%s.%.*s:%s%s", sd->prefix, (int)bucket_len, bucket, value, sd->rate_suffix);
-    ssize_t sent;
-    if (n < 0 || (size_t)n >= sizeof msg || sd->fd < 0) {
-        return;
-    }
-    sent = sendto(sd->fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&sd->addr,
-                  sd->addr_len);
-    if (sent < 0) {
-        sd->dropped++;
-        if (!sd->failing) {
-            sd->failing = 1;
-            cps_log(sd->api, sd->host, CIRCUS_LOG_WARNING, "cannot send to statsd at %s: %s (metrics are dropped)",
-                    sd->target, strerror(errno));
-        }
-    } else if (sd->failing) {
-        sd->failing = 0;
-        cps_log(sd->api, sd->host, CIRCUS_LOG_INFO, "sending to statsd at %s again (%llu metrics were dropped)",
-                sd->target, (unsigned long long)sd->dropped);
-        sd->dropped = 0;
-    }
-}
-
-static void increment(statsd *sd, const char *bucket) {
-    send_metric(sd, bucket, strlen(bucket), "1|c");
-}
 
 /* A number as Python would print it after loading it from JSON: an int stays an int. */
 typedef struct pyvalue {
@@ -100,12 +60,11 @@ static void gauge(statsd *sd, const char *watcher, const char *metric, pyvalue v
         return;
     }
     if (value.is_float) {
-        cps_format_py_float(value.v, text, sizeof text - 2);
+        cps_format_py_float(value.v, text, sizeof text);
     } else {
-        snprintf(text, sizeof text - 2, "%.0f", value.v);
+        snprintf(text, sizeof text, "%.0f", value.v);
     }
-    strcat(text, "|g");
-    send_metric(sd, bucket, (size_t)n, text);
+    cps_statsd_gauge(&sd->client, bucket, text);
 }
 
 /* ---- emitter ------------------------------------------------------------------------ */
@@ -121,54 +80,11 @@ static void on_event(void *ud, circus_str topic, circus_str json) {
     }
     n = snprintf(bucket, sizeof bucket, "%.*s.%.*s", (int)name.len, name.ptr, (int)event.len, event.ptr);
     if (n > 0 && (size_t)n < sizeof bucket) {
-        send_metric(sd, bucket, (size_t)n, "1|c");
+        cps_statsd_send(&sd->client, bucket, (size_t)n, "1|c");
     }
 }
 
 /* ---- full stats --------------------------------------------------------------------- */
-
-/* Circus's human2bytes: "8.55M" -> 8965324 (1024-based; B K M G T P E Z Y, "k" for K,
- * "Ki" ... "Yi" too). Returns 0 for text it cannot read. */
-static int human2bytes(const char *s, double *out) {
-    static const char *const customary[] = {"B", "K", "M", "G", "T", "P", "E", "Z", "Y"};
-    static const char *const iec[] = {"Bi", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"};
-    char num[64];
-    size_t n = 0;
-    double value;
-    double factor = 1;
-    int i;
-    while ((*s >= '0' && *s <= '9') || *s == '.') {
-        if (n + 1 >= sizeof num) {
-            return 0;
-        }
-        num[n++] = *s++;
-    }
-    num[n] = '\0';
-    if (n == 0 || !cps_parse_float(num, &value)) {
-        return 0;
-    }
-    while (*s == ' ') {
-        s++;
-    }
-    if (strcmp(s, "k") == 0) {
-        s = "K";
-    }
-    for (i = 0; i < 9; i++) {
-        size_t len = strlen(s);
-        while (len > 0 && s[len - 1] == ' ') {
-            len--;
-        }
-        if ((strlen(customary[i]) == len && strncmp(s, customary[i], len) == 0) ||
-            (strlen(iec[i]) == len && strncmp(s, iec[i], len) == 0)) {
-            /* int(num * 1024**i), as Circus truncates */
-            double bytes = value * factor;
-            *out = bytes < 0 ? 0 : (double)(long long)bytes;
-            return 1;
-        }
-        factor *= 1024;
-    }
-    return 0;
-}
 
 /* max() and sum() over numbers as Python computes them (sum starts from the int 0). */
 typedef struct agg {
@@ -221,7 +137,7 @@ static void report_watcher(statsd *sd, const char *name, circus_str processes) {
             agg_add(&mem, pv);
         }
         if (cps_json_get(info, "mem_info1", &v) && cps_json_string(v, text, sizeof text) >= 0 &&
-            human2bytes(text, &pv.v)) {
+            cps_human2bytes(text, &pv.v)) {
             pv.is_float = 0;
             agg_add(&mem_info, pv);
         }
@@ -250,7 +166,7 @@ static void on_stats(void *ud, circus_status st, circus_str json) {
         return;
     }
     if (st != CIRCUS_OK || !cps_json_get(json, "infos", &infos) || !cps_json_object_begin(infos, &it)) {
-        increment(sd, "_stats.error");
+        cps_statsd_increment(&sd->client, "_stats.error");
         return;
     }
     while (cps_json_object_next(&it, &key, &processes)) {
@@ -270,7 +186,7 @@ static void on_loop(void *ud, circus_handle timer) {
     }
     st = sd->api->call(sd->host, circus_cstr("stats"), circus_cstr("{}"), on_stats, sd);
     if (st != CIRCUS_OK && st != CIRCUS_E_CANCELLED) {
-        increment(sd, "_stats.error");
+        cps_statsd_increment(&sd->client, "_stats.error");
     }
 }
 
@@ -279,10 +195,7 @@ static void on_loop(void *ud, circus_handle timer) {
 typedef struct settings {
     int kind;
     int active;
-    char host[256];
-    int64_t port;
-    double sample_rate;
-    char app[256];
+    cps_statsd_settings statsd;
     double loop_rate;
 } settings;
 
@@ -296,10 +209,6 @@ static circus_status read_settings(const circus_host_api *api, circus_str config
     o.config = config;
     s->kind = KIND_EMITTER;
     s->active = 1;
-    strcpy(s->host, "localhost");
-    s->port = 8125;
-    s->sample_rate = 1.0;
-    strcpy(s->app, "app");
     s->loop_rate = 60;
 
     found = cps_opt_text(&o, "kind", text, sizeof text);
@@ -321,72 +230,8 @@ static circus_status read_settings(const circus_host_api *api, circus_str config
         }
     }
     if ((st = cps_opt_bool(&o, "active", &s->active)) != CIRCUS_OK) return st;
-    if ((st = cps_opt_string(&o, "host", s->host, sizeof s->host)) != CIRCUS_OK) return st;
-    if ((st = cps_opt_int(&o, "port", 1, 65535, &s->port)) != CIRCUS_OK) return st;
-    if ((st = cps_opt_float(&o, "sample_rate", 0, 1e9, &s->sample_rate)) != CIRCUS_OK) return st;
-    if ((st = cps_opt_string(&o, "application_name", s->app, sizeof s->app)) != CIRCUS_OK) return st;
-    if ((st = cps_opt_float(&o, "loop_rate", 0.001, 1e9, &s->loop_rate)) != CIRCUS_OK) return st;
-    if (s->host[0] == '\0') {
-        return cps_opt_refuse(&o, "host", s->host, "empty");
-    }
-    return CIRCUS_OK;
-}
-
-/* Resolves host:port, preferring IPv4. */
-static circus_status resolve(const circus_host_api *api, circus_error *err, const settings *s,
-                             struct sockaddr_storage *addr, socklen_t *len) {
-    struct addrinfo hints;
-    struct addrinfo *found = NULL;
-    struct addrinfo *ai;
-    struct addrinfo *pick = NULL;
-    char port[16];
-    int rc;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    snprintf(port, sizeof port, "%lld", (long long)s->port);
-    rc = getaddrinfo(s->host, port, &hints, &found);
-    if (rc != 0) {
-        cps_error(api, err, CIRCUS_E_INVALID, "option host = \"%s\": cannot resolve it: %s", s->host,
-                  gai_strerror(rc));
-        return CIRCUS_E_INVALID;
-    }
-    for (ai = found; ai != NULL; ai = ai->ai_next) {
-        if (ai->ai_family == AF_INET) {
-            pick = ai;
-            break;
-        }
-        if (pick == NULL && ai->ai_family == AF_INET6) {
-            pick = ai;
-        }
-    }
-    if (pick == NULL || pick->ai_addrlen > sizeof *addr) {
-        freeaddrinfo(found);
-        cps_error(api, err, CIRCUS_E_INVALID, "option host = \"%s\": no IPv4 or IPv6 address", s->host);
-        return CIRCUS_E_INVALID;
-    }
-    memcpy(addr, pick->ai_addr, pick->ai_addrlen);
-    *len = (socklen_t)pick->ai_addrlen;
-    freeaddrinfo(found);
-    return CIRCUS_OK;
-}
-
-/* Applies settings whose checks passed. */
-static void apply(statsd *sd, const settings *s, const struct sockaddr_storage *addr, socklen_t len) {
-    sd->kind = s->kind;
-    sd->active = s->active;
-    snprintf(sd->prefix, sizeof sd->prefix, "circus.%s.watcher", s->app);
-    sd->rate_suffix[0] = '\0';
-    if (s->sample_rate != 1.0) {
-        char rate[40];
-        cps_format_py_float(s->sample_rate, rate, sizeof rate);
-        snprintf(sd->rate_suffix, sizeof sd->rate_suffix, "|@%s", rate);
-    }
-    sd->loop_rate = s->loop_rate;
-    sd->addr = *addr;
-    sd->addr_len = len;
-    snprintf(sd->target, sizeof sd->target, "%s:%lld", s->host, (long long)s->port);
+    if ((st = cps_statsd_read(&o, "app", &s->statsd)) != CIRCUS_OK) return st;
+    return cps_opt_float(&o, "loop_rate", 0.001, 1e9, &s->loop_rate);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
@@ -394,11 +239,8 @@ static void apply(statsd *sd, const settings *s, const struct sockaddr_storage *
 static circus_status statsd_create(const circus_create_params *p, void **out, circus_error *err) {
     statsd *sd;
     settings s;
-    struct sockaddr_storage addr;
-    socklen_t len = 0;
     circus_status st;
-    if ((st = read_settings(p->api, p->config_json, err, &s)) != CIRCUS_OK ||
-        (st = resolve(p->api, err, &s, &addr, &len)) != CIRCUS_OK) {
+    if ((st = read_settings(p->api, p->config_json, err, &s)) != CIRCUS_OK) {
         return st;
     }
     sd = (statsd *)calloc(1, sizeof *sd);
@@ -408,23 +250,15 @@ static circus_status statsd_create(const circus_create_params *p, void **out, ci
     }
     sd->api = p->api;
     sd->host = p->host;
-    sd->fd = -1;
-    apply(sd, &s, &addr, len);
+    cps_statsd_init(&sd->client, p->api, p->host);
+    if ((st = cps_statsd_setup(&sd->client, &s.statsd, err)) != CIRCUS_OK) {
+        free(sd);
+        return st;
+    }
+    sd->kind = s.kind;
+    sd->active = s.active;
+    sd->loop_rate = s.loop_rate;
     *out = sd;
-    return CIRCUS_OK;
-}
-
-static circus_status open_socket(statsd *sd, circus_error *err) {
-    int fd = socket(sd->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        cps_error(sd->api, err, CIRCUS_E_INTERNAL, "cannot open a UDP socket for statsd at %s: %s", sd->target,
-                  strerror(errno));
-        return CIRCUS_E_INTERNAL;
-    }
-    if (sd->fd >= 0) {
-        close(sd->fd);
-    }
-    sd->fd = fd;
     return CIRCUS_OK;
 }
 
@@ -443,10 +277,7 @@ static circus_status start_loop(statsd *sd, circus_error *err) {
 
 static circus_status statsd_start(void *instance, circus_error *err) {
     statsd *sd = (statsd *)instance;
-    circus_status st = open_socket(sd, err);
-    if (st != CIRCUS_OK) {
-        return st;
-    }
+    circus_status st;
     if (sd->kind == KIND_EMITTER) {
         /* Always subscribed; `active` is checked per event, so reconfigure can flip it. */
         st = sd->api->subscribe(sd->host, circus_cstr("watcher."), on_event, sd, NULL, NULL);
@@ -458,15 +289,14 @@ static circus_status statsd_start(void *instance, circus_error *err) {
         return st;
     }
     cps_log(sd->api, sd->host, CIRCUS_LOG_INFO, "sending %s to statsd at %s as %s",
-            sd->kind == KIND_EMITTER ? "watcher event counters" : "watcher stats", sd->target, sd->prefix);
+            sd->kind == KIND_EMITTER ? "watcher event counters" : "watcher stats", sd->client.target,
+            sd->client.prefix);
     return CIRCUS_OK;
 }
 
 static circus_status statsd_reconfigure(void *instance, circus_str config_json, circus_error *err) {
     statsd *sd = (statsd *)instance;
     settings s;
-    struct sockaddr_storage addr;
-    socklen_t len = 0;
     circus_status st;
     if ((st = read_settings(sd->api, config_json, err, &s)) != CIRCUS_OK) {
         return st;
@@ -477,17 +307,11 @@ static circus_status statsd_reconfigure(void *instance, circus_str config_json, 
                   "remove the section and add it again");
         return CIRCUS_E_INVALID;
     }
-    if ((st = resolve(sd->api, err, &s, &addr, &len)) != CIRCUS_OK) {
+    if ((st = cps_statsd_setup(&sd->client, &s.statsd, err)) != CIRCUS_OK) {
         return st;
     }
-    if (addr.ss_family != sd->addr.ss_family) {
-        apply(sd, &s, &addr, len);
-        if ((st = open_socket(sd, err)) != CIRCUS_OK) {
-            return st;
-        }
-    } else {
-        apply(sd, &s, &addr, len);
-    }
+    sd->active = s.active;
+    sd->loop_rate = s.loop_rate;
     if (sd->kind == KIND_FULL_STATS) {
         if (sd->loop != 0) {
             sd->api->cancel(sd->host, sd->loop);
@@ -499,18 +323,12 @@ static circus_status statsd_reconfigure(void *instance, circus_str config_json, 
 }
 
 static void statsd_stop(void *instance) {
-    statsd *sd = (statsd *)instance;
-    if (sd->fd >= 0) {
-        close(sd->fd);
-        sd->fd = -1;
-    }
+    cps_statsd_close(&((statsd *)instance)->client);
 }
 
 static void statsd_destroy(void *instance) {
     statsd *sd = (statsd *)instance;
-    if (sd->fd >= 0) {
-        close(sd->fd);
-    }
+    cps_statsd_close(&sd->client);
     free(sd);
 }
 

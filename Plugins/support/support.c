@@ -823,6 +823,60 @@ int cps_watcher_topic(circus_str topic, circus_str *watcher, circus_str *event) 
     return 1;
 }
 
+void cps_reply_reason(circus_str reply, char *buf, size_t cap) {
+    circus_str reason;
+    if (cap == 0) {
+        return;
+    }
+    buf[0] = '\0';
+    if (cps_json_get(reply, "reason", &reason) && !cps_json_scalar_text(reason, buf, cap)) {
+        buf[0] = '\0';
+    }
+}
+
+/* A cast under way: what the failure message needs. */
+typedef struct cast {
+    const circus_host_api *api;
+    circus_host *host;
+    char what[1];                     /* "<command> <watcher>", allocated to fit           */
+} cast;
+
+static void cast_done(void *ud, circus_status st, circus_str json) {
+    cast *c = (cast *)ud;
+    char reason[256];
+    if (st != CIRCUS_OK && st != CIRCUS_E_CANCELLED) {
+        cps_reply_reason(json, reason, sizeof reason);
+        cps_log(c->api, c->host, CIRCUS_LOG_WARNING, "%s failed: %s", c->what, reason);
+    }
+    free(c);
+}
+
+void cps_cast(const circus_host_api *api, circus_host *host, const char *command, const char *watcher,
+              const char *more) {
+    size_t n = strlen(command) + 1 + strlen(watcher);
+    cast *c = (cast *)malloc(sizeof *c + n);
+    cps_buf args;
+    circus_status st;
+    if (c == NULL) {
+        cps_log(api, host, CIRCUS_LOG_ERROR, "out of memory: cannot run %s %s", command, watcher);
+        return;
+    }
+    c->api = api;
+    c->host = host;
+    snprintf(c->what, n + 1, "%s %s", command, watcher);
+    cps_buf_init(&args);
+    cps_buf_adds(&args, "{\"name\": ");
+    cps_buf_add_json_string(&args, watcher, strlen(watcher));
+    cps_buf_adds(&args, more);
+    cps_buf_adds(&args, "}");
+    st = api->call(host, circus_cstr(command), cps_buf_str(&args), cast_done, c);
+    cps_buf_free(&args);
+    if (st != CIRCUS_OK) {
+        cps_log(api, host, CIRCUS_LOG_WARNING, "cannot run %s (status %d)", c->what, (int)st);
+        free(c);
+    }
+}
+
 char *cps_strndup(const char *s, size_t len) {
     char *copy = (char *)malloc(len + 1);
     if (copy != NULL) {
@@ -855,4 +909,46 @@ uint64_t cps_ms(double seconds) {
         return (uint64_t)1e15;
     }
     return (uint64_t)(ms + 0.5);
+}
+
+int cps_human2bytes(const char *text, double *out) {
+    static const char *const units[4][9] = {
+        {"B", "K", "M", "G", "T", "P", "E", "Z", "Y"},
+        {"byte", "kilo", "mega", "giga", "tera", "peta", "exa", "zetta", "iotta"},
+        {"Bi", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"},
+        {"byte", "kibi", "mebi", "gibi", "tebi", "pebi", "exbi", "zebi", "yobi"},
+    };
+    char num[64];
+    char unit[32];
+    const char *s = text;
+    size_t n = 0;
+    double value;
+    int set;
+    int i;
+    while ((*s >= '0' && *s <= '9') || *s == '.') {
+        if (n + 1 >= sizeof num) {
+            return 0;
+        }
+        num[n++] = *s++;
+    }
+    num[n] = '\0';
+    if (n == 0 || !cps_parse_float(num, &value) || !stripped(s, unit, sizeof unit)) {
+        return 0;
+    }
+    if (strcmp(unit, "k") == 0) {
+        strcpy(unit, "K");
+    }
+    for (set = 0; set < 4; set++) {
+        double factor = 1;
+        for (i = 0; i < 9; i++) {
+            if (strcmp(unit, units[set][i]) == 0) {
+                /* int(num * 1024**i): Python truncates toward zero. */
+                double bytes = value * factor;
+                *out = (double)(long long)bytes;
+                return 1;
+            }
+            factor *= 1024;
+        }
+    }
+    return 0;
 }

@@ -382,14 +382,11 @@ static void on_notify(void *ud, int fd, uint32_t revents) {
 
 static void on_kill_done(void *ud, circus_status st, circus_str json) {
     watchdog *wd = (watchdog *)ud;
-    circus_str reason;
-    char text[256] = "";
+    char text[256];
     if (st == CIRCUS_OK || st == CIRCUS_E_CANCELLED) {
         return;
     }
-    if (cps_json_get(json, "reason", &reason)) {
-        cps_json_string(reason, text, sizeof text);
-    }
+    cps_reply_reason(json, text, sizeof text);
     cps_log(wd->api, wd->host, CIRCUS_LOG_ERROR, "killing an unresponsive process failed: %s", text);
 }
 

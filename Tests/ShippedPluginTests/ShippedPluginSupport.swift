@@ -104,6 +104,10 @@ final class DaemonBus: PluginBus {
 
 enum ShippedPlugin: String {
     case flapping, statsd, watchdog
+    case resourceWatcher = "resource_watcher"
+    case commandReloader = "command_reloader"
+    case httpObserver = "http_observer"
+    case redisObserver = "redis_observer"
 
     /// The repository's root, found from this file's path.
     static let root: String = {
@@ -112,35 +116,36 @@ enum ShippedPlugin: String {
         return url.path
     }()
 
+    /// Every C file of the shared toolbox (Plugins/support).
+    static let supportSources: [String] = {
+        let directory = "\(root)/Plugins/support"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasSuffix(".c") }.sorted().map { "\(directory)/\($0)" }
+    }()
+
     var sources: [String] {
         let own = ["\(Self.root)/Plugins/\(rawValue)/\(rawValue).c"]
         let extra = self == .watchdog ? ["\(Self.root)/Plugins/watchdog/pyregex.c"] : []
-        return own + extra + ["\(Self.root)/Plugins/support/support.c"]
+        return own + extra + Self.supportSources
+    }
+
+    /// The system libraries the plugin links (the toolbox's worker thread needs pthread).
+    var libraries: [String] {
+        switch self {
+        case .httpObserver: ["-lcurl", "-lpthread"]
+        case .redisObserver: ["-lhiredis", "-lpthread"]
+        default: ["-lpthread"]
+        }
     }
 
     /// Compiles the plugin into `directory` with plain `cc`, as strict as can be: C99,
     /// pedantic, every warning an error, and no undefined symbol (nothing of circusd).
     func build(into directory: String) throws -> String {
         let path = "\(directory)/lib\(rawValue).so"
-        try run("cc", ["-std=c99", "-D_POSIX_C_SOURCE=200809L", "-pedantic", "-Wall", "-Wextra", "-Werror",
+        try runTool("cc", ["-std=c99", "-D_POSIX_C_SOURCE=200809L", "-pedantic", "-Wall", "-Wextra", "-Werror",
                        "-I", "\(Self.root)/include", "-I", "\(Self.root)/Plugins/support/include",
-                       "-fvisibility=hidden", "-fPIC", "-shared", "-Wl,--no-undefined", "-o", path] + sources)
+                       "-fvisibility=hidden", "-fPIC", "-shared", "-Wl,--no-undefined", "-o", path] + sources + libraries)
         return path
-    }
-
-    private func run(_ tool: String, _ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [tool] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TestFailure("\(tool) \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)):\n\(text)")
-        }
     }
 }
 
@@ -151,14 +156,20 @@ final class LoadedPlugin {
     let host: PluginHost
     let library: PluginLibrary
 
-    init(_ plugin: ShippedPlugin) throws {
+    convenience init(_ plugin: ShippedPlugin) throws {
+        try self.init(building: plugin.build(into:))
+    }
+
+    /// Builds a library with `build` (given a fresh temporary directory, returning the
+    /// library's path) and loads it.
+    init(building build: (String) throws -> String) throws {
         var template = Array("/tmp/circus-shipped-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw TestFailure("mkdtemp failed: errno \(errno)")
         }
         directory = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         host = try PluginHost(bus: bus)
-        library = try host.load(try plugin.build(into: directory))
+        library = try host.load(try build(directory))
     }
 
     /// Starts the instance `name` with `config` (INI strings, as circusd passes them).

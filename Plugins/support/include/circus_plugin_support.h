@@ -1,8 +1,8 @@
 /*
- * circus_plugin_support.h: the small toolbox the shipped plugins (flapping, statsd,
- * watchdog) share. It is compiled into each plugin library (never exported: every
- * function is hidden), so each plugin still needs nothing but <circus/plugin.h> and
- * the C library at run time.
+ * circus_plugin_support.h: the small toolbox the shipped plugins share. It is compiled
+ * into each plugin library (never exported: every function is hidden), so each plugin
+ * still needs nothing but <circus/plugin.h> and the C library at run time (and the
+ * client library it talks through: libcurl, hiredis).
  *
  * What it offers:
  *  - a reader for the JSON the host hands over (configs, event payloads, replies);
@@ -10,7 +10,11 @@
  *    to_bool()), refusing a bad value through the error sink, naming the key;
  *  - a growable string buffer, JSON string escaping, Python's float repr;
  *  - logging through the host with printf-style formatting;
- *  - splitting "watcher.<name>.<event>" topics, clocks.
+ *  - splitting "watcher.<name>.<event>" topics, clocks, Circus's human2bytes;
+ *  - running a daemon command as Circus's plugins cast it (cps_cast).
+ *
+ * cps_statsd.h (the statsd client), cps_worker.h (a thread of the plugin's own for
+ * blocking I/O) and cps_observer.h (the observers' common frame) build on it.
  */
 #ifndef CIRCUS_PLUGIN_SUPPORT_H
 #define CIRCUS_PLUGIN_SUPPORT_H
@@ -149,6 +153,15 @@ CPS_HIDDEN void cps_error(const circus_host_api *api, circus_error *err, circus_
  * which Circus's own split breaks on). Returns 0 for other topics.                    */
 CPS_HIDDEN int cps_watcher_topic(circus_str topic, circus_str *watcher, circus_str *event);
 
+/* The "reason" of a command's error reply, as text in buf ("" when there is none). */
+CPS_HIDDEN void cps_reply_reason(circus_str reply, char *buf, size_t cap);
+
+/* Runs `command` with {"name": <watcher><more>} through the host (more: "" or further
+ * members, ", \"signum\": 15"), as Circus's plugins cast it: the reply is not waited
+ * for, and a failure is logged with the command and the watcher's name. */
+CPS_HIDDEN void cps_cast(const circus_host_api *api, circus_host *host, const char *command, const char *watcher,
+                         const char *more);
+
 /* A malloc'd NUL-terminated copy of s (NULL when out of memory). */
 CPS_HIDDEN char *cps_strndup(const char *s, size_t len);
 
@@ -158,5 +171,10 @@ CPS_HIDDEN double cps_wall(void);
 
 /* Milliseconds for a positive number of seconds, at least 1. */
 CPS_HIDDEN uint64_t cps_ms(double seconds);
+
+/* Circus's human2bytes: "8.55M" -> 8965324, int(number * 1024**k) for the units B K M G
+ * T P E Z Y ("k" too), Bi Ki ... Yi, and byte kilo mega ... / kibi mebi .... Returns 0
+ * for text Circus cannot read either (no number, no unit, an unknown unit). */
+CPS_HIDDEN int cps_human2bytes(const char *text, double *out);
 
 #endif /* CIRCUS_PLUGIN_SUPPORT_H */
