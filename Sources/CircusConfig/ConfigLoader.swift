@@ -614,6 +614,10 @@ struct ConfigBuilder {
         // Watcher.load_from_config: `$VAR` expansion of the env.
         w.env = Substitution.parseEnvironment(w.env, environment: environment)
 
+        // A deadline of nothing would fail every hook.
+        if w.hookTimeout <= 0 {
+            throw failure("hook_timeout", "must be more than 0 seconds")
+        }
         // Checks Circus makes when it constructs the Watcher.
         if w.singleton && w.numprocesses > 1 {
             throw failure(

@@ -85,6 +85,8 @@ struct ConfigErrorTests {
          "circus.ini:3: [watcher:w] hooks.before_launch: unknown hook 'before_launch': hooks are before_start, "
             + "after_start, before_spawn, after_spawn, before_stop, after_stop, before_signal, after_signal, "
             + "before_reap, after_reap, extended_stats"),
+        ("[watcher:w]\ncmd = x\nhook_timeout = 0\n",
+         "circus.ini:3: [watcher:w] hook_timeout: must be more than 0 seconds"),
         // Declared signatures: types and names are checked against what the hook passes.
         ("[watcher:w]\ncmd = x\nhooks.before_signal = ./h.so:check(pid: int, signum: quux) -> bool\n",
          "circus.ini:3: [watcher:w] hooks.before_signal: unknown type 'quux' for signum: use one of int, int32_t, "
