@@ -78,7 +78,7 @@ extension Supervisor {
     }
 
     func refreshPluginHooks(of entry: WatcherEntry) {
-        let points = pluginHooks?.points(forWatcher: entry.name) ?? []
+        let points = pluginHookSource?.points(forWatcher: entry.name) ?? []
         if entry.machine.pluginHooks != points { entry.machine.pluginHooks = points }
     }
 
@@ -260,7 +260,7 @@ extension Supervisor {
     private func consultPluginHooks(
         _ point: HookPoint, request: JSONObject, entry: WatcherEntry, events: Bool, done: @escaping (Bool) -> Void
     ) {
-        guard let source = pluginHooks, source.points(forWatcher: entry.name).contains(point) else { return done(true) }
+        guard let source = pluginHookSource, source.points(forWatcher: entry.name).contains(point) else { return done(true) }
         source.consult(watcher: entry.name, point: point, request: request, deadline: entry.config.hookTimeout) {
             [unowned self] answers in
             var allowed = true

@@ -85,7 +85,7 @@ public final class Supervisor {
     /// The hook functions the configuration names, resolved before anything started.
     let hookCatalog: HookCatalog
     /// Plugin-registered hooks, consulted after a watcher's own (set by the plugin host).
-    public var pluginHooks: (any PluginHookSource)?
+    public var pluginHookSource: (any PluginHookSource)?
     var nextHookCall: UInt64 = 1
     /// Hook threads left with a call that outlived its deadline (kept so that nothing
     /// waits for them; dropped once they are idle again).
@@ -322,7 +322,7 @@ public final class Supervisor {
         }
         let id = OperationID(nextOperation)
         nextOperation += 1
-        if pluginHooks != nil { refreshPluginHooks(of: entry) }
+        if pluginHookSource != nil { refreshPluginHooks(of: entry) }
         if command == .stop {
             // Stopped means nothing of the watcher runs, what a crashed worker left included.
             completions[id] = { [unowned self] result in
