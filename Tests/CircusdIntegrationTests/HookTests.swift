@@ -219,6 +219,33 @@ private let markerWatcher = """
         }
     }
 
+    @Test func extendedStatsThroughLibffiGetsThePidAndTheStatsAsJSON() async throws {
+        try await withHookDaemon("""
+            [watcher:w]
+            cmd = sleep 100
+            numprocesses = 2
+            autostart = false
+            hooks.extended_stats = %LIB%:typed_stats(pid: int, stats: const char *, hook_name: const char *) -> void
+            """) { h, _ in
+            expectOK(try await h.call("start", ["name": "w", "waiting": true]), keys: ["info"])
+            let pids = try await h.childPids("w").sorted()
+            // A void hook counts as returning None: for extended_stats that changes nothing.
+            let reply = try await h.call("stats", ["name": "w", "extended": true])
+            expectOK(reply, keys: ["name", "info"])
+            #expect(reply["info"]?.keys.sorted() == pids.map(String.init).sorted())
+            let lines = h.hookLog
+            #expect(lines.count == 2)
+            for pid in pids {
+                let line = try #require(lines.first { $0.hasPrefix("typed_stats pid=\(pid) extended_stats {") })
+                let stats = try JSONParser.parse(String(line[line.firstIndex(of: "{")!...]))
+                #expect(stats["pid"] == .int(Int64(pid)) && stats["cmdline"] == reply["info"]?[String(pid)]?["cmdline"])
+            }
+            // `stats <name> <pid>` asks about that process only.
+            _ = try await h.call("stats", ["name": "w", "process": .int(Int64(pids[0])), "extended": true])
+            #expect(h.hookLog.count == 3 && h.hookLog[2].hasPrefix("typed_stats pid=\(pids[0]) "))
+        }
+    }
+
     @Test func beforeSignalSayingNoKeepsTheStopSignalButNotSIGKILL() async throws {
         try await withHookDaemon("""
             [watcher:w]

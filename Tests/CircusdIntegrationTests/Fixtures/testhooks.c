@@ -67,6 +67,13 @@ CIRCUS_EXPORT int veto_signal(int signum) {
     return 0;
 }
 
+/* extended_stats through libffi: the pid, and the process's stats as JSON text. */
+CIRCUS_EXPORT void typed_stats(int pid, const char *stats, const char *hook) {
+    char text[64];
+    int n = snprintf(text, sizeof text, "pid=%d ", pid);
+    note("typed_stats %.*s%.*s %.*s\n", text, (size_t)n, hook, strlen(hook), stats, strlen(stats));
+}
+
 /* The cheapest hooks, for the benchmark. */
 CIRCUS_EXPORT int32_t quick(const circus_hook_call *call, circus_error *err) {
     (void)call; (void)err;
