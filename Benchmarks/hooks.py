@@ -8,20 +8,21 @@ One circusd runs three watchers of `sleep 3600` processes (autostart off), alike
 - `ffihook`: `hooks.after_spawn = lib:quick_typed(pid: int) -> bool`, a plain C function
   called through libffi with the new pid.
 The hook library is Tests/CircusdIntegrationTests/Fixtures/testhooks.c, compiled here
-with `cc -O2 -shared`. after_spawn runs between the spawn and its `spawn` event, on the
-watcher's hook thread, so what it adds to a spawn is:
+with `cc -O2 -shared`; the hooked watchers have an `after_spawn` and a `before_signal`
+hook of that kind. Reported, per watcher:
 
-1. respawn: a child is SIGKILLed and the time until the `spawn` event of its replacement
-   is read on a SUB socket (8 processes per watcher, killed round-robin, never one younger
-   than 1.2 s, so no crash backoff); the three watchers take turns sample by sample.
-   Median and p90 per watcher, and the median's difference with `plain`.
-2. start: `start --waiting` of N processes (default 200), wall time / N, the watchers in
-   rotating order, median over rounds. On a busy 2-core machine this also counts the
-   spawned children's start-up work that runs while the loop waits for each hook.
-3. wait: how long each watcher waited for its hook, from the call to the answer on the
-   loop thread, as circusd logs it at debug level (the daemon runs with --log-level debug)
-   for every spawn of 1 and 2: the hook's own cost, without the noise of the rest.
-4. bare: Benchmarks/bare/hook_handoff.c, the machine's cost of the same round trip
+1. hook wait, no spawn in the way: `signal` commands (SIGCONT) to one process of each
+   watcher, and how long the watcher waited for its before_signal hook, from the call to
+   the answer on the loop thread, as circusd logs it at debug level (a second daemon,
+   so that debug logging does not weigh on the other figures);
+2. hook wait while spawning: the same for after_spawn during `start` of N processes,
+   where each freshly spawned child competes for the cores;
+3. the `signal` command's round trip, client to client (what a hooked signal adds);
+4. respawn: a child is SIGKILLed and the time until the `spawn` event of its
+   replacement is read on a SUB socket (8 processes per watcher, killed round-robin,
+   never one younger than 1.2 s, so no crash backoff); the watchers take turns;
+5. `start --waiting` of N processes (default 200), wall time / N, rotating order;
+6. bare: Benchmarks/bare/hook_handoff.c, the machine's cost of the same round trip
    (hand a call to a sleeping thread, get the answer back into a sleeping epoll loop).
 
     swift build -c release --scratch-path .build-release
@@ -99,12 +100,102 @@ def respawn_samples(sock, sub, names, samples):
     return results
 
 
+class Daemon:
+    """One circusd on ipc endpoints in `tmp`, with a DEALER and a SUB (spawn events)."""
+
+    def __init__(self, binary, config, tmp, debug):
+        self.log_path = os.path.join(tmp, "circusd-debug.log" if debug else "circusd.log")
+        self.log = open(self.log_path, "w")
+        argv = [binary] + (["--log-level", "debug"] if debug else []) + [config]
+        self.process = subprocess.Popen(argv, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(f"ipc://{tmp}/ctl.sock")
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.connect(f"ipc://{tmp}/pub.sock")
+        for name in WATCHERS:
+            self.sub.setsockopt(zmq.SUBSCRIBE, f"watcher.{name}.spawn".encode())
+        deadline = time.time() + 30
+        while True:
+            try:
+                call(self.sock, "list", timeout=1)
+                return
+            except RuntimeError:
+                if time.time() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("circusd did not answer: " + open(self.log_path).read()[-2000:])
+
+    def stop(self):
+        try:
+            call(self.sock, "quit", timeout=60)
+        except Exception:
+            pass
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.sock.close()
+        self.sub.close()
+        self.ctx.term()
+        self.log.close()
+
+    def hook_waits(self, hook):
+        """The waits circusd logged (debug level) for `hook` of each watcher, in µs."""
+        waits = {name: [] for name in WATCHERS}
+        for line in open(self.log_path, encoding="utf-8"):
+            for name in WATCHERS:
+                for suffix in ("", "_start"):
+                    marker = f" {name}{suffix} {hook} hook answered in "
+                    if marker in line:
+                        waits[name].append(int(line.split(marker)[1].split()[0]))
+        return waits
+
+
+def signal_loop(daemon, signals):
+    """`signal` (SIGCONT, harmless) to one process of each watcher, round-robin; µs."""
+    rtt = {name: [] for name in WATCHERS}
+    for name in WATCHERS:
+        call(daemon.sock, "start", name=name, waiting=True)
+    target = {name: call(daemon.sock, "list", name=name)["pids"][0] for name in WATCHERS}
+    for i in range(signals * len(WATCHERS)):
+        name = WATCHERS[i % len(WATCHERS)]
+        t0 = time.perf_counter()
+        call(daemon.sock, "signal", name=name, pid=target[name], signum=18)
+        rtt[name].append((time.perf_counter() - t0) * 1e6)
+    return rtt
+
+
+def start_rounds(daemon, processes, rounds):
+    """`start --waiting` of each `<name>_start` watcher, rotating; per-spawn µs."""
+    per_spawn = {name: [] for name in WATCHERS}
+    # One warm-up round, not counted.
+    for round_number in range(rounds + 1):
+        order = WATCHERS[round_number % 3:] + WATCHERS[:round_number % 3]
+        for name in order:
+            t0 = time.perf_counter()
+            reply = call(daemon.sock, "start", name=name + "_start", waiting=True)
+            elapsed = time.perf_counter() - t0
+            started = len(reply.get("info", {}).get("started", []))
+            if started != processes:
+                raise RuntimeError(f"{name}: started {started} of {processes}: {reply}")
+            call(daemon.sock, "stop", name=name + "_start", waiting=True)
+            if round_number > 0:
+                per_spawn[name].append(elapsed / processes * 1e6)
+        if round_number > 0:
+            print(f"start round {round_number}: " + ", ".join(
+                f"{n} {per_spawn[n][-1]:.0f} µs" for n in WATCHERS), file=sys.stderr)
+    return per_spawn
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--circusd", default=os.path.join(ROOT, ".build-release", "release", "circusd"))
     parser.add_argument("--samples", type=int, default=150, help="respawns per watcher")
     parser.add_argument("--processes", type=int, default=200, help="processes per start")
     parser.add_argument("--rounds", type=int, default=5, help="starts per watcher")
+    parser.add_argument("--signals", type=int, default=500, help="signal commands per watcher")
     args = parser.parse_args()
     if not os.path.exists(args.circusd):
         sys.exit(f"no circusd at {args.circusd}: build it with swift build -c release --scratch-path .build-release")
@@ -116,8 +207,10 @@ def main():
     handoff = os.path.join(tmp, "hook_handoff")
     subprocess.run(["cc", "-O2", "-pthread", "-o", handoff, os.path.join(HERE, "bare", "hook_handoff.c")], check=True)
     sleep = shutil.which("sleep")
-    hooks = {"plain": "", "chook": f"hooks.after_spawn = {lib}:quick\n",
-             "ffihook": f"hooks.after_spawn = {lib}:quick_typed(pid: int) -> bool\n"}
+    hooks = {"plain": "",
+             "chook": f"hooks.after_spawn = {lib}:quick\nhooks.before_signal = {lib}:quick\n",
+             "ffihook": f"hooks.after_spawn = {lib}:quick_typed(pid: int) -> bool\n"
+                        f"hooks.before_signal = {lib}:quick_typed(pid: int) -> bool\n"}
     config = os.path.join(tmp, "circus.ini")
     with open(config, "w") as f:
         f.write(f"[circus]\nendpoint = ipc://{tmp}/ctl.sock\npubsub_endpoint = ipc://{tmp}/pub.sock\n")
@@ -125,101 +218,57 @@ def main():
             for suffix, n in (("", 8), ("_start", args.processes)):
                 f.write(f"\n[watcher:{name}{suffix}]\ncmd = {sleep} 3600\nnumprocesses = {n}\n"
                         f"autostart = false\ngraceful_timeout = 5\ncheck_flapping = false\n{hooks[name]}")
-    log = open(os.path.join(tmp, "circusd.log"), "w")
-    daemon = subprocess.Popen([args.circusd, "--log-level", "debug", config], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(f"ipc://{tmp}/ctl.sock")
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.connect(f"ipc://{tmp}/pub.sock")
-    for name in WATCHERS:
-        sub.setsockopt(zmq.SUBSCRIBE, f"watcher.{name}.spawn".encode())
-    per_spawn = {name: [] for name in WATCHERS}
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                call(sock, "list", timeout=1)
-                break
-            except RuntimeError:
-                if time.time() > deadline or daemon.poll() is not None:
-                    raise RuntimeError("circusd did not answer: " + open(log.name).read()[-2000:])
-
-        for name in WATCHERS:
-            call(sock, "start", name=name, waiting=True)
-        time.sleep(1.5)  # the slow-joiner SUB socket connects; the first processes age past 1.2 s
-        respawn = respawn_samples(sock, sub, WATCHERS, args.samples)
-        for name in WATCHERS:
-            call(sock, "stop", name=name, waiting=True)
-        print("respawn medians: " + ", ".join(f"{n} {statistics.median(respawn[n]):.0f} µs" for n in WATCHERS),
-              file=sys.stderr)
-
-        # One warm-up round, not counted.
-        for round_number in range(args.rounds + 1):
-            order = WATCHERS[round_number % 3:] + WATCHERS[:round_number % 3]
-            for name in order:
-                t0 = time.perf_counter()
-                reply = call(sock, "start", name=name + "_start", waiting=True)
-                elapsed = time.perf_counter() - t0
-                started = len(reply.get("info", {}).get("started", []))
-                if started != args.processes:
-                    raise RuntimeError(f"{name}: started {started} of {args.processes}: {reply}")
-                call(sock, "stop", name=name + "_start", waiting=True)
-                if round_number > 0:
-                    per_spawn[name].append(elapsed / args.processes * 1e6)
-            if round_number > 0:
-                print(f"start round {round_number}: " + ", ".join(
-                    f"{n} {per_spawn[n][-1]:.0f} µs" for n in WATCHERS), file=sys.stderr)
+        # Timings, with circusd at its usual log level.
+        daemon = Daemon(args.circusd, config, tmp, debug=False)
+        try:
+            for name in WATCHERS:
+                call(daemon.sock, "start", name=name, waiting=True)
+            time.sleep(1.5)  # the slow-joiner SUB socket connects; the first processes age past 1.2 s
+            respawn = respawn_samples(daemon.sock, daemon.sub, WATCHERS, args.samples)
+            signal_rtt = signal_loop(daemon, args.signals)
+            for name in WATCHERS:
+                call(daemon.sock, "stop", name=name, waiting=True)
+            per_spawn = start_rounds(daemon, args.processes, args.rounds)
+        finally:
+            daemon.stop()
+        # The hooks' own waits, which circusd logs at debug level.
+        daemon = Daemon(args.circusd, config, tmp, debug=True)
+        try:
+            signal_loop(daemon, args.signals)
+            start_rounds(daemon, args.processes, max(1, args.rounds // 2))
+        finally:
+            daemon.stop()
+        spawn_waits = daemon.hook_waits("after_spawn")
+        signal_waits = daemon.hook_waits("before_signal")
         bare = json.loads(subprocess.run([handoff, "2000"], check=True, capture_output=True, text=True).stdout)
     finally:
-        try:
-            call(sock, "quit", timeout=60)
-        except Exception:
-            pass
-        try:
-            daemon.wait(60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-        sock.close()
-        sub.close()
-        ctx.term()
-        log.close()
-        waits = {name: [] for name in WATCHERS}
-        for line in open(log.name, encoding="utf-8"):
-            for name in WATCHERS:
-                for suffix in ("", "_start"):
-                    marker = f" {name}{suffix} after_spawn hook answered in "
-                    if marker in line:
-                        waits[name].append(int(line.split(marker)[1].split()[0]))
         shutil.rmtree(tmp, ignore_errors=True)
 
     targets = {"plain": "", "chook": "< 20", "ffihook": "< 30"}
-    base = statistics.median(respawn["plain"])
-    print(f"\nrespawn: SIGKILL to the replacement's spawn event, {args.samples} samples per watcher\n")
-    print("| watcher | p50 (µs) | p90 (µs) | added to p50 by the hook (µs) | target |")
-    print("|---|---|---|---|---|")
-    for name in WATCHERS:
-        median = statistics.median(respawn[name])
-        added = "" if name == "plain" else f"{median - base:+.0f}"
-        print(f"| {name} | {median:.0f} | {percentile(respawn[name], 0.9):.0f} | {added} | {targets[name]} |")
-    base = statistics.median(per_spawn["plain"])
-    print(f"\nstart: {args.processes} processes per start --waiting, {args.rounds} rounds, median per spawn\n")
-    print("| watcher | per spawn (µs) | added by the hook (µs) |")
-    print("|---|---|---|")
-    for name in WATCHERS:
-        median = statistics.median(per_spawn[name])
-        added = "" if name == "plain" else f"{median - base:+.0f}"
-        print(f"| {name} | {median:.0f} | {added} |")
-    print("\nwait: the watcher's wait for its after_spawn hook, call to answer on the loop (circusd's debug log)\n")
-    print("| watcher | calls | p50 (µs) | p90 (µs) | mean (µs) | target |")
-    print("|---|---|---|---|---|---|")
-    for name in WATCHERS[1:]:
-        w = waits[name]
-        print(f"| {name} | {len(w)} | {statistics.median(w):.0f} | {percentile(w, 0.9):.0f} | "
-              f"{statistics.mean(w):.0f} | {targets[name]} |")
+
+    def table(title, values, target_column=True):
+        print(f"\n{title}\n")
+        print("| watcher | samples | p50 (µs) | p90 (µs) | mean (µs) | added to p50 (µs) |"
+              + (" target |" if target_column else ""))
+        print("|---|---|---|---|---|---|" + ("---|" if target_column else ""))
+        base = statistics.median(values["plain"]) if values["plain"] else None
+        for name in WATCHERS:
+            v = values[name]
+            if not v:
+                continue
+            median = statistics.median(v)
+            added = "" if name == "plain" or base is None else f"{median - base:+.0f}"
+            row = f"| {name} | {len(v)} | {median:.0f} | {percentile(v, 0.9):.0f} | {statistics.mean(v):.0f} | {added} |"
+            print(row + (f" {targets[name]} |" if target_column else ""))
+
+    table("hook wait, no spawn in the way: the before_signal hook of a `signal` command, call to answer on the "
+          "loop (circusd's debug log)", signal_waits)
+    table("hook wait while spawning: the after_spawn hook of `start`, call to answer on the loop "
+          "(circusd's debug log)", spawn_waits)
+    table("`signal` command round trip, client to client", signal_rtt, target_column=False)
+    table("respawn: SIGKILL to the replacement's `spawn` event", respawn, target_column=False)
+    table(f"`start --waiting` of {args.processes}, per spawn", per_spawn, target_column=False)
     print(f"\nbare thread round trip (Benchmarks/bare/hook_handoff.c, {bare['count']} samples): "
           f"p50 {bare['p50_us']} µs, p99 {bare['p99_us']} µs, mean {bare['mean_us']} µs")
     load = os.getloadavg()
