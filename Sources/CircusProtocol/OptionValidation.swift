@@ -108,7 +108,7 @@ public enum OptionValidation {
     ///
     /// - Throws: errno 3, `'<key>' is not supported yet by this version of circusd: <why>`.
     public static func checkServed(key: String) throws(CommandError) {
-        if key.hasPrefix("hooks.") {
+        if key == "hooks" || key.hasPrefix("hooks.") {
             throw .message("\(PythonText.repr(key)) cannot be changed at run time: \(HookPoint.fixedAtLoad)")
         }
         let support = WatcherOptions.wireOnly.first { $0.name == key }?.support
