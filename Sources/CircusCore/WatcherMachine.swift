@@ -216,8 +216,9 @@ public struct WatcherMachine: Sendable {
         case .afterSpawn:
             let pid = op.hookedSpawn ?? 0
             op.hookedSpawn = nil
-            if allowed, let process = processes[pid] {
-                effects.append(.publish(.spawn(pid: pid, time: process.started)))
+            if allowed {
+                // A process that already died while its hook ran was reaped; no spawn event then.
+                if let process = processes[pid] { effects.append(.publish(.spawn(pid: pid, time: process.started))) }
                 accept(spawned: pid, by: &op, at: now, into: &effects)
                 return effects
             }
