@@ -86,6 +86,14 @@ let package = Package(
             swiftSettings: upcoming
         ),
 
+        // The in-process bus: the command registry and the event bus the supervisor, the
+        // control and pub/sub sockets and plugins meet on.
+        .target(
+            name: "CircusMessageBus",
+            dependencies: ["CircusProtocol", .product(name: "OrderedCollections", package: "swift-collections")],
+            swiftSettings: upcoming
+        ),
+
         // Plugins: loader, ABI checks, host function table, one executor per instance.
         .target(
             name: "CircusPluginHost",
@@ -113,7 +121,8 @@ let package = Package(
         .target(
             name: "CircusDaemon",
             dependencies: [
-                "CircusConfig", "CircusProtocol", "CircusCore", "CircusSystem", "CircusBus", "CircusHooks",
+                "CircusConfig", "CircusProtocol", "CircusCore", "CircusSystem", "CircusBus", "CircusMessageBus", "CircusHooks",
+                "CircusPluginHost",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
@@ -140,9 +149,17 @@ let package = Package(
         .testTarget(name: "CircusSystemTests", dependencies: ["CircusSystem"], swiftSettings: upcoming),
         .testTarget(name: "CircusBusTests", dependencies: ["CircusBus", "CircusClient"], swiftSettings: upcoming),
         .testTarget(
+            name: "CircusMessageBusTests",
+            dependencies: [
+                "CircusMessageBus", "CircusProtocol",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
             name: "CircusDaemonTests",
             dependencies: [
-                "CircusDaemon", "CircusProtocol",
+                "CircusDaemon", "CircusProtocol", "CircusPluginHost",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
             swiftSettings: upcoming

@@ -30,15 +30,6 @@ extension ConfigBuilder {
                     at: section.location, section: name,
                     message: "is not supported yet by this version of circusd: circus sockets are not bound yet")
             }
-            if name.hasPrefix("plugin:"), let use = items["use"],
-               case .success(let source) = ShippedPlugins.source(of: expandGlobal(use), configDirectory: "/"),
-               !source.isPython
-            {
-                // Python plugins run as watchers; native ones are not loaded yet.
-                throw ConfigError(
-                    at: section.location, section: name,
-                    message: "is not supported yet by this version of circusd: native plugins are not loaded yet")
-            }
         }
         for (option, requests, reason) in Self.unservedSettings {
             guard let value = document.value(option, in: "circus") else { continue }

@@ -282,9 +282,11 @@ public enum WatcherOptions {
 
     /// Free-form options circusd itself reads (they stay free-form, as in Circus).
     public static let freeForm: [(name: String, support: Support)] = [
-        ("check_flapping", .withoutEffect(
-            "it tells the flapping plugin to watch this watcher, and this version runs no plugin; "
-                + "respawns are already spaced by the event-driven reaper")),
+        // true (the default): the flapping plugin (running by default) watches this
+        // watcher, and the supervisor spaces the respawns of processes that die within a
+        // second of their spawn. false: neither; processes short-lived by design are
+        // respawned at once, every time, as in Circus.
+        ("check_flapping", .served),
     ]
 
     private static let byName: [String: WatcherOption] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })

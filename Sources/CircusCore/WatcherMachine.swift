@@ -543,7 +543,9 @@ public struct WatcherMachine: Sendable {
         let live = activePids.count
         if live < config.numprocesses {
             if config.respawn {
-                let delay = Self.crashBackoff(after: quickExits)
+                // check_flapping = false: the user says the processes are short-lived by
+                // design, so nothing throttles their respawn.
+                let delay = config.checkFlapping ? Self.crashBackoff(after: quickExits) : 0
                 if delay > 0 {
                     if !backoffArmed {
                         backoffArmed = true

@@ -44,8 +44,7 @@ struct AccessCheck {
 
 extension Supervisor {
     /// The error to answer when `sender` may not run `command`, or nil when it may.
-    func refusal(of sender: ControlSender, for command: CommandName, asSent: String) -> CommandError? {
-        let access = command.access
+    func refusal(of sender: ControlSender, access: CommandAccess, asSent: String) -> CommandError? {
         let error: CommandError
         switch sender {
         case .local(let uid, _):

@@ -7,72 +7,54 @@
 import CircusBus
 import CircusConfig
 import CircusCore
+import CircusMessageBus
 import CircusProtocol
 import CircusSystem
 import Glibc
 import Logging
 import OrderedCollections
 
-/// Sends the answer to one request (nothing for casts).
-struct Responder {
-    let request: Request
-    let identity: [UInt8]
-    unowned let supervisor: Supervisor
-
-    func ok(_ payload: JSONObject = [:]) {
-        if let bytes = request.okReply(payload, time: EventLoop.wallNow()) { supervisor.reply(bytes, to: identity) }
-    }
-
-    func fail(_ error: CommandError) {
-        if let bytes = request.errorReply(error, time: EventLoop.wallNow()) { supervisor.reply(bytes, to: identity) }
-    }
-}
+/// The answer to one request, whoever sent it (see `CommandReply`).
+typealias Responder = CommandReply
 
 extension Supervisor {
-    // MARK: - Dispatch
+    // MARK: - Registration
 
-    func handle(_ message: ControlMessage) {
-        memoryRelease.noteActivity()
-        // A DEALER sends exactly one frame; REQ sockets add an empty delimiter. Circus
-        // drops anything else without a reply, and so do we.
-        guard message.frames.count == 1 else {
-            logger.warning("got unexpected message with \(message.frames.count) frames from \(message.identityDescription)")
-            return
+    /// Registers Circus's commands, and circusd's own read-only `commands`, on the bus.
+    func registerCoreCommands() {
+        var core = CommandName.allCases.map { command in
+            RegisteredCommand(
+                name: command.rawValue, help: command.help, arguments: command.arguments, access: command.access,
+                origin: .core
+            ) { [unowned self] request, respond in self.dispatch(command, request, respond) }
         }
-        let now = EventLoop.wallNow()
-        switch Request.decode(message.frames[0]) {
-        case .invalidJSON:
-            logger.warning("json invalid from \(message.identityDescription)")
-            reply(Reply.error(id: .null, time: now, error: .invalidJSON), to: message.identity)
-        case .noReply(let reason):
-            logger.warning("ignored request from \(message.identityDescription): \(reason)")
-        case .invalidProperties(let request, let error):
-            let respond = Responder(request: request, identity: message.identity, supervisor: self)
-            if let command = CommandName(request: request.command) {
-                respond.fail(refusal(of: message.sender, for: command, asSent: request.commandAsSent) ?? error)
-            } else {
-                respond.fail(.unknownCommand(request.commandAsSent))
+        core.append(RegisteredCommand(
+            name: "commands", help: "List every command circusd serves, with its help, arguments, access and origin",
+            arguments: [], access: .readOnly, origin: .core
+        ) { [unowned self] _, respond in
+            var all = JSONObject()
+            for command in self.bus.commands.all { all[command.name] = command.json }
+            respond.ok(["commands": .object(all)])
+        })
+        core.append(RegisteredCommand(
+            name: "plugins",
+            help: "List the plugin instances: plugin, version, library, ABI, state, queue depth, dropped events, failure",
+            arguments: [], access: .readOnly, origin: .core
+        ) { [unowned self] _, respond in self.pluginsCommand(respond) })
+        for command in core {
+            do {
+                try bus.commands.register(command)
+            } catch {
+                preconditionFailure("core command registered twice: \(error)")
             }
-        case .request(let request):
-            let respond = Responder(request: request, identity: message.identity, supervisor: self)
-            // Checked before anything runs: a refused command changes nothing.
-            if let command = CommandName(request: request.command),
-               let refused = refusal(of: message.sender, for: command, asSent: request.commandAsSent)
-            {
-                return respond.fail(refused)
-            }
-            dispatch(request, respond)
         }
     }
 
-    func dispatch(_ request: Request, _ respond: Responder) {
-        guard let command = CommandName(request: request.command) else {
-            logger.warning("unknown command: \(request.commandAsSent)")
-            return respond.fail(.unknownCommand(request.commandAsSent))
-        }
+    // MARK: - Dispatch
+
+    func dispatch(_ command: CommandName, _ request: Request, _ respond: Responder) {
         let props = request.properties
         do throws(CommandError) {
-            try command.checkRequiredProperties(props)
             switch command {
             case .add: try add(props, respond)
             case .rm: try rm(props, respond)

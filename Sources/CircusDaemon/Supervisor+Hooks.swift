@@ -1,5 +1,5 @@
-// Calling a watcher's hooks: the configuration's own (`hooks.<name> = lib.so:symbol`), then
-// those plugins registered. Each call runs on the watcher's hook thread with a deadline;
+// Calling a watcher's hooks: the configuration's own (`hooks.<name> = lib.so:symbol`, or a
+// Python callable), then those plugins registered. Each call runs on the watcher's hook thread with a deadline;
 // the answer comes back to the loop as an event. While a watcher waits for a hook, its
 // other effects wait too (so events keep Circus's order: `hook_success before_reap`,
 // `reap`, `hook_success after_reap`), and every other watcher and the control channel go on.
@@ -7,25 +7,20 @@
 import CircusConfig
 import CircusCore
 import CircusHooks
-public import CircusProtocol
+import CircusMessageBus
+import CircusPluginHost
+import CircusProtocol
 import CircusSystem
 import DequeModule
 import Glibc
 import Logging
 import OrderedCollections
 
-/// Watcher hooks that plugins registered (`register_hook` in `circus/plugin.h`). The
-/// supervisor consults them after the watcher's own configured hook.
-public protocol PluginHookSource: AnyObject {
-    /// The hook points some plugin asked for on watcher `watcher`.
-    func points(forWatcher watcher: String) -> Set<HookPoint>
-
-    /// Asks the matching plugin hooks, in registration order, stopping at the first that
-    /// does not allow. Calls `completion` on the loop thread with each answer, labelled
-    /// with the plugin's name; a hook past `deadline` seconds answers `.failed`.
-    func consult(
-        watcher: String, point: HookPoint, request: JSONObject, deadline: Double,
-        completion: @escaping ([(plugin: String, outcome: HookOutcome)]) -> Void)
+/// Something to run on the loop thread, handed across threads as a whole (it is only
+/// ever called there).
+private final class OnLoop<Value: Sendable>: @unchecked Sendable {
+    let body: (Value) -> Void
+    init(_ body: @escaping (Value) -> Void) { self.body = body }
 }
 
 /// One config hook call, answered either by the hook or by its deadline, whichever
@@ -70,15 +65,17 @@ private final class HookAnswer: @unchecked Sendable {
 }
 
 extension Supervisor {
-    /// Tells every watcher at which points plugins hook it. The plugin host calls it (on the
-    /// loop thread) when a registration comes or goes; each operation also refreshes its
-    /// watcher's set when it begins.
-    public func pluginHooksChanged() {
+    /// Tells every watcher at which points plugins hook it; called on the loop thread when
+    /// a registration comes or goes. Each operation also refreshes its watcher's set when it
+    /// begins (a watcher added since matches a registration too).
+    func pluginHooksChanged() {
         for entry in watchers { refreshPluginHooks(of: entry) }
     }
 
     func refreshPluginHooks(of entry: WatcherEntry) {
-        let points = pluginHookSource?.points(forWatcher: entry.name) ?? []
+        let points = pluginHooks.count == 0 ? [] : Set(HookPoint.allCases.filter {
+            !pluginHooks.matching(watcher: entry.name, hookName: $0.rawValue).isEmpty
+        })
         if entry.machine.pluginHooks != points { entry.machine.pluginHooks = points }
     }
 
@@ -257,19 +254,41 @@ extension Supervisor {
         }
     }
 
+    /// Asks the plugin hooks registered for this point and watcher, in registration order,
+    /// until one does not allow. A plugin's failure or timeout is judged like the watcher's
+    /// own hook's: ignored with `, true` or for hooks whose failures Circus ignores.
     private func consultPluginHooks(
         _ point: HookPoint, request: JSONObject, entry: WatcherEntry, events: Bool, done: @escaping (Bool) -> Void
     ) {
-        guard let source = pluginHookSource, source.points(forWatcher: entry.name).contains(point) else { return done(true) }
-        source.consult(watcher: entry.name, point: point, request: request, deadline: entry.config.hookTimeout) {
-            [unowned self] answers in
-            var allowed = true
-            for answer in answers where allowed {
-                allowed = self.recordHookOutcome(
-                    answer.outcome, point: point, ignored: point.failureIgnoredByDefault, entry: entry, events: events,
-                    plugin: answer.plugin)
+        let hooks = pluginHooks.matching(watcher: entry.name, hookName: point.rawValue)
+        guard !hooks.isEmpty, let host = pluginHost else { return done(true) }
+        let ignored = entry.config.hooks[point]?.failureIgnored ?? point.failureIgnoredByDefault
+        askPluginHooks(hooks[...], host: host, point: point, request: request, ignored: ignored, entry: entry,
+                       events: events, done: done)
+    }
+
+    private func askPluginHooks(
+        _ hooks: ArraySlice<PluginHook>, host: PluginHost, point: HookPoint, request: JSONObject, ignored: Bool,
+        entry: WatcherEntry, events: Bool, done: @escaping (Bool) -> Void
+    ) {
+        guard let hook = hooks.first else { return done(true) }
+        let answered = OnLoop<Result<Bool, PluginRequestError>> { [unowned self] result in
+            let outcome: HookOutcome = switch result {
+            case .success(let allow): .returned(allow)
+            case .failure(let error): .failed(error.reason)
             }
-            done(allowed)
+            if self.recordHookOutcome(
+                outcome, point: point, ignored: ignored, entry: entry, events: events, plugin: hook.id.instance)
+            {
+                self.askPluginHooks(hooks.dropFirst(), host: host, point: point, request: request, ignored: ignored,
+                                    entry: entry, events: events, done: done)
+            } else {
+                done(false)
+            }
+        }
+        let remote = bus.remote
+        host.invokeHook(hook.id, request: request, deadline: .milliseconds(Int64(entry.config.hookTimeout * 1000))) {
+            result in remote.perform { _ in answered.body(result) }
         }
     }
 

@@ -4,6 +4,7 @@
 import CircusBus
 import CircusConfig
 import CircusCore
+import CircusMessageBus
 import CircusProtocol
 import CircusSystem
 import Glibc

@@ -4,6 +4,7 @@
 import CircusConfig
 import CircusCore
 import CircusHooks
+import CircusMessageBus
 import CircusProtocol
 import CircusSystem
 import Glibc
@@ -23,6 +24,7 @@ extension Supervisor {
         let env = Dictionary(environment.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
         let accounts = SystemAccounts(snapshot: users.snapshot)
         let hooks = hookCatalog
+        let planner = pluginPlanner
         let environment = self.environment
         do {
             try loop.offload(to: configWorker, {
@@ -31,6 +33,9 @@ extension Supervisor {
                         path: path, environment: env, currentDirectory: directory, accounts: accounts)
                     try hooks.resolve(loaded.configuration)
                     try PythonHookCheck.verify(loaded.configuration, environment: environment)
+                    // Opens and checks the plugin libraries here, off the loop: a missing or
+                    // refused one makes the file fail to load, and nothing changes.
+                    _ = try planner?.plans(for: loaded.configuration)
                     try PythonPluginCheck.verify(loaded.configuration, environment: environment)
                     return loaded
                 }
@@ -84,6 +89,7 @@ extension Supervisor {
         configuration.globalEnv = new.globalEnv
         configuration.sockets = new.sockets
         configuration.plugins = new.plugins
+        reloadPlugins(new)
 
         let newByKey = Dictionary(new.watchers.map { ($0.name.lowercased(), $0) }, uniquingKeysWith: { a, _ in a })
         let removed = watchers.filter { newByKey[$0.key] == nil }
@@ -220,6 +226,7 @@ extension Supervisor {
                     self.configuration.globalEnv = new.globalEnv
                     self.configuration.sockets = new.sockets
                     self.configuration.plugins = new.plugins
+                    self.reloadPlugins(new)
                     for entry in self.watchers { entry.attached = false }
                     self.watchers = new.watchers.map(WatcherEntry.init(config:))
                 case .failure(let error):

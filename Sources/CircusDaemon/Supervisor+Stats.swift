@@ -8,6 +8,7 @@
 import CircusBus
 import CircusConfig
 import CircusCore
+import CircusMessageBus
 import CircusProtocol
 import CircusSystem
 import Glibc
@@ -63,21 +64,16 @@ final class StatsService: Sendable {
         testGate = TestGate(environment: "CIRCUSD_TEST_STATS_GATE")
     }
 
-    /// Answers `query` for `request` on the worker, down to the reply's bytes (a stats of a
-    /// thousand processes is a big document), then calls `completion` on the loop thread
-    /// with them (nil for a cast).
-    func answer(
-        _ query: StatsQuery, for request: Request, loop: EventLoop, then completion: @escaping ([UInt8]?) -> Void
-    ) throws(SystemError) {
+    /// Answers `query` on the worker: `respond` gets the answer there, so that the control
+    /// socket's reply is encoded there too (a stats of a thousand processes is a big
+    /// document).
+    func answer(_ query: StatsQuery, respond: CommandReply) throws(SystemError) {
         let sampler = self.sampler
         let gate = testGate
-        try loop.offload(to: worker, {
+        try worker.submit {
             gate?.wait()
-            switch Self.answer(query, sampler: sampler) {
-            case .success(let payload): return request.okReply(payload, time: EventLoop.wallNow())
-            case .failure(let error): return request.errorReply(error, time: EventLoop.wallNow())
-            }
-        }, then: completion)
+            respond.send(Self.answer(query, sampler: sampler))
+        }
     }
 
     /// The reply payload for `query` (blocking: reads /proc).
@@ -160,9 +156,7 @@ extension Supervisor {
 
     private func sampleAndReply(_ query: StatsQuery, _ respond: Responder) {
         do {
-            try statsService.answer(query, for: respond.request, loop: loop) { [unowned self] bytes in
-                if let bytes { self.reply(bytes, to: respond.identity) }
-            }
+            try statsService.answer(query, respond: respond)
         } catch {
             respond.fail(.osError("cannot sample processes: \(error)"))
         }

@@ -11,6 +11,8 @@ import CircusBus
 public import CircusConfig
 import CircusCore
 public import CircusHooks
+import CircusMessageBus
+import CircusPluginHost
 import CircusProtocol
 import CircusSystem
 import DequeModule
@@ -29,6 +31,19 @@ public final class Supervisor {
     /// Peers already logged as refused, and the grants as the user snapshot has them.
     var accessCheck = AccessCheck()
     var publisher: EventPublisher?
+    /// The command registry and the event bus: the control and pub/sub sockets are
+    /// adapters on it, and so are plugins.
+    let bus: MessageBus
+    /// Native plugins: the host, what plugins ask of the daemon, the instances the
+    /// configuration asks for, the hooks they registered (see Supervisor+Plugins).
+    var pluginHost: PluginHost?
+    var pluginBus: DaemonPluginBus?
+    var pluginPlanner: PluginPlanner?
+    var pluginPlans: [PluginPlan] = []
+    let pluginHooks = PluginHookRegistry()
+    var pluginStateRoot: String?
+    /// How replies to control requests reach the ROUTER from any thread.
+    lazy var replyRoute = ReplyRoute(supervisor: self)
     let monitor: ChildMonitor
     let spawner = Spawner()
     /// Reads the configuration file again (reloadconfig, SIGHUP, restart) off the loop.
@@ -84,8 +99,6 @@ public final class Supervisor {
     let startTime: Double
     /// The hook functions the configuration names, resolved before anything started.
     let hookCatalog: HookCatalog
-    /// Plugin-registered hooks, consulted after a watcher's own (set by the plugin host).
-    public var pluginHookSource: (any PluginHookSource)?
     var nextHookCall: UInt64 = 1
     /// Hook threads left with a call that outlived its deadline (kept so that nothing
     /// waits for them; dropped once they are idle again).
@@ -119,6 +132,8 @@ public final class Supervisor {
             throw DaemonError("cannot create the event loop: \(error)")
         }
         context = ZMQContext()
+        let remote = loop.remote
+        bus = MessageBus(post: { remote.post($0) })
         monitor = ChildMonitor(loop: loop)
         self.configuration = configuration
         self.environment = environment
@@ -130,6 +145,7 @@ public final class Supervisor {
         watchers = configuration.watchers.map(WatcherEntry.init(config:))
         users = Self.loadUsers(for: configuration, initial: accounts.snapshot)
         statsService = StatsService(users: users)
+        registerCoreCommands()
     }
 
     // MARK: - Running
@@ -142,12 +158,22 @@ public final class Supervisor {
     /// - Throws: `DaemonError` when an endpoint cannot be bound (nothing was spawned then).
     public func run(whenServing serving: () -> Void = {}) throws(DaemonError) {
         logger.info("Starting master on pid \(getpid())")
+        _ = replyRoute  // made on the loop thread
         if let mask = configuration.settings.umask { umask(mode_t(mask)) }
+        // A plugin library that is missing or refused stops the start before anything binds.
+        try preparePlugins()
         try bindEndpoints()
         do {
             signalSource = try SignalSource(loop: loop) { [unowned self] signo in self.handleSignal(signo) }
         } catch {
             throw DaemonError("cannot read signals: \(error)")
+        }
+        do {
+            try startPlugins()
+        } catch {
+            shutdownEndpoints()
+            stopPluginsAtOnce()
+            throw error
         }
         adoptOrphans()
         watchUsers()
@@ -164,6 +190,8 @@ public final class Supervisor {
         // of its worker would wait for it forever.
         for worker in abandonedHookWorkers where worker.pendingCount > 0 { _ = Unmanaged.passRetained(worker) }
         shutdownEndpoints()
+        pluginHost?.shutdown()
+        removePluginState()
         logger.info("Arbiter exiting")
     }
 
@@ -174,6 +202,7 @@ public final class Supervisor {
         // Circus binds the PUB socket before the ROUTER.
         do {
             publisher = try EventPublisher(context: context, endpoint: settings.pubsubEndpoint)
+            publishEventsOnPubSocket()
         } catch {
             throw DaemonError("pubsub_endpoint: \(error)")
         }
@@ -272,8 +301,11 @@ public final class Supervisor {
             // What crashed workers left behind is on its way out (stop signal sent, SIGKILL
             // armed); circusd stays their parent until it is gone.
             self.whenLeftoversGone(of: nil) {
-                // Let the last replies leave before the loop (and the sockets) go away.
-                self.finishQuit()
+                // Plugins see the watchers' last events, then stop.
+                self.stopPlugins {
+                    // Let the last replies leave before the loop (and the sockets) go away.
+                    self.finishQuit()
+                }
             }
         }
     }
@@ -322,7 +354,7 @@ public final class Supervisor {
         }
         let id = OperationID(nextOperation)
         nextOperation += 1
-        if pluginHookSource != nil { refreshPluginHooks(of: entry) }
+        refreshPluginHooks(of: entry)
         if command == .stop {
             // Stopped means nothing of the watcher runs, what a crashed worker left included.
             completions[id] = { [unowned self] result in
@@ -581,12 +613,7 @@ public final class Supervisor {
     }
 
     func publish(_ event: WatcherEvent, for watcherName: String) {
-        let message = event.message(watcher: watcherName)
-        do {
-            try publisher?.publish(topic: message.topic, payload: message.payloadFrame)
-        } catch {
-            logger.debug("publish \(message.topic): \(error)")
-        }
+        bus.events.publish(event.message(watcher: watcherName))
     }
 
     // MARK: - Children

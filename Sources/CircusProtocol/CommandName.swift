@@ -81,18 +81,10 @@ public enum CommandName: String, CaseIterable, Hashable, Sendable {
         }
     }
 
-    /// Properties that must be present, in the order Circus checks them.
+    /// Properties that must be present, in the order Circus checks them (the required
+    /// ones of ``arguments``).
     public var requiredProperties: [String] {
-        switch self {
-        case .add: return ["name", "cmd"]
-        case .get: return ["name", "keys"]
-        case .set: return ["name", "options"]
-        case .signal: return ["name", "signum"]
-        case .decr, .incr, .kill, .options, .rm: return ["name"]
-        case .dstats, .globaloptions, .ipython, .list, .listen, .listsockets, .numprocesses, .numwatchers,
-            .quit, .reload, .reloadconfig, .restart, .start, .stats, .status, .stop:
-            return []
-        }
+        arguments.filter(\.required).map(\.name)
     }
 
     /// Checks ``requiredProperties`` (presence only; a `null` value counts as present).

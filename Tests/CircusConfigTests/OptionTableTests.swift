@@ -107,7 +107,6 @@ struct ServedOrRefusedTests {
         ("[watcher:w]\ncmd = x\nstdout_stream.class = FileStream\n", "circus.ini:3: [watcher:w] stdout_stream.class: is not supported yet"),
         ("[watcher:w]\ncmd = x\ncopy_env = true\ncopy_path = true\n", "circus.ini:4: [watcher:w] copy_path: is not supported yet by this version of circusd: circusd has no Python sys.path to copy; set PYTHONPATH in an [env:NAME] section instead"),
         ("[socket:web]\nport = 8080\n", "circus.ini:1: [socket:web] is not supported yet"),
-        ("[plugin:flapping]\nuse = circus.plugins.flapping.Flapping\n", "circus.ini:1: [plugin:flapping] is not supported yet by this version of circusd: native plugins are not loaded yet"),
         ("[circus]\nstatsd = true\n", "circus.ini:2: [circus] statsd: is not supported yet"),
         ("[circus]\nstats_endpoint = tcp://127.0.0.1:5557\n", "circus.ini:2: [circus] stats_endpoint: is not supported yet"),
         ("[circus]\nhttpd = true\n", "circus.ini:2: [circus] httpd: is not supported yet"),

@@ -332,6 +332,55 @@ private let markerWatcher = """
         }
     }
 
+    @Test func hooksAPluginRegisteredAreAskedAfterTheConfigurationsOwn() async throws {
+        let fixtures = try FixturePlugin.directory()
+        defer { try? FileManager.default.removeItem(atPath: fixtures) }
+        let gatekeeper = try FixturePlugin.build("gatekeeper", into: fixtures)
+        // gatekeeper: before_start of guarded* allows all but guarded_no; its after_start
+        // answers without "allow", which is a failure.
+        try await withHookDaemon("""
+            [watcher:guarded_no]
+            cmd = sleep 100
+            autostart = false
+
+            [watcher:guarded_strict]
+            cmd = sleep 100
+            autostart = false
+
+            [watcher:guarded_lenient]
+            cmd = sleep 100
+            autostart = false
+            hooks.after_start = %LIB%:allow, true
+
+            [plugin:gate]
+            use = \(gatekeeper)
+            """) { h, _ in
+            try await h.waitUntil("the gate plugin started") {
+                try await h.call("plugins")["plugins"]?["gate"]?["state"] == "started"
+            }
+            let mark = h.mark
+            expectError(try await h.call("start", ["name": "guarded_no", "waiting": true]), errno: 6,
+                        reasonContains: "the before_start hook of 'guarded_no' refused the start")
+            #expect(try await h.status("guarded_no") == "stopped")
+            // A plugin's failing after_start aborts the start, as the watcher's own would.
+            expectError(try await h.call("start", ["name": "guarded_strict", "waiting": true]), errno: 6,
+                        reasonContains: "the after_start hook of 'guarded_strict' refused the start")
+            #expect(try await h.waitWatcherEvents("guarded_strict", since: mark, through: "stop") == [
+                "hook_success before_start", "spawn", "hook_failure after_start", "kill", "reap", "stop",
+            ])
+            let failure = try #require(h.events(since: mark).first { $0.watcher == "guarded_strict" && $0.name == "hook_failure" })
+            #expect(failure.payload["error"]
+                == "plugin gate: plugin gate answered the after_start hook without a boolean \"allow\"")
+            // With `, true` on the watcher's own after_start, the plugin's failure is ignored
+            // too; the watcher's hook is asked first.
+            expectOK(try await h.call("start", ["name": "guarded_lenient", "waiting": true]), keys: ["info"])
+            #expect(try await h.waitWatcherEvents("guarded_lenient", since: mark, through: "start") == [
+                "hook_success before_start", "spawn", "hook_success after_start", "hook_failure after_start", "start",
+            ])
+            #expect(h.watcherEvents("guarded_no", since: mark) == ["hook_success before_start"])
+        }
+    }
+
     static let badHookConfigs: [BadConfig] = [
         BadConfig(name: "unknown type in a declared signature",
                   ini: markerINI + "\n\n[watcher:bad]\ncmd = sleep 1\nhooks.after_spawn = %LIB%:typed_signal(pid: pid_tt) -> bool\n",

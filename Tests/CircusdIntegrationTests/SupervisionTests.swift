@@ -50,12 +50,14 @@ import Glibc
     }
 
     /// A program that exits at once is respawned at once the first time, then after a
-    /// delay that doubles from 0.1 s; the watcher stays active.
+    /// delay that doubles from 0.1 s; the watcher stays active (the flapping plugin, which
+    /// would stop it, is told to leave it alone; the supervisor's spacing remains).
     @Test func crashLoopDoesNotSpin() async throws {
         try await withDaemon("""
             [watcher:failing]
             cmd = false
             autostart = false
+            flapping.active = false
             """) { h in
             let mark = h.mark
             expectOK(try await h.call("start", ["name": "failing"]))
