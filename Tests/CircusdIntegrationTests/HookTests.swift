@@ -72,6 +72,14 @@ extension DaemonHarness {
         return watcherEvents(watcher, since: mark)
     }
 
+    /// Starts `watcher` and waits for its `start` event, so that a mark taken next sees
+    /// nothing of the start (the SUB reader may lag behind the control reply).
+    func startAndSeeItStart(_ watcher: String) async throws {
+        let mark = self.mark
+        expectOK(try await call("start", ["name": .string(watcher), "waiting": true]), keys: ["info"])
+        _ = try await waitWatcherEvents(watcher, since: mark, through: "start")
+    }
+
     /// The hook log's lines: `symbol hook_name request-json`.
     var hookLog: [String] {
         ((try? String(contentsOfFile: dir + "/hook.log", encoding: .utf8)) ?? "")
@@ -207,7 +215,7 @@ private let markerWatcher = """
             autostart = false
             hooks.before_signal = %LIB%:typed_signal(pid: long, signum: int, watcher: const char *) -> bool
             """) { h, _ in
-            expectOK(try await h.call("start", ["name": "w", "waiting": true]), keys: ["info"])
+            try await h.startAndSeeItStart("w")
             let pid = try #require(try await h.childPids("w").first)
             let mark = h.mark
             expectOK(try await h.call("stop", ["name": "w", "waiting": true]), keys: ["info"])
@@ -254,17 +262,18 @@ private let markerWatcher = """
             graceful_timeout = 1
             hooks.before_signal = %LIB%:veto_signal(signum: int) -> int
             """) { h, _ in
-            expectOK(try await h.call("start", ["name": "w", "waiting": true]), keys: ["info"])
+            try await h.startAndSeeItStart("w")
             let mark = h.mark
             // The signal command goes through before_signal too (and publishes no kill).
             expectOK(try await h.call("signal", ["name": "w", "signum": 15]))
             expectOK(try await h.call("stop", ["name": "w", "waiting": true]), keys: ["info"])
             // The kill event is published whatever the hook said (Circus does too); no TERM
             // was sent, so the graceful timeout ran out and SIGKILL ended the process.
-            #expect(try await h.waitWatcherEvents("w", since: mark, through: "stop") == [
+            let events = try await h.waitWatcherEvents("w", since: mark, through: "stop")
+            #expect(events == [
                 "hook_success before_signal",
                 "hook_success before_signal", "kill", "hook_success before_signal", "kill", "reap", "stop",
-            ])
+            ], "\(events)\n\(h.log)")
             let reap = try #require(h.events(since: mark).first { $0.name == "reap" })
             #expect(reap.payload["exit_code"] == -9)
             #expect(h.hookLog == ["veto_signal signum=15", "veto_signal signum=15", "veto_signal signum=9"])
