@@ -457,8 +457,7 @@ extension Supervisor {
         // An unknown pid is silently ignored, as in Circus.
         let managed = targets.filter { entry.machine.processes[$0] != nil }
         guard props.flag("recursive"), !managed.isEmpty else {
-            for target in managed { try? monitor.signal(target, signo) }
-            return respond.ok()
+            return signalCommand(signo, to: managed, entry: entry) { respond.ok() }
         }
         // The descendants are read before the parent is signalled: its death would take
         // the list with it.
