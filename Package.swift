@@ -43,6 +43,11 @@ let package = Package(
             name: "CZeroMQ",
             providers: [.apt(["libzmq3-dev"])]
         ),
+        .systemLibrary(
+            name: "CFFI",
+            pkgConfig: "libffi",
+            providers: [.apt(["libffi-dev"])]
+        ),
         .target(name: "CCircusSys"),
         // The plugin ABI header (include/circus/plugin.h) as a Clang module, for the host.
         .systemLibrary(name: "CCircusPlugin"),
@@ -119,11 +124,22 @@ let package = Package(
             swiftSettings: upcoming
         ),
 
+        // Hooks named in a watcher's configuration: a library symbol with the fixed hook
+        // signature, or any C function with a declared signature, called through libffi.
+        .target(
+            name: "CircusHooks",
+            dependencies: [
+                "CFFI", "CCircusPlugin", "CircusConfig",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
+            swiftSettings: upcoming
+        ),
+
         // The supervisor and the executable.
         .target(
             name: "CircusDaemon",
             dependencies: [
-                "CircusConfig", "CircusProtocol", "CircusCore", "CircusSystem", "CircusBus", "CircusMessageBus",
+                "CircusConfig", "CircusProtocol", "CircusCore", "CircusSystem", "CircusBus", "CircusMessageBus", "CircusHooks",
                 "CircusPluginHost",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
@@ -144,7 +160,7 @@ let package = Package(
         .executableTarget(
             name: "circusd",
             dependencies: [
-                "CircusDaemon",
+                "CircusDaemon", "CircusHooks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -164,7 +180,11 @@ let package = Package(
         // Tests.
         .testTarget(name: "CircusConfigTests", dependencies: ["CircusConfig"], swiftSettings: upcoming),
         .testTarget(name: "CircusProtocolTests", dependencies: ["CircusProtocol"], swiftSettings: upcoming),
-        .testTarget(name: "CircusCoreTests", dependencies: ["CircusCore", "CircusConfig"], swiftSettings: upcoming),
+        .testTarget(
+            name: "CircusCoreTests",
+            dependencies: ["CircusCore", "CircusConfig", .product(name: "OrderedCollections", package: "swift-collections")],
+            swiftSettings: upcoming
+        ),
         .testTarget(name: "CircusSystemTests", dependencies: ["CircusSystem"], swiftSettings: upcoming),
         .testTarget(name: "CircusBusTests", dependencies: ["CircusBus", "CircusClient"], swiftSettings: upcoming),
         .testTarget(

@@ -11,7 +11,9 @@
  *   max_retry  (int, 5)     how many times it is started again before it is left
  *                           stopped for good; -1: forever
  *   active     (bool, true) false: the plugin (or, per watcher, that watcher) is ignored
- * A watcher with check_flapping = false (reported by `options`) is ignored.
+ * A watcher with check_flapping = false (reported by `options`) is ignored, and so is
+ * one with respawn = false: its processes are not respawned, so their exits are no loop
+ * (Circus counts them, and stops, then starts again, a watcher that had simply finished).
  *
  * What Circus does, and what this plugin does differently (on purpose):
  *
@@ -76,6 +78,8 @@ typedef struct watcher {
     int conf;                     /* CONF_*: the watcher's overrides                    */
     int reload_conf;              /* `updated` arrived while they were loading          */
     int check_flapping;           /* the watcher's check_flapping option                */
+    int respawn;                  /* the watcher's respawn option: without respawn its
+                                     exits are not a loop, nothing comes back           */
     int has_attempts, has_window, has_retry_in, has_max_retry, has_active;
     settings own;                 /* the overrides, where has_* says so                 */
     double *exits;                /* monotonic times of the last exits (oldest first)   */
@@ -156,6 +160,7 @@ static watcher *add_watcher(flapping *fl, const char *name, size_t len) {
         return NULL;
     }
     w->check_flapping = 1;
+    w->respawn = 1;
     fl->watchers[fl->n_watchers++] = w;
     return w;
 }
@@ -299,6 +304,7 @@ static void apply_options(flapping *fl, watcher *w, circus_str reply) {
     char text[128];
     w->has_attempts = w->has_window = w->has_retry_in = w->has_max_retry = w->has_active = 0;
     w->check_flapping = 1;
+    w->respawn = 1;
     if (!cps_json_get(reply, "options", &options) || !cps_json_object_begin(options, &it)) {
         return;
     }
@@ -313,6 +319,12 @@ static void apply_options(flapping *fl, watcher *w, circus_str reply) {
                 cps_log(fl->api, fl->host, CIRCUS_LOG_WARNING,
                         "%s: check_flapping is not a boolean; flapping is checked", w->name);
                 w->check_flapping = 1;
+            }
+            continue;
+        }
+        if (strcmp(name, "respawn") == 0) {
+            if (!cps_json_scalar_text(value, text, sizeof text) || !cps_parse_bool(text, &w->respawn)) {
+                w->respawn = 1;
             }
             continue;
         }
@@ -433,7 +445,7 @@ static void check(flapping *fl, watcher *w) {
         return; /* decided when the options arrive */
     }
     s = effective(fl, w);
-    if (!s.active || !w->check_flapping) {
+    if (!s.active || !w->check_flapping || !w->respawn) {
         w->n_exits = 0;
         return;
     }

@@ -259,6 +259,30 @@ struct ConfigBuilder {
         }
     }
 
+    /// `hooks.<name> = target[, ignore_failure]`: the hook name, the target and a declared
+    /// signature are all checked here, before anything starts (Circus resolves an unknown
+    /// hook name and never calls it; here it is refused).
+    private func hook(_ value: IniValue, _ section: String, _ option: String) throws(ConfigError) -> HookSpec {
+        let name = String(option.dropFirst("hooks.".count))
+        guard let point = HookPoint(rawValue: name) else {
+            throw ConfigError(
+                at: value.location, section: section, option: option,
+                message: "unknown hook \(PythonText.repr(name)): hooks are "
+                    + HookPoint.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        let (text, flag) = HookTarget.splitOption(expandGlobal(value))
+        let target = try convert(text, at: value, section: section, option: option) { (t: String) throws(ValueParseError) in
+            try HookTarget(parsing: t)
+        }
+        let signature = try convert(text, at: value, section: section, option: option) { (_: String) throws(ValueParseError) in
+            try HookSignature(target, for: point)
+        }
+        let ignore = try flag.map { f throws(ConfigError) in
+            try convert(f, at: value, section: section, option: option, ValueParser.bool)
+        } ?? false
+        return HookSpec(point: point, target: target, signature: signature, ignoreFailure: ignore, location: value.location)
+    }
+
     func bool(_ value: IniValue, _ section: String, _ option: String) throws(ConfigError) -> Bool {
         try convert(expandGlobal(value), at: value, section: section, option: option, ValueParser.bool)
     }
@@ -289,6 +313,7 @@ struct ConfigBuilder {
         if let v = raw("check_delay") { s.checkDelay = try float(v, section, "check_delay") }
         if let v = string("endpoint") { s.endpoint = v }
         s.endpointOwner = string("endpoint_owner")
+        if let v = string("python") { s.python = v }
         if let v = string("pubsub_endpoint") { s.pubsubEndpoint = v }
         if let v = string("multicast_endpoint") { s.multicastEndpoint = v }
         if let v = raw("statsd") { s.statsd = try bool(v, section, "statsd") }
@@ -460,12 +485,9 @@ struct ConfigBuilder {
                 continue
             }
             if option.hasPrefix("hooks.") {
-                // A malformed hook gets its own message before the refusal.
-                let (target, flag) = HookTarget.splitOption(value.value)
-                _ = try convert(target, at: value, section: header, option: option) { (t: String) throws(ValueParseError) in
-                    try HookTarget(parsing: t)
-                }
-                if let flag { _ = try convert(flag, at: value, section: header, option: option, ValueParser.bool) }
+                let spec = try hook(value, header, option)
+                w.config.hooks[spec.point] = spec
+                continue
             }
             if let family = WatcherOptions.families.first(where: { option.hasPrefix($0.prefix) }),
                case .notYet(let reason) = family.support
@@ -592,6 +614,10 @@ struct ConfigBuilder {
         // Watcher.load_from_config: `$VAR` expansion of the env.
         w.env = Substitution.parseEnvironment(w.env, environment: environment)
 
+        // A deadline of nothing would fail every hook.
+        if w.hookTimeout <= 0 {
+            throw failure("hook_timeout", "must be more than 0 seconds")
+        }
         // Checks Circus makes when it constructs the Watcher.
         if w.singleton && w.numprocesses > 1 {
             throw failure(

@@ -1,20 +1,24 @@
-// What a `hooks.<name> = ...` option may name. Circus imports a Python callable; we call
-// native code instead (`lib.so:symbol`), and answer Python dotted names with a clear
-// error.
+// What a `hooks.<name> = ...` option may name: native code (`lib.so:symbol`, or any C
+// function with a declared signature), or, as in Circus, a Python callable by its dotted
+// name, run in a Python helper.
 
 /// A parsed hook target: a symbol in a shared library, optionally with a declared
-/// C signature for hooks called through libffi.
+/// C signature for hooks called through libffi, or a Python callable.
 ///
 /// Accepted forms:
 /// - `path/to/lib.so:symbol`, called with the fixed hook signature (`circus_hook_fn` in `circus/plugin.h`);
-/// - `lib.so:fn(pid: int, signum: int) -> bool`, a declared signature.
+/// - `lib.so:fn(pid: int, signum: int) -> bool`, a declared signature;
+/// - `pkg.mod.fn` or `pkg.mod:fn`, a Python callable (``python``).
 ///
 /// The library part must contain a `/` or end in `.so` (optionally versioned, `.so.1`).
 public struct HookTarget: Hashable, Sendable {
-    /// The library to `dlopen`, as written.
+    /// The library to `dlopen`, as written (empty for a Python callable).
     public var library: String
-    /// The symbol to `dlsym`.
+    /// The symbol to `dlsym` (empty for a Python callable).
     public var symbol: String
+    /// The Python callable's dotted name, as Circus's `resolve_name` takes it; nil for
+    /// native code.
+    public var python: String?
     /// The declared parameter list without parentheses (`pid: int, signum: int`), or nil
     /// for the fixed hook signature.
     public var parameters: String?
@@ -23,10 +27,9 @@ public struct HookTarget: Hashable, Sendable {
 
     /// Parses a hook target (already stripped of the `, ignore_failure` part).
     ///
-    /// - Throws: ``ValueParseError``; for a Python dotted name (`pkg.mod.fn`,
-    ///   `pkg.mod:fn`) the message says that Python hooks are not supported.
+    /// - Throws: ``ValueParseError`` for text that is none of the accepted forms.
     public init(parsing text: String) throws(ValueParseError) {
-        let expected = "expected 'path/to/lib.so:symbol' or 'lib.so:fn(args) -> type'"
+        let expected = "expected 'path/to/lib.so:symbol', 'lib.so:fn(args) -> type' or a Python 'package.module.function'"
         guard !text.isEmpty else {
             throw ValueParseError(value: text, message: "the hook target is empty: \(expected)")
         }
@@ -36,11 +39,11 @@ public struct HookTarget: Hashable, Sendable {
               case let library = String(head[..<colon]), Self.looksLikeLibrary(library),
               case let symbol = String(head[head.index(after: colon)...]), Self.isIdentifier(symbol)
         else {
-            if Self.isPythonDottedName(text) {
-                throw ValueParseError(
-                    value: text,
-                    message: "\(PythonText.repr(text)) names a Python callable, and Python hooks are not supported: "
-                        + "name a C function instead, \(expected)")
+            if open == nil, Self.isPythonDottedName(text) {
+                library = ""
+                symbol = ""
+                python = text
+                return
             }
             throw ValueParseError(value: text, message: "\(PythonText.repr(text)) is not a hook target: \(expected)")
         }

@@ -31,15 +31,29 @@ public enum CommandArguments: Hashable, Sendable {
 
 /// A hook bound in the configuration (`hooks.<name> = target[, ignore_failure]`).
 public struct HookSpec: Hashable, Sendable {
-    /// What to call: `path/lib.so:symbol` or a declared libffi signature (plugin ABI issue).
-    public var target: String
-    /// When true a failing hook never aborts the operation.
+    /// Where it is called.
+    public var point: HookPoint
+    /// What to call: `path/lib.so:symbol` or a declared signature called through libffi.
+    public var target: HookTarget
+    /// The checked declared signature; nil for the fixed hook signature.
+    public var signature: HookSignature?
+    /// When true a failing hook never aborts the operation (`, true`).
     public var ignoreFailure: Bool
+    /// The option's line, for errors found when the library is opened.
+    public var location: SourceLocation?
 
-    public init(target: String, ignoreFailure: Bool) {
+    public init(point: HookPoint, target: HookTarget, signature: HookSignature?, ignoreFailure: Bool,
+                location: SourceLocation? = nil) {
+        self.point = point
         self.target = target
+        self.signature = signature
         self.ignoreFailure = ignoreFailure
+        self.location = location
     }
+
+    /// Whether a failure (or a hook past its deadline) lets the watcher go on: `, true`,
+    /// or a hook whose failures Circus always ignores.
+    public var failureIgnored: Bool { ignoreFailure || point.failureIgnoredByDefault }
 }
 
 /// One `[watcher:NAME]` section, or a watcher created by the `add` command.
@@ -96,8 +110,10 @@ public struct WatcherConfig: Hashable, Sendable {
     public var virtualenv: String? = nil
     public var virtualenvPyVer: String? = nil
     public var stdinSocket: String? = nil
-    /// Hooks by hook name (`before_start`, ...), in configuration order.
-    public var hooks: OrderedDictionary<String, HookSpec> = [:]
+    /// Hooks by the point they are called at, in configuration order.
+    public var hooks: OrderedDictionary<HookPoint, HookSpec> = [:]
+    /// Seconds a hook may take before it counts as failed (`hook_timeout`).
+    public var hookTimeout: Double = 30
     /// `stdout_stream.<key>` values, key without the prefix (`class`, `filename`, ...).
     public var stdoutStream: OrderedDictionary<String, String> = [:]
     public var stderrStream: OrderedDictionary<String, String> = [:]
@@ -122,6 +138,9 @@ public struct WatcherConfig: Hashable, Sendable {
 public struct CircusSettings: Hashable, Sendable {
     public var endpoint: String = "tcp://127.0.0.1:5555"
     public var endpointOwner: String? = nil
+    /// The Python that runs Python hooks (`python`, not a Circus option: Circus runs them
+    /// in its own interpreter).
+    public var python: String = "python3"
     public var pubsubEndpoint: String = "tcp://127.0.0.1:5556"
     public var multicastEndpoint: String = "udp://237.219.251.97:12027"
     public var statsEndpoint: String = "tcp://127.0.0.1:5557"

@@ -255,6 +255,8 @@ public enum WatcherOptions {
         .init("virtualenv_py_ver", .text, default: .none, expansion: .watcherEnv, set: .refused, shown: false,
               spawnVariable: false,
               read: { .text($0.virtualenvPyVer) }, write: { $0.virtualenvPyVer = $1.textValue }),
+        .init("hook_timeout", .seconds, default: .float(30), set: .live, shown: false, spawnVariable: false,
+              read: { .float($0.hookTimeout) }, write: { $0.hookTimeout = $1.doubleValue }),
         .init("stdin_socket", .text, default: .none, expansion: .watcherEnv, set: .refused, shown: false,
               spawnVariable: false, support: .notYet("circus sockets are not bound by this version"),
               read: { .text($0.stdinSocket) }, write: { $0.stdinSocket = $1.textValue }),
@@ -264,7 +266,7 @@ public enum WatcherOptions {
     /// hook and stream families this version does not serve yet.
     public static let families: [(prefix: String, support: Support)] = [
         ("rlimit_", .served),
-        ("hooks.", .notYet("hooks are not called by this version")),
+        ("hooks.", .served),
         ("stdout_stream.", .notYet("output streams are not served by this version; the processes inherit circusd's stdout")),
         ("stderr_stream.", .notYet("output streams are not served by this version; the processes inherit circusd's stderr")),
     ]
@@ -275,7 +277,7 @@ public enum WatcherOptions {
         ("retry_in", .withoutEffect("Circus accepts it and nothing reads it")),
         ("stdout_stream", .notYet("output streams are not served by this version")),
         ("stderr_stream", .notYet("output streams are not served by this version")),
-        ("hooks", .notYet("hooks are not called by this version")),
+        ("hooks", .notYet(HookPoint.fixedAtLoad)),
     ]
 
     /// Free-form options circusd itself reads (they stay free-form, as in Circus).

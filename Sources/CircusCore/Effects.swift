@@ -5,6 +5,8 @@
 // arm a timer) and feeds the results back as new events. Nothing here sleeps, logs,
 // touches the clock or imports Glibc, so every transition is testable with plain values.
 
+public import CircusConfig
+
 /// A reading of both clocks, taken once per event by the supervisor.
 public struct Moment: Hashable, Sendable {
     /// Seconds on a monotonic clock: deadlines and durations.
@@ -109,4 +111,34 @@ public enum Effect: Hashable, Sendable {
     case log(LogLevel, String)
     /// An operation begun with `begin(_:id:at:)` has finished.
     case finished(OperationID, OperationResult)
+    /// Call the watcher's hooks for this point. Effects that follow wait until they have
+    /// answered (so that events keep Circus's order); when `call.awaited`, report the
+    /// answer with `hookReturned(_:allowed:at:)`.
+    case callHook(HookCall)
+}
+
+/// One call of a watcher's hooks, with the arguments Circus passes at that point.
+public struct HookCall: Hashable, Sendable {
+    public var point: HookPoint
+    public var pid: Int32?
+    public var signum: Int32?
+    /// Seconds since the epoch (`before_reap`, `after_reap`).
+    public var time: Double?
+    public var exitCode: Int32?
+    /// `after_reap`'s `process_status`: nil for Circus's None (a process being stopped),
+    /// 2 for one that died on its own.
+    public var processStatus: Int?
+    /// True when the machine waits for the answer (`hookReturned`).
+    public var awaited: Bool
+
+    public init(_ point: HookPoint, pid: Int32? = nil, signum: Int32? = nil, time: Double? = nil,
+                exitCode: Int32? = nil, processStatus: Int? = nil, awaited: Bool) {
+        self.point = point
+        self.pid = pid
+        self.signum = signum
+        self.time = time
+        self.exitCode = exitCode
+        self.processStatus = processStatus
+        self.awaited = awaited
+    }
 }

@@ -64,6 +64,10 @@ public struct WatcherMachine: Sendable {
     private var maxAgeArmedAt: Double?
     private var random: SplitMix64
 
+    /// Hook points that plugins registered for this watcher (the configuration's own
+    /// hooks are in `config.hooks`); the supervisor keeps it current.
+    public var pluginHooks: Set<HookPoint> = []
+
     /// A process that lives at least this long resets the crash backoff.
     public static let minimumUptime: Double = 1.0
     /// Longest delay between respawns of a crash-looping watcher.
@@ -82,6 +86,8 @@ public struct WatcherMachine: Sendable {
     public var allPids: [Int32] { Array(processes.keys) }
     /// True while an operation runs or waits its turn.
     public var isBusy: Bool { current != nil || !queue.isEmpty }
+    /// Whether anything (the configuration or a plugin) is called at `point`.
+    public func isHooked(_ point: HookPoint) -> Bool { config.hooks[point] != nil || pluginHooks.contains(point) }
 
     /// How long to wait before respawning after `quickExits` consecutive quick exits:
     /// 0 for the first, then 0.1 s doubling up to `maximumBackoff`.
@@ -150,11 +156,27 @@ public struct WatcherMachine: Sendable {
         processes[pid] = ManagedProcess(
             pid: pid, wid: wid, started: now.wall, startedMonotonic: now.monotonic, expiresAt: expiry)
         lastError = nil
-        effects.append(.publish(.spawn(pid: pid, time: now.wall)))
         guard var op = current, case .spawn(let awaited)? = op.waiting, awaited == wid else {
+            effects.append(.publish(.spawn(pid: pid, time: now.wall)))
             return effects
         }
+        if isHooked(.afterSpawn) {
+            // Circus publishes `spawn` only once after_spawn accepted the process.
+            op.waiting = .hook(.afterSpawn)
+            op.hookedSpawn = pid
+            current = op
+            effects.append(.callHook(HookCall(.afterSpawn, pid: pid, awaited: true)))
+            return effects
+        }
+        effects.append(.publish(.spawn(pid: pid, time: now.wall)))
+        accept(spawned: pid, by: &op, at: now, into: &effects)
+        return effects
+    }
+
+    /// A spawned process is in: the operation goes on (next spawn, warmup, next step).
+    private mutating func accept(spawned pid: Int32, by op: inout Operation, at now: Moment, into effects: inout [Effect]) {
         op.waiting = nil
+        op.spawnApproved = false
         op.retries = 0
         op.result.started.append(pid)
         if case .spawn(let remaining, let warmup)? = op.steps.first {
@@ -166,6 +188,50 @@ public struct WatcherMachine: Sendable {
         }
         current = op
         if op.waiting == nil { advance(at: now, into: &effects) }
+    }
+
+    /// The hooks called at `point` (a `.callHook` effect with `awaited`) have answered:
+    /// `allowed` is false when one returned false or failed without its failure being
+    /// ignored. Circus's rules: a refused before_start leaves the watcher stopped; a
+    /// refused after_start, before_spawn or after_spawn stops it; the others go on.
+    public mutating func hookReturned(_ point: HookPoint, allowed: Bool, at now: Moment) -> [Effect] {
+        guard var op = current, op.waiting == .hook(point) else { return [] }
+        var effects: [Effect] = []
+        op.waiting = nil
+        let refusal = "the \(point.rawValue) hook of '\(config.name)' refused"
+        switch point {
+        case .beforeStart where !allowed:
+            op.result.failure = refusal + " the start"
+            op.steps = [.log(.info, "\(config.name): \(point.rawValue) hook said no: aborting startup")]
+        case .afterStart where !allowed:
+            op.result.failure = refusal + " the start"
+            op.steps = Self.stopSteps(name: config.name)
+        case .beforeSpawn:
+            if allowed {
+                op.spawnApproved = true
+            } else {
+                op.result.failure = refusal + " a spawn"
+                op.steps = Self.stopSteps(name: config.name)
+            }
+        case .afterSpawn:
+            let pid = op.hookedSpawn ?? 0
+            op.hookedSpawn = nil
+            if allowed {
+                // A process that already died while its hook ran was reaped; no spawn event then.
+                if let process = processes[pid] { effects.append(.publish(.spawn(pid: pid, time: process.started))) }
+                accept(spawned: pid, by: &op, at: now, into: &effects)
+                return effects
+            }
+            op.result.failure = refusal + " process \(pid)"
+            op.spawnApproved = false
+            op.retries = 0
+            beginStop(pid: pid, signal: nil, timeout: nil, at: now, into: &effects)
+            op.steps = Self.stopSteps(name: config.name)
+        default:
+            break
+        }
+        current = op
+        advance(at: now, into: &effects)
         return effects
     }
 
@@ -206,7 +272,15 @@ public struct WatcherMachine: Sendable {
         guard let process = processes.removeValue(forKey: pid) else { return [] }
         var effects: [Effect] = []
         if process.stopping { effects.append(.cancelTimer(.killDeadline(pid: pid))) }
+        if isHooked(.beforeReap) {
+            effects.append(.callHook(HookCall(.beforeReap, pid: pid, time: now.wall, awaited: false)))
+        }
         effects.append(.publish(.reap(pid: pid, time: now.wall, exitCode: exitCode)))
+        if isHooked(.afterReap) {
+            effects.append(.callHook(HookCall(
+                .afterReap, pid: pid, time: now.wall, exitCode: exitCode, processStatus: process.stopping ? nil : 2,
+                awaited: false)))
+        }
         if !process.stopping {
             if now.monotonic - process.startedMonotonic < Self.minimumUptime {
                 quickExits += 1
@@ -281,6 +355,8 @@ public struct WatcherMachine: Sendable {
         case failIfNoProcess
         /// Replaced by per-process steps once the operation starts.
         case replaceSequentially
+        /// Call the hooks of this point, if any, and wait for their answer.
+        case hook(HookPoint)
     }
 
     private enum PhaseEvent: Hashable, Sendable {
@@ -292,6 +368,7 @@ public struct WatcherMachine: Sendable {
         case exits(Set<Int32>)
         case warmup
         case backoff
+        case hook(HookPoint)
     }
 
     private struct Operation: Sendable {
@@ -301,18 +378,24 @@ public struct WatcherMachine: Sendable {
         var retries = 0
         var result = OperationResult()
         var initialPids: [Int32]
+        /// before_spawn said yes for the process being spawned (its retries ask no more).
+        var spawnApproved = false
+        /// The process whose after_spawn answer is awaited.
+        var hookedSpawn: Int32?
     }
 
     private static func stopSteps(name: String) -> [Step] {
-        [.setStatus(.stopping), .stopAll, .publish(.stop), .setStatus(.stopped), .log(.info, "\(name) stopped")]
+        [.setStatus(.stopping), .hook(.beforeStop), .stopAll, .publish(.stop), .setStatus(.stopped),
+         .hook(.afterStop), .log(.info, "\(name) stopped")]
     }
 
     private func startSteps() -> [Step] {
-        if status != .stopped { return [.spawn(count: nil, warmup: true)] }
-        return [
-            .setStatus(.starting), .spawn(count: nil, warmup: true), .failIfNoProcess,
-            .setStatus(.active), .log(.info, "\(config.name) started"), .publish(.start),
-        ]
+        status != .stopped ? [.spawn(count: nil, warmup: true)] : startFromStoppedSteps()
+    }
+
+    private func startFromStoppedSteps() -> [Step] {
+        [.hook(.beforeStart), .setStatus(.starting), .spawn(count: nil, warmup: true), .failIfNoProcess,
+         .hook(.afterStart), .setStatus(.active), .log(.info, "\(config.name) started"), .publish(.start)]
     }
 
     private func steps(for command: WatcherCommand) -> [Step] {
@@ -322,9 +405,7 @@ public struct WatcherMachine: Sendable {
         case .stop:
             return status == .stopped ? [] : Self.stopSteps(name: config.name)
         case .restart:
-            return (status == .stopped ? [] : Self.stopSteps(name: config.name))
-                + [.setStatus(.starting), .spawn(count: nil, warmup: true), .failIfNoProcess,
-                   .setStatus(.active), .log(.info, "\(config.name) started"), .publish(.start)]
+            return (status == .stopped ? [] : Self.stopSteps(name: config.name)) + startFromStoppedSteps()
         case .reload(let graceful, let sequential, let runningOnly):
             if status == .stopped {
                 if runningOnly { return [] }
@@ -373,6 +454,9 @@ public struct WatcherMachine: Sendable {
                     // Circus: max_retry 0 never even tries, so the watcher stops.
                     op.result.failure = "max_retry is 0: no spawn attempted"
                     op.steps = Self.stopSteps(name: config.name)
+                } else if !op.spawnApproved, isHooked(.beforeSpawn) {
+                    op.waiting = .hook(.beforeSpawn)
+                    effects.append(.callHook(HookCall(.beforeSpawn, awaited: true)))
                 } else {
                     let wid = nextWid()
                     op.waiting = .spawn(wid: wid)
@@ -420,6 +504,12 @@ public struct WatcherMachine: Sendable {
                 if activePids.isEmpty {
                     if op.result.failure == nil { op.result.failure = "no process could be started" }
                     op.steps = Self.stopSteps(name: config.name)
+                }
+            case .hook(let point):
+                op.steps.removeFirst()
+                if isHooked(point) {
+                    op.waiting = .hook(point)
+                    effects.append(.callHook(HookCall(point, awaited: true)))
                 }
             case .replaceSequentially:
                 op.steps.removeFirst()

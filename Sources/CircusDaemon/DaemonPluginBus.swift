@@ -66,11 +66,19 @@ final class DaemonPluginBus: PluginBus, @unchecked Sendable {
     }
 
     func registerHook(_ hook: PluginHook) {
-        remote.perform { [weak self] _ in self?.supervisor?.pluginHooks.add(hook) }
+        remote.perform { [weak self] _ in
+            guard let supervisor = self?.supervisor else { return }
+            supervisor.pluginHooks.add(hook)
+            supervisor.pluginHooksChanged()
+        }
     }
 
     func unregisterHook(_ id: PluginHookID) {
-        remote.perform { [weak self] _ in self?.supervisor?.pluginHooks.remove(id) }
+        remote.perform { [weak self] _ in
+            guard let supervisor = self?.supervisor else { return }
+            supervisor.pluginHooks.remove(id)
+            supervisor.pluginHooksChanged()
+        }
     }
 
     func log(_ level: Logger.Level, instance: String, message: String) {

@@ -83,7 +83,7 @@ public enum PythonPluginCheck {
 
     /// Runs `request` with stdout and stderr into one pipe, and returns how it ended with
     /// what it wrote; a probe still running at the deadline is killed.
-    private static func capture(_ request: SpawnRequest) throws(SpawnError) -> (status: ProcessExitStatus, output: String) {
+    static func capture(_ request: SpawnRequest) throws(SpawnError) -> (status: ProcessExitStatus, output: String) {
         var fds: [Int32] = [-1, -1]
         // Close-on-exec: the spawner gives the child the write end as its stdout/stderr only.
         guard pipe(&fds) == 0, fcntl(fds[0], F_SETFD, FD_CLOEXEC) == 0, fcntl(fds[1], F_SETFD, FD_CLOEXEC) == 0 else {

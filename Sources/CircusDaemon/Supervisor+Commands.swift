@@ -255,7 +255,8 @@ extension Supervisor {
                 }
             case .stop:
                 runJob(respond, scope: .all) { [unowned self] finish in
-                    self.stopAll(self.watchers) { finish($0.outcome()) }
+                    let announce = self.announceStopOfStopped(self.watchers)
+                    self.stopAll(self.watchers) { announce(); finish($0.outcome()) }
                 }
             default:
                 runJob(respond, scope: .all) { [unowned self] finish in
@@ -274,7 +275,8 @@ extension Supervisor {
                         finish(self.outcome(result) { ["info": ["started": .pids($0.started), "kept": .pids($0.kept)]] })
                     }
                 case .stop:
-                    self.run(.stop, on: entry) { _ in finish(.success(["info": .null])) }
+                    let announce = self.announceStopOfStopped([entry])
+                    self.run(.stop, on: entry) { _ in announce(); finish(.success(["info": .null])) }
                 default:
                     self.run(.restart, on: entry) { result in finish(self.outcome(result) { ["info": .result($0)] }) }
                 }
@@ -286,7 +288,9 @@ extension Supervisor {
             let found = found.compactMap { self.current($0) }
             switch command {
             case .start: self.startAll(found.filter { $0.config.autostart }) { finish($0.outcome()) }
-            case .stop: self.stopAll(found) { finish($0.outcome()) }
+            case .stop:
+                let announce = self.announceStopOfStopped(found)
+                self.stopAll(found) { announce(); finish($0.outcome()) }
             default:
                 self.stopAll(found) { stopped in
                     self.startAll(found) { started in
@@ -296,6 +300,17 @@ extension Supervisor {
                     }
                 }
             }
+        }
+    }
+
+    /// Circus publishes nothing when `stop` finds a watcher already stopped; we publish its
+    /// `stop` event, so that plugins see an operator's decision (the flapping plugin drops
+    /// the retry it had planned for a watcher it stopped itself). Returns what to call once
+    /// the stop is done.
+    private func announceStopOfStopped(_ entries: [WatcherEntry]) -> () -> Void {
+        let stopped = entries.filter { $0.machine.status == .stopped }.map(\.name)
+        return { [unowned self] in
+            for name in stopped { self.publish(.stop(time: EventLoop.wallNow()), for: name) }
         }
     }
 
@@ -442,8 +457,7 @@ extension Supervisor {
         // An unknown pid is silently ignored, as in Circus.
         let managed = targets.filter { entry.machine.processes[$0] != nil }
         guard props.flag("recursive"), !managed.isEmpty else {
-            for target in managed { try? monitor.signal(target, signo) }
-            return respond.ok()
+            return signalCommand(signo, to: managed, entry: entry) { respond.ok() }
         }
         // The descendants are read before the parent is signalled: its death would take
         // the list with it.

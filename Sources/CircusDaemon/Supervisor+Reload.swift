@@ -3,6 +3,7 @@
 
 import CircusConfig
 import CircusCore
+import CircusHooks
 import CircusMessageBus
 import CircusProtocol
 import CircusSystem
@@ -22,6 +23,7 @@ extension Supervisor {
         let directory = currentDirectory
         let env = Dictionary(environment.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
         let accounts = SystemAccounts(snapshot: users.snapshot)
+        let hooks = hookCatalog
         let planner = pluginPlanner
         let environment = self.environment
         do {
@@ -29,6 +31,8 @@ extension Supervisor {
                 Result { () throws(ConfigError) in
                     let loaded = try ConfigLoader.load(
                         path: path, environment: env, currentDirectory: directory, accounts: accounts)
+                    try hooks.resolve(loaded.configuration)
+                    try PythonHookCheck.verify(loaded.configuration, environment: environment)
                     // Opens and checks the plugin libraries here, off the loop: a missing or
                     // refused one makes the file fail to load, and nothing changes.
                     _ = try planner?.plans(for: loaded.configuration)

@@ -143,6 +143,9 @@ extension Supervisor {
             } else {
                 target = .watcher(name: props["name"] ?? .null, statsQueryWatcher(entry))
             }
+            if props.flag("extended"), entry.machine.isHooked(.extendedStats) {
+                return extendedStats(StatsQuery(target: target, now: now), entry: entry, respond)
+            }
         }
         sampleAndReply(StatsQuery(target: target, now: now), respond)
     }

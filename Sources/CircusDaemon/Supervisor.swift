@@ -10,6 +10,7 @@
 import CircusBus
 public import CircusConfig
 import CircusCore
+public import CircusHooks
 import CircusMessageBus
 import CircusPluginHost
 import CircusProtocol
@@ -96,6 +97,14 @@ public final class Supervisor {
     /// Set once quit began; the loop stops when every watcher is down.
     private(set) var quitting = false
     let startTime: Double
+    /// The hook functions the configuration names, resolved before anything started.
+    let hookCatalog: HookCatalog
+    var nextHookCall: UInt64 = 1
+    /// Hook threads left with a call that outlived its deadline (kept so that nothing
+    /// waits for them; dropped once they are idle again).
+    var abandonedHookWorkers: [SerialWorker] = []
+    /// Runs Python hooks; made by the first one called.
+    var pythonHookBridge: PythonHookBridge?
 
     /// Creates a supervisor for `configuration`. Nothing is bound or spawned until `run()`.
     ///
@@ -107,13 +116,15 @@ public final class Supervisor {
     ///   - logSink: the sink behind `logger`, reopened on SIGUSR1/SIGHUP.
     ///   - accounts: the user and group databases as read to check `configuration`; the
     ///     daemon keeps them current from there.
+    ///   - hooks: the hook functions of `configuration`, already resolved.
     public init(
         configuration: CircusConfiguration,
         environment: [(key: String, value: String)],
         currentDirectory: String,
         logger: Logger,
         logSink: LogSink,
-        accounts: SystemAccounts
+        accounts: SystemAccounts,
+        hooks: HookCatalog = HookCatalog()
     ) throws(DaemonError) {
         do {
             loop = try EventLoop()
@@ -130,6 +141,7 @@ public final class Supervisor {
         self.logger = logger
         self.logSink = logSink
         self.startTime = EventLoop.wallNow()
+        self.hookCatalog = hooks
         watchers = configuration.watchers.map(WatcherEntry.init(config:))
         users = Self.loadUsers(for: configuration, initial: accounts.snapshot)
         statsService = StatsService(users: users)
@@ -173,6 +185,10 @@ public final class Supervisor {
         }
         drainDeferred()
         loop.run()
+        pythonHookBridge?.shutdown()
+        // A hook thread still stuck in a call past its deadline is never joined: letting go
+        // of its worker would wait for it forever.
+        for worker in abandonedHookWorkers where worker.pendingCount > 0 { _ = Unmanaged.passRetained(worker) }
         shutdownEndpoints()
         pluginHost?.shutdown()
         removePluginState()
@@ -338,6 +354,7 @@ public final class Supervisor {
         }
         let id = OperationID(nextOperation)
         nextOperation += 1
+        refreshPluginHooks(of: entry)
         if command == .stop {
             // Stopped means nothing of the watcher runs, what a crashed worker left included.
             completions[id] = { [unowned self] result in
@@ -417,9 +434,15 @@ public final class Supervisor {
 
     /// Performs a machine's effects, feeding spawn results straight back into it.
     func perform(_ effects: [Effect], on entry: WatcherEntry) {
+        if entry.waitingForHook { return hold(effects, of: entry) }
         performDepth += 1
         var queue = Deque(effects)
         while let effect = queue.popFirst() {
+            if entry.waitingForHook {
+                // A hook began: the rest waits for its answer (Circus's event order).
+                hold([effect] + queue, of: entry)
+                break
+            }
             switch effect {
             case .spawn(let wid):
                 let now = moment()
@@ -430,10 +453,10 @@ public final class Supervisor {
                     queue.append(contentsOf: entry.machine.spawnFailed(wid: wid, message: message.message, at: now))
                 }
             case .signal(let pid, let signo, let scope, let publishKill):
-                if scope == .tree {
-                    pendingTreeSignals.append(TreeSignal(pid: pid, signo: signo, publishKill: publishKill, entry: entry))
+                if publishKill, signalIsHooked(pid, entry: entry) {
+                    signalWithHooks(signo, to: pid, scope: scope, entry: entry)
                 } else {
-                    sendSignal(signo, to: pid, scope: scope, descendants: [], publishKill: publishKill, entry: entry)
+                    signal(signo, to: pid, scope: scope, publishKill: publishKill, entry: entry)
                 }
             case .publish(let event):
                 publish(event, for: entry)
@@ -454,12 +477,25 @@ public final class Supervisor {
                 if let completion = completions.removeValue(forKey: id) {
                     deferred.append { completion(result) }
                 }
+            case .callHook(let call):
+                callHooks(call, on: entry)
             }
         }
         performDepth -= 1
         if performDepth == 0 {
             sendTreeSignals()
             drainDeferred()
+        }
+    }
+
+    /// Sends a signal asked for by an effect; a tree's descendants are read off the loop
+    /// first (see `sendTreeSignals`).
+    func signal(_ signo: Int32, to pid: Int32, scope: SignalScope, publishKill: Bool, entry: WatcherEntry) {
+        if scope == .tree {
+            pendingTreeSignals.append(TreeSignal(pid: pid, signo: signo, publishKill: publishKill, entry: entry))
+            if performDepth == 0 { sendTreeSignals() }
+        } else {
+            sendSignal(signo, to: pid, scope: scope, descendants: [], publishKill: publishKill, entry: entry)
         }
     }
 

@@ -4,6 +4,7 @@
 import CircusConfig
 import CircusCore
 import CircusSystem
+import DequeModule
 
 /// A watcher owned by the supervisor. Reference type so that timers and exit handlers
 /// can reach it after it was removed from the arbiter (rm --nostop still reaps).
@@ -15,6 +16,14 @@ final class WatcherEntry {
     var timers: [TimerKey: EventLoop.TimerID] = [:]
     /// False once `rm` took it out of the arbiter.
     var attached = true
+    /// The thread that calls this watcher's hooks, made at the first call; replaced when a
+    /// call outlives its deadline (that thread stays with the hung call).
+    var hookWorker: SerialWorker?
+    /// True while the watcher waits for a hook's answer. What it would do meanwhile (the
+    /// machine's effects, a `signal` command's signals) waits in `heldWork`, in order, so
+    /// that events keep Circus's order.
+    var waitingForHook = false
+    var heldWork: Deque<() -> Void> = []
 
     init(config: WatcherConfig) {
         machine = WatcherMachine(config: config, seed: UInt64.random(in: 1...UInt64.max))

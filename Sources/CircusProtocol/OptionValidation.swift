@@ -22,18 +22,14 @@ public enum OptionValidation {
         WatcherOptions.all.filter { $0.liveChange == .refused && !$0.name.hasSuffix("_stream_conf") }.map(\.name)
             + WatcherOptions.freeForm.map(\.name)
 
-    /// Hook names (`_HOOKS`), the keys a `hooks` object may have.
-    public static let hookNames: [String] = [
-        "before_start", "after_start", "before_stop", "after_stop", "before_spawn", "after_spawn",
-        "before_signal", "after_signal", "before_reap", "after_reap", "extended_stats",
-    ]
 
     /// The watcher's option names (Circus's `optnames`): what `get` accepts as keys and
     /// what `options` reports, besides free-form options.
     public static let watcherOptionNames: [String] = WatcherOptions.shownNames
 
     private static let validKeySet = Set(validKeys)
-    private static let hookNameSet = Set(hookNames)
+    /// Hook names (Circus's `_HOOKS`), the keys a `hooks` object may have.
+    private static let hookNameSet = Set(HookPoint.allCases.map(\.rawValue))
 
     /// True when `set`/`add` accept the key at all (before its value is looked at).
     public static func isAccepted(key: String) -> Bool {
@@ -62,6 +58,13 @@ public enum OptionValidation {
         switch key {
         case "retry_in":
             guard isNumber(value) else { throw .notANumber(key) }
+            return
+        case "hook_timeout":
+            // Ours, not Circus's: a deadline of nothing would fail every hook.
+            guard isNumber(value) else { throw .notANumber(key) }
+            guard let seconds = value.doubleValue, seconds > 0 else {
+                throw .message("'hook_timeout' must be more than 0 seconds")
+            }
             return
         case "hooks":
             guard case .object(let hooks) = value else { throw .notAHookDict(value) }
@@ -105,6 +108,9 @@ public enum OptionValidation {
     ///
     /// - Throws: errno 3, `'<key>' is not supported yet by this version of circusd: <why>`.
     public static func checkServed(key: String) throws(CommandError) {
+        if key == "hooks" || key.hasPrefix("hooks.") {
+            throw .message("\(PythonText.repr(key)) cannot be changed at run time: \(HookPoint.fixedAtLoad)")
+        }
         let support = WatcherOptions.wireOnly.first { $0.name == key }?.support
             ?? WatcherOptions.families.first { key.hasPrefix($0.prefix) }?.support
         if case .notYet(let reason)? = support {

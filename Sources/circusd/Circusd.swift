@@ -4,6 +4,7 @@
 import ArgumentParser
 import CircusConfig
 import CircusDaemon
+import CircusHooks
 import CircusSystem
 import Glibc
 import Logging
@@ -79,8 +80,12 @@ struct Circusd: ParsableCommand {
         // The user and group databases, read once here (NSS may block: the loop does not
         // run yet); the daemon keeps them current from there.
         let accounts = SystemAccounts.load()
+        // Hook libraries are opened and their symbols found now, before anything starts.
+        let hooks = HookCatalog()
         do {
             loaded = try ConfigLoader.load(path: config, environment: environment, currentDirectory: cwd, accounts: accounts)
+            try hooks.resolve(loaded.configuration)
+            try PythonHookCheck.verify(loaded.configuration, environment: environmentList)
             try PythonPluginCheck.verify(loaded.configuration, environment: environmentList)
         } catch {
             fail("circusd: configuration error: \(error)")
@@ -133,7 +138,7 @@ struct Circusd: ParsableCommand {
         do {
             supervisor = try Supervisor(
                 configuration: loaded.configuration, environment: environmentList, currentDirectory: cwd,
-                logger: logger, logSink: sink, accounts: accounts)
+                logger: logger, logSink: sink, accounts: accounts, hooks: hooks)
             try supervisor.run { report?.serving() }
         } catch {
             logger.critical("\(error)")

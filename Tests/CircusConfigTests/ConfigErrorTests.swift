@@ -73,17 +73,36 @@ struct ConfigErrorTests {
         ("[watcher:w]\ncmd = x\nrlimit_nofile = -5\n",
          "circus.ini:3: [watcher:w] rlimit_nofile: '-5' is not a limit (use a number >= 0, or nothing for unlimited)"),
         // Hooks.
-        ("[watcher:w]\ncmd = x\nhooks.before_start = myapp.hooks.check\n",
-         "circus.ini:3: [watcher:w] hooks.before_start: 'myapp.hooks.check' names a Python callable, and Python hooks are "
-            + "not supported: name a C function instead, expected 'path/to/lib.so:symbol' or 'lib.so:fn(args) -> type'"),
-        ("[watcher:w]\ncmd = x\nhooks.before_start = myapp.hooks:check, true\n",
-         "circus.ini:3: [watcher:w] hooks.before_start: 'myapp.hooks:check' names a Python callable, and Python hooks are "
-            + "not supported: name a C function instead, expected 'path/to/lib.so:symbol' or 'lib.so:fn(args) -> type'"),
+        ("[watcher:w]\ncmd = x\nhooks.before_start = my-app.hooks.check\n",
+         "circus.ini:3: [watcher:w] hooks.before_start: 'my-app.hooks.check' is not a hook target: expected "
+            + "'path/to/lib.so:symbol', 'lib.so:fn(args) -> type' or a Python 'package.module.function'"),
         ("[watcher:w]\ncmd = x\nhooks.before_start = hooks.so:check, perhaps\n",
          "circus.ini:3: [watcher:w] hooks.before_start: 'perhaps' is not a boolean"),
         ("[watcher:w]\ncmd = x\nhooks.after_start =\n",
          "circus.ini:3: [watcher:w] hooks.after_start: the hook target is empty: "
-            + "expected 'path/to/lib.so:symbol' or 'lib.so:fn(args) -> type'"),
+            + "expected 'path/to/lib.so:symbol', 'lib.so:fn(args) -> type' or a Python 'package.module.function'"),
+        ("[watcher:w]\ncmd = x\nhooks.before_launch = h.so:check\n",
+         "circus.ini:3: [watcher:w] hooks.before_launch: unknown hook 'before_launch': hooks are before_start, "
+            + "after_start, before_spawn, after_spawn, before_stop, after_stop, before_signal, after_signal, "
+            + "before_reap, after_reap, extended_stats"),
+        ("[watcher:w]\ncmd = x\nhook_timeout = 0\n",
+         "circus.ini:3: [watcher:w] hook_timeout: must be more than 0 seconds"),
+        // Declared signatures: types and names are checked against what the hook passes.
+        ("[watcher:w]\ncmd = x\nhooks.before_signal = ./h.so:check(pid: int, signum: quux) -> bool\n",
+         "circus.ini:3: [watcher:w] hooks.before_signal: unknown type 'quux' for signum: use one of int, int32_t, "
+            + "int64_t, long, unsigned, uint64_t, double, float, bool, const char *"),
+        ("[watcher:w]\ncmd = x\nhooks.before_start = ./h.so:check(pid: int) -> bool\n",
+         "circus.ini:3: [watcher:w] hooks.before_start: before_start passes no argument 'pid': it passes watcher, hook_name"),
+        ("[watcher:w]\ncmd = x\nhooks.after_spawn = ./h.so:check(pid: int, pid: long) -> bool\n",
+         "circus.ini:3: [watcher:w] hooks.after_spawn: parameter 'pid' is declared twice"),
+        ("[watcher:w]\ncmd = x\nhooks.after_spawn = ./h.so:check(pid: double) -> bool\n",
+         "circus.ini:3: [watcher:w] hooks.after_spawn: pid cannot be passed as double: declare it as an integer type "
+            + "(int, int64_t, ...)"),
+        ("[watcher:w]\ncmd = x\nhooks.after_spawn = ./h.so:check(watcher) -> bool\n",
+         "circus.ini:3: [watcher:w] hooks.after_spawn: parameter 'watcher' is not 'name: type' (for example 'pid: int')"),
+        ("[watcher:w]\ncmd = x\nhooks.after_spawn = ./h.so:check(pid: int) -> double\n",
+         "circus.ini:3: [watcher:w] hooks.after_spawn: return type 'double' is not one of bool, int (or another "
+            + "integer type), void"),
         // Streams.
         ("[watcher:w]\ncmd = x\nstdout_stream = FileStream\n",
          "circus.ini:3: [watcher:w] stdout_stream: not a stream option: use stdout_stream.<key> or stderr_stream.<key>"),

@@ -233,8 +233,30 @@ struct WatcherTests {
         #expect(w.cmd == "x")
     }
 
-    @Test("hooks and output streams are refused until this version serves them", arguments: [
-        ("hooks.before_start = /usr/lib/circus/hooks.so:before_start", "hooks.before_start", "hooks are not called"),
+    @Test("hooks: point, target, declared signature, ignore_failure and line")
+    func hooks() throws {
+        let w = try loadWatcher("""
+            [watcher:w]
+            cmd = x
+            hooks.before_start = ./h.so:check, true
+            hooks.before_signal = /opt/h.so:veto(signum: int32_t, pid: long, watcher: const char*) -> bool
+            hook_timeout = 2.5
+            """)
+        #expect(Array(w.hooks.keys) == [.beforeStart, .beforeSignal])
+        let start = try #require(w.hooks[.beforeStart])
+        #expect(start.target.library == "./h.so" && start.target.symbol == "check")
+        #expect(start.signature == nil && start.ignoreFailure && start.location?.line == 3)
+        let signal = try #require(w.hooks[.beforeSignal])
+        #expect(signal.signature?.parameters.map(\.argument) == [.signum, .pid, .watcher])
+        #expect(signal.signature?.parameters.map(\.type) == [.int32, .long, .string])
+        #expect(signal.signature?.returnType == .bool)
+        // Circus ignores failures of before_signal whatever `, true` says; not of before_start.
+        #expect(signal.failureIgnored && !signal.ignoreFailure)
+        #expect(w.hookTimeout == 2.5)
+        #expect(w.extraOptions.isEmpty)
+    }
+
+    @Test("output streams are refused until this version serves them", arguments: [
         ("stdout_stream.class = FileStream", "stdout_stream.class", "output streams are not served"),
         ("stderr_stream.filename = /tmp/x.log", "stderr_stream.filename", "output streams are not served"),
     ])

@@ -3,6 +3,7 @@
 // hook that outlives its deadline while others are answered, and a helper that dies.
 
 @testable import CircusDaemon
+import CircusHooks
 import CircusProtocol
 import OrderedCollections
 import Glibc

@@ -114,7 +114,11 @@ let stubbornINI = """
                         errno: 3, reason: "'stdout_stream' is not supported yet by this version of circusd: "
                             + "output streams are not served by this version")
             expectError(try await h.call("add", ["name": "x", "cmd": "true", "options": ["hooks.after_start": "a:b"]]),
-                        errno: 3, reasonContains: "'hooks.after_start' is not supported yet")
+                        errno: 3, reasonContains: "'hooks.after_start' cannot be changed at run time: hooks are opened when the "
+                            + "configuration is loaded")
+            expectError(try await h.call("set", ["name": "sleeper", "options": ["hooks": ["before_start": "a.so:f"]]]),
+                        errno: 3, reason: "'hooks' cannot be changed at run time: hooks are opened when the configuration "
+                            + "is loaded: change hooks.<name> in the configuration file and run reloadconfig")
             expectError(try await h.call("add", ["name": "x", "cmd": "true", "options": ["copy_path": true]]),
                         errno: 3, reason: "unknown key 'copy_path'")
             expectError(try await h.call("set", ["name": "sleeper", "options": ["copy_path": true]]),

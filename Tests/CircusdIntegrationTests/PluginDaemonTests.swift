@@ -161,6 +161,45 @@ enum FixturePlugin {
         }
     }
 
+    @Test func flappingNeverRestartsAWatcherAnOperatorStopped() async throws {
+        try await withDaemon("""
+            [watcher:a]
+            cmd = sh -c 'exit 3'
+            autostart = false
+
+            [watcher:b]
+            cmd = sh -c 'exit 3'
+            autostart = false
+
+            [plugin:flapping]
+            use = circus.plugins.flapping.Flapping
+            attempts = 2
+            window = 1
+            retry_in = 1
+            max_retry = 5
+            """) { h in
+            let mark = h.mark
+            expectOK(try await h.call("start", ["name": "a"]))
+            try await h.waitEvent("watcher.a.stop", since: mark, timeout: 30)
+            // The plugin starts it again retry_in (1 s) after its stop, if it still means to.
+            let flapped = h.mark
+            // The operator stops the watcher the plugin stopped: Circus publishes nothing for
+            // a stopped watcher; we publish `stop`, and the plugin drops its retry.
+            let operatorMark = h.mark
+            expectOK(try await h.call("stop", ["name": "a", "waiting": true]), keys: ["info"])
+            try await h.waitEvent("watcher.a.stop", since: operatorMark)
+            // b flaps after a, so its retry is due after a's would have been: once b is
+            // started again, a's retry time has passed.
+            expectOK(try await h.call("start", ["name": "b"]))
+            try await h.waitEvent("watcher.b.stop", since: operatorMark, timeout: 30)
+            let bStopped = h.mark
+            try await h.waitEvent("watcher.b.start", since: bStopped, timeout: 30)
+            let afterFlap = h.events(since: flapped)
+            #expect(!afterFlap.contains { $0.topic == "watcher.a.start" }, "\(afterFlap.map(\.description))")
+            #expect(try await h.status("a") == "stopped")
+        }
+    }
+
     @Test func checkFlappingFalseRespawnsShortLivedProcessesWithoutBackoff() async throws {
         // `fast` says its processes are short-lived by design; `control` does not, so the
         // supervisor spaces its respawns (and logs it) and the default flapping instance

@@ -5,6 +5,7 @@
 // the answers; nothing here runs on the supervisor's loop thread.
 
 import CircusConfig
+import CircusHooks
 import CircusProtocol
 import CircusSystem
 import Glibc
@@ -32,10 +33,7 @@ final class PythonHookBridge: Sendable {
 
     /// How a call ended: the hook's result as a boolean (None is False, as in Circus), or
     /// why it has none (it raised, the helper could not run, the deadline passed).
-    enum Outcome: Hashable, Sendable {
-        case returned(Bool)
-        case failed(String)
-    }
+    typealias Outcome = HookOutcome
 
     private struct Pending {
         var deadline: ContinuousClock.Instant

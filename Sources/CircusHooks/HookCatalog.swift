@@ -1,0 +1,39 @@
+// Every hook the configuration names, resolved before anything starts (at start-up, and
+// on the config thread for reloadconfig), so that a missing library or symbol is a
+// configuration error with the file, line and option, never a surprise at run time.
+
+public import CircusConfig
+import OrderedCollections
+import Synchronization
+
+/// The resolved hook functions, by their configuration spec. Safe from any thread.
+public final class HookCatalog: Sendable {
+    private let functions = Mutex<[HookSpec: HookFunction]>([:])
+
+    public init() {}
+
+    /// Opens the library and finds the symbol of every hook of `configuration` not
+    /// resolved yet. Blocking (dlopen reads files): call it off the loop thread.
+    ///
+    /// - Throws: ``ConfigError`` naming the hook's file, line and option.
+    public func resolve(_ configuration: CircusConfiguration) throws(ConfigError) {
+        for watcher in configuration.watchers {
+            // Python hooks run in the Python helper, not here.
+            for (_, spec) in watcher.hooks where spec.target.python == nil && function(for: spec) == nil {
+                do {
+                    let function = try HookFunction(resolving: spec)
+                    functions.withLock { $0[spec] = function }
+                } catch {
+                    throw ConfigError(
+                        at: spec.location, section: "watcher:\(watcher.name)", option: "hooks.\(spec.point.rawValue)",
+                        message: error.description)
+                }
+            }
+        }
+    }
+
+    /// The function resolved for `spec`, if `resolve` saw it.
+    public func function(for spec: HookSpec) -> HookFunction? {
+        functions.withLock { $0[spec] }
+    }
+}

@@ -1,0 +1,120 @@
+// Where the watcher machine waits for hooks, and Circus's abort rules for their answers.
+
+import CircusConfig
+import CircusCore
+import OrderedCollections
+import Testing
+
+extension Driver {
+    /// Hooks at these points, as if the configuration named them.
+    init(hooks points: [HookPoint], _ configure: (inout WatcherConfig) -> Void = { _ in }) {
+        self.init { config in
+            for point in points {
+                config.hooks[point] = HookSpec(
+                    point: point, target: try! HookTarget(parsing: "./h.so:f"), signature: nil, ignoreFailure: false)
+            }
+            configure(&config)
+        }
+    }
+
+    /// The hook calls asked for so far, as `point` or `point pid`.
+    var hookCalls: [String] {
+        log.compactMap {
+            guard case .callHook(let call) = $0 else { return nil }
+            return call.pid.map { "\(call.point.rawValue) \($0)" } ?? call.point.rawValue
+        }
+    }
+
+    mutating func answer(_ point: HookPoint, _ allowed: Bool) {
+        apply(machine.hookReturned(point, allowed: allowed, at: now))
+    }
+}
+
+@Suite("Watcher hooks")
+struct WatcherHookTests {
+    @Test func startWaitsForEachHookInCircusOrder() {
+        var d = Driver(hooks: [.beforeStart, .beforeSpawn, .afterSpawn, .afterStart])
+        let op = d.command(.start)
+        #expect(d.hookCalls == ["before_start"] && d.spawnedWids.isEmpty)
+        d.answer(.beforeStart, true)
+        #expect(d.hookCalls == ["before_start", "before_spawn"] && d.spawnedWids.isEmpty)
+        d.answer(.beforeSpawn, true)
+        // The process runs, but `spawn` is published only once after_spawn accepted it.
+        #expect(d.hookCalls.last == "after_spawn 101" && d.events.isEmpty)
+        d.answer(.afterSpawn, true)
+        #expect(d.events == ["spawn 101"] && d.hookCalls.last == "after_start")
+        #expect(d.machine.status == .starting)
+        d.answer(.afterStart, true)
+        #expect(d.events == ["spawn 101", "start"] && d.machine.status == .active)
+        #expect(d.finished[op] == OperationResult(started: [101]))
+    }
+
+    @Test func beforeStartSayingNoLeavesTheWatcherStopped() {
+        var d = Driver(hooks: [.beforeStart])
+        let op = d.command(.start)
+        d.answer(.beforeStart, false)
+        #expect(d.spawnedWids.isEmpty && d.events.isEmpty && d.machine.status == .stopped)
+        #expect(d.finished[op]?.failure == "the before_start hook of 'web' refused the start")
+    }
+
+    @Test func beforeSpawnSayingNoStopsTheWatcher() {
+        var d = Driver(hooks: [.beforeSpawn]) { $0.numprocesses = 2 }
+        let op = d.command(.start)
+        d.answer(.beforeSpawn, true)
+        d.answer(.beforeSpawn, false)
+        #expect(d.spawnedWids == [1])
+        #expect(d.signals == ["101:15"] && d.machine.status == .stopping)
+        d.exit(101, code: -15)
+        #expect(d.events == ["spawn 101", "reap 101 -15", "stop"] && d.machine.status == .stopped)
+        #expect(d.finished[op]?.failure == "the before_spawn hook of 'web' refused a spawn")
+    }
+
+    @Test func afterSpawnSayingNoKillsThatProcessAndStopsTheWatcher() {
+        var d = Driver(hooks: [.afterSpawn])
+        let op = d.command(.start)
+        d.answer(.afterSpawn, false)
+        #expect(d.signals == ["101:15"] && !d.events.contains("spawn 101"))
+        d.exit(101, code: -15)
+        #expect(d.machine.status == .stopped)
+        #expect(d.finished[op]?.failure == "the after_spawn hook of 'web' refused process 101")
+    }
+
+    @Test func afterStartSayingNoStopsTheWatcher() {
+        var d = Driver(hooks: [.afterStart])
+        let op = d.command(.start)
+        d.answer(.afterStart, false)
+        d.exit(101, code: -15)
+        #expect(d.events == ["spawn 101", "reap 101 -15", "stop"] && d.machine.status == .stopped)
+        #expect(d.finished[op]?.failure == "the after_start hook of 'web' refused the start")
+    }
+
+    @Test func stopHooksAreAnsweredWhateverTheySay() {
+        var d = Driver(hooks: [.beforeStop, .afterStop, .beforeReap, .afterReap])
+        d.command(.start)
+        d.clearLog()
+        let op = d.command(.stop)
+        #expect(d.hookCalls == ["before_stop"] && d.signals.isEmpty)
+        d.answer(.beforeStop, false)
+        #expect(d.signals == ["101:15"])
+        d.exit(101, code: -15)
+        #expect(d.hookCalls == ["before_stop", "before_reap 101", "after_reap 101", "after_stop"])
+        #expect(d.machine.status == .stopped && d.finished[op] == nil)
+        d.answer(.afterStop, false)
+        #expect(d.finished[op] == OperationResult(stopped: [101]))
+        // A process being stopped is reaped with Circus's process_status None.
+        let afterReap = d.log.compactMap { effect -> HookCall? in
+            guard case .callHook(let call) = effect, call.point == .afterReap else { return nil }
+            return call
+        }.first
+        #expect(afterReap?.processStatus == nil && afterReap?.exitCode == -15 && afterReap?.awaited == false)
+    }
+
+    @Test func spawnRetriesAskBeforeSpawnOnlyOnce() {
+        var d = Driver(hooks: [.beforeSpawn])
+        d.failSpawns = 2
+        d.command(.start)
+        d.answer(.beforeSpawn, true)
+        #expect(d.spawnedWids == [1, 1, 1] && d.hookCalls == ["before_spawn"])
+        #expect(d.events == ["spawn 101", "start"])
+    }
+}
