@@ -79,6 +79,14 @@ let package = Package(
             dependencies: ["CCircusSys"],
             swiftSettings: upcoming
         ),
+        // Output streams: a writer thread per watcher moving its processes' pipes to files
+        // or circusd's stdout in Circus's formats.
+        .target(name: "CCircusStreams"),
+        .target(
+            name: "CircusStreams",
+            dependencies: ["CCircusStreams", "CircusConfig", "CircusSystem"],
+            swiftSettings: upcoming
+        ),
         .target(
             name: "CircusBus",
             dependencies: ["CZeroMQ"],
@@ -140,7 +148,7 @@ let package = Package(
             name: "CircusDaemon",
             dependencies: [
                 "CircusConfig", "CircusProtocol", "CircusCore", "CircusSystem", "CircusBus", "CircusMessageBus", "CircusHooks",
-                "CircusPluginHost",
+                "CircusPluginHost", "CircusStreams",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],

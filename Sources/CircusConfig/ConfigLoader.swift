@@ -479,6 +479,9 @@ struct ConfigBuilder {
                         at: value.location, section: header, option: option,
                         message: "not a stream option: use stdout_stream.<key> or stderr_stream.<key>")
                 }
+                // Expanded with the watcher's env in the second pass, then checked there.
+                w.deferred[option] = value
+                continue
             }
             if let reason = Self.ignoredWatcherOptions[option] {
                 warnings.append("\(value.location): [\(header)] option '\(option)' is ignored: \(reason)")
@@ -605,10 +608,23 @@ struct ConfigBuilder {
         if w.workingDir?.isEmpty ?? true { w.workingDir = currentDirectory }
         w.executable = w.executable.map(expand)
 
-        // Free-form options keep their order in the section.
+        // Free-form options keep their order in the section; stream keys go to their stream.
         for option in document.items(in: header)?.keys ?? [] {
             guard let text = expanded[option], WatcherOptions.option(option) == nil else { continue }
-            w.extraOptions[option] = text
+            if option.hasPrefix("stdout_stream.") {
+                w.stdoutStream[String(option.dropFirst("stdout_stream.".count))] = text
+            } else if option.hasPrefix("stderr_stream.") {
+                w.stderrStream[String(option.dropFirst("stderr_stream.".count))] = text
+            } else {
+                w.extraOptions[option] = text
+            }
+        }
+        for (prefix, keys) in [("stdout_stream.", w.stdoutStream), ("stderr_stream.", w.stderrStream)] {
+            do {
+                _ = try StreamConfig.parse(keys)
+            } catch {
+                throw failure(prefix + error.key, error.message)
+            }
         }
 
         // Watcher.load_from_config: `$VAR` expansion of the env.

@@ -262,21 +262,26 @@ public enum WatcherOptions {
               read: { .text($0.stdinSocket) }, write: { $0.stdinSocket = $1.textValue }),
     ]
 
-    /// Options known by prefix: `rlimit_<name>` (served, see ``ResourceLimits``), and the
-    /// hook and stream families this version does not serve yet.
+    /// Options known by prefix: `rlimit_<name>` (served, see ``ResourceLimits``), hooks and
+    /// the output streams (see ``StreamConfig``).
     public static let families: [(prefix: String, support: Support)] = [
         ("rlimit_", .served),
         ("hooks.", .served),
-        ("stdout_stream.", .notYet("output streams are not served by this version; the processes inherit circusd's stdout")),
-        ("stderr_stream.", .notYet("output streams are not served by this version; the processes inherit circusd's stderr")),
+        ("stdout_stream.", .served),
+        ("stderr_stream.", .served),
     ]
+
+    /// Why `set` and `add` refuse stream keys: a configuration file sets the streams.
+    public static let streamsFixedAtLoad =
+        "output streams are set in the configuration file: change it and send reloadconfig"
+
 
     /// Keys `set`/`add` accept besides the table's options, with what they do: Circus
     /// takes whole stream and hook objects and a `retry_in` that nothing reads.
     public static let wireOnly: [(name: String, support: Support)] = [
         ("retry_in", .withoutEffect("Circus accepts it and nothing reads it")),
-        ("stdout_stream", .notYet("output streams are not served by this version")),
-        ("stderr_stream", .notYet("output streams are not served by this version")),
+        ("stdout_stream", .notYet(streamsFixedAtLoad)),
+        ("stderr_stream", .notYet(streamsFixedAtLoad)),
         ("hooks", .notYet(HookPoint.fixedAtLoad)),
     ]
 

@@ -14,6 +14,7 @@ public import CircusHooks
 import CircusMessageBus
 import CircusPluginHost
 import CircusProtocol
+import CircusStreams
 import CircusSystem
 import DequeModule
 import Glibc
@@ -105,6 +106,8 @@ public final class Supervisor {
     var abandonedHookWorkers: [SerialWorker] = []
     /// Runs Python hooks; made by the first one called.
     var pythonHookBridge: PythonHookBridge?
+    /// The output streams' writer threads (Supervisor+Streams).
+    let outputs = OutputStreams()
 
     /// Creates a supervisor for `configuration`. Nothing is bound or spawned until `run()`.
     ///
@@ -146,6 +149,7 @@ public final class Supervisor {
         users = Self.loadUsers(for: configuration, initial: accounts.snapshot)
         statsService = StatsService(users: users)
         registerCoreCommands()
+        registerTailCommand()
     }
 
     // MARK: - Running
@@ -185,6 +189,8 @@ public final class Supervisor {
         }
         drainDeferred()
         loop.run()
+        // The children are gone: what they wrote last is still in the pipes.
+        finishOutputStreams()
         pythonHookBridge?.shutdown()
         // A hook thread still stuck in a call past its deadline is never joined: letting go
         // of its worker would wait for it forever.
@@ -620,9 +626,11 @@ public final class Supervisor {
 
     /// Spawns one process and watches its pidfd. Returns the pid or the error text.
     private func spawnProcess(for entry: WatcherEntry, wid: Int) -> Result<Int32, SpawnFailure> {
-        let request: SpawnRequest
+        var request: SpawnRequest
+        let output: (StreamWriter, OutputPipes)?
         do {
             request = try makeSpawnRequest(for: entry.config, wid: wid)
+            output = try openOutputPipes(for: entry, request: &request)
         } catch {
             return .failure(error)
         }
@@ -630,8 +638,10 @@ public final class Supervisor {
         do {
             child = try spawner.spawn(request)
         } catch {
+            handOverOutputPipes(output, pid: nil)
             return .failure(SpawnFailure(message: error.description))
         }
+        handOverOutputPipes(output, pid: child.pid)
         do {
             try monitor.watch(child) { [unowned self] pid, status in
                 self.childExited(pid: pid, status: status, entry: entry)

@@ -111,6 +111,9 @@ public enum OptionValidation {
         if key == "hooks" || key.hasPrefix("hooks.") {
             throw .message("\(PythonText.repr(key)) cannot be changed at run time: \(HookPoint.fixedAtLoad)")
         }
+        if ["stdout_stream", "stderr_stream"].contains(where: { key == $0 || key.hasPrefix($0 + ".") }) {
+            throw .message("\(PythonText.repr(key)) cannot be changed at run time: \(WatcherOptions.streamsFixedAtLoad)")
+        }
         let support = WatcherOptions.wireOnly.first { $0.name == key }?.support
             ?? WatcherOptions.families.first { key.hasPrefix($0.prefix) }?.support
         if case .notYet(let reason)? = support {

@@ -256,16 +256,6 @@ struct WatcherTests {
         #expect(w.extraOptions.isEmpty)
     }
 
-    @Test("output streams are refused until this version serves them", arguments: [
-        ("stdout_stream.class = FileStream", "stdout_stream.class", "output streams are not served"),
-        ("stderr_stream.filename = /tmp/x.log", "stderr_stream.filename", "output streams are not served"),
-    ])
-    func unservedFamilies(line: String, option: String, reason: String) throws {
-        let error = #expect(throws: ConfigError.self) { try loadWatcher("[watcher:w]\ncmd = x\n\(line)\n") }
-        #expect(error?.description.hasPrefix(
-            "circus.ini:3: [watcher:w] \(option): is not supported yet by this version of circusd: \(reason)") == true)
-    }
-
     @Test("rlimits: known names, lower-cased; empty or -1 means unlimited")
     func rlimits() throws {
         let w = try loadWatcher("""

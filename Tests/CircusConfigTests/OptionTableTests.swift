@@ -104,7 +104,6 @@ struct ServedOrRefusedTests {
         ("[watcher:w]\ncmd = x\nuse_sockets = true\n", "circus.ini:3: [watcher:w] use_sockets: is not supported yet"),
         ("[watcher:w]\ncmd = x\non_demand = true\n", "circus.ini:3: [watcher:w] on_demand: is not supported yet"),
         ("[watcher:w]\ncmd = x\nstdin_socket = web\n", "circus.ini:3: [watcher:w] stdin_socket: is not supported yet"),
-        ("[watcher:w]\ncmd = x\nstdout_stream.class = FileStream\n", "circus.ini:3: [watcher:w] stdout_stream.class: is not supported yet"),
         ("[watcher:w]\ncmd = x\ncopy_env = true\ncopy_path = true\n", "circus.ini:4: [watcher:w] copy_path: is not supported yet by this version of circusd: circusd has no Python sys.path to copy; set PYTHONPATH in an [env:NAME] section instead"),
         ("[socket:web]\nport = 8080\n", "circus.ini:1: [socket:web] is not supported yet"),
         ("[circus]\nstatsd = true\n", "circus.ini:2: [circus] statsd: is not supported yet"),

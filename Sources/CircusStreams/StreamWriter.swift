@@ -1,0 +1,260 @@
+// The thread that moves one watcher's output from its processes' pipes to its streams.
+//
+// Each watcher with a stream gets its own writer thread with its own epoll loop, so a
+// slow disk or a chatty child holds up only that watcher's output: the supervisor's loop
+// only creates pipes and hands their read ends over. A pipe is read until every process
+// holding its write end has closed it (end of file), so every byte a child wrote before
+// it died reaches the stream, whenever it died; at circusd's exit `finish()` takes what
+// is still in the pipes before the files are closed.
+
+import CCircusStreams
+public import CircusConfig
+public import CircusSystem
+import Glibc
+import Synchronization
+
+/// Lines a follower of `tail` gets: one batch from one process's stream.
+public struct FollowedLines: Sendable {
+    /// `stdout` or `stderr`.
+    public let stream: String
+    public let pid: Int32
+    public let lines: [String]
+}
+
+/// One watcher's output streams, written on a thread of their own.
+public final class StreamWriter: @unchecked Sendable {
+    // Everything below `remote` is touched on the writer thread only (the thread runs
+    // `loop`; other threads post to it).
+    /// The watcher, for messages and follow events.
+    public let watcher: String
+    /// The configurations this writer was made for (the supervisor compares them with the
+    /// watcher's current ones to know when to make a new writer).
+    public let stdoutConfig: StreamConfig?
+    public let stderrConfig: StreamConfig?
+    private let remote: EventLoop.Remote
+    private let loopBox: LoopBox
+    private var thread: OSThread?
+    private var sinks: [String: StreamSink] = [:]
+    private var pipes: [Int32: PipeState] = [:]
+    private var retiring = false
+    private var finished = false
+    /// Monotonic deadline of the follow lease, as Double bits; 0 when nobody follows.
+    private let followDeadline = Atomic<UInt64>(0)
+    private let onLines: @Sendable (FollowedLines) -> Void
+    /// Reads land here: larger than a pipe's default capacity (64 KiB), so one read takes
+    /// all a pipe holds and never splits a write of up to PIPE_BUF bytes.
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
+
+    private final class LoopBox: @unchecked Sendable {
+        let loop: EventLoop
+        init(_ loop: EventLoop) { self.loop = loop }
+    }
+
+    private struct PipeState {
+        let fd: Int32
+        let pid: Int32
+        let stream: String
+        var registration: EventLoop.Registration?
+        /// A line begun and not yet ended, kept only while someone follows.
+        var partial: [UInt8] = []
+    }
+
+    /// Starts the writer thread of `watcher` and opens its files on it.
+    ///
+    /// - Parameters:
+    ///   - report: a failure (`error` true) or a recovery, on the writer thread; each
+    ///     failure is reported once when it begins, not per chunk.
+    ///   - lines: lines for `tail` followers, on the writer thread.
+    /// - Throws: `SystemError` when the thread or its epoll cannot be created.
+    public init(
+        watcher: String, stdout: StreamConfig?, stderr: StreamConfig?,
+        report: @escaping @Sendable (_ error: Bool, _ message: String) -> Void,
+        lines: @escaping @Sendable (FollowedLines) -> Void
+    ) throws(SystemError) {
+        self.watcher = watcher
+        stdoutConfig = stdout
+        stderrConfig = stderr
+        onLines = lines
+        let loop = try EventLoop()
+        remote = loop.remote
+        loopBox = LoopBox(loop)
+        let box = loopBox
+        // The thread keeps the writer alive until its loop ends (a retired writer outlives
+        // the supervisor's reference to it until its pipes are drained).
+        thread = try OSThread.start { [self] in
+            box.loop.run()
+            self.closeAll()
+        }
+        remote.post { [self] in
+            for (name, config) in [("stdout", stdout), ("stderr", stderr)] {
+                guard let config else { continue }
+                sinks[name] = StreamSink(config: config, name: name, watcher: watcher, report: report)
+            }
+        }
+    }
+
+    deinit {
+        buffer.deallocate()
+    }
+
+    /// Makes a pipe for one stream of a process: close-on-exec (the spawn gives the write
+    /// end to the child as its stdout or stderr), the read end non-blocking.
+    ///
+    /// - Throws: `SystemError` (EMFILE, ENFILE).
+    public static func makePipe() throws(SystemError) -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        let r = circus_output_pipe(&fds)
+        if r < 0 { throw SystemError("pipe2", errno: -r) }
+        return (fds[0], fds[1])
+    }
+
+    /// Hands over the read ends of a new process's pipes (the writer closes them).
+    public func attach(pid: Int32, stdout: Int32?, stderr: Int32?) {
+        remote.post { [self] in
+            for (name, fd) in [("stdout", stdout), ("stderr", stderr)] {
+                guard let fd else { continue }
+                var state = PipeState(fd: fd, pid: pid, stream: name)
+                do {
+                    state.registration = try loopBox.loop.register(fd: fd) { [unowned self] _ in self.service(fd) }
+                    pipes[fd] = state
+                } catch {
+                    sinks[name]?.lost(0)
+                    close(fd)
+                }
+            }
+        }
+    }
+
+    /// Publishes new lines through `lines` until `deadline` (monotonic seconds; 0 stops).
+    public func follow(until deadline: Double) {
+        followDeadline.store(deadline.bitPattern, ordering: .releasing)
+    }
+
+    /// Whether someone follows now (checked per chunk: nothing else is done when nobody does).
+    private var following: Bool {
+        let bits = followDeadline.load(ordering: .acquiring)
+        return bits != 0 && Double(bitPattern: bits) > monotonicSeconds()
+    }
+
+    /// Answers with the last `count` lines of each stream (`stdout`, `stderr`), on the
+    /// writer thread.
+    public func tail(_ count: Int, reply: @escaping @Sendable ([String: [String]]) -> Void) {
+        remote.post { [self] in
+            var result: [String: [String]] = [:]
+            for (name, sink) in sinks { result[name] = sink.lastLines(count) }
+            reply(result)
+        }
+    }
+
+    /// The files this writer writes to, by stream (for diagnostics).
+    public var configs: [(String, StreamConfig)] {
+        [("stdout", stdoutConfig), ("stderr", stderrConfig)].compactMap { name, config in config.map { (name, $0) } }
+    }
+
+    /// The watcher got new streams: this writer ends once its pipes are drained.
+    public func retire() {
+        remote.post { [self] in
+            retiring = true
+            if pipes.isEmpty { loopBox.loop.stop() }
+        }
+    }
+
+    /// Takes everything the pipes hold now, closes the files and ends the thread; returns
+    /// when that is done. For circusd's exit, once the children are gone.
+    public func finish() {
+        remote.post { [self] in
+            for fd in Array(pipes.keys) { service(fd, untilEmpty: true) }
+            loopBox.loop.stop()
+        }
+        thread?.join()
+        thread = nil
+    }
+
+    // MARK: - Writer thread
+
+    private func closeAll() {
+        guard !finished else { return }
+        finished = true
+        for fd in Array(pipes.keys) { closePipe(fd) }
+        for sink in sinks.values { sink.close() }
+        sinks = [:]
+    }
+
+    private func closePipe(_ fd: Int32) {
+        guard let state = pipes.removeValue(forKey: fd) else { return }
+        if let registration = state.registration { loopBox.loop.unregister(registration) }
+        close(fd)
+        if retiring, pipes.isEmpty { loopBox.loop.stop() }
+    }
+
+    /// Moves what pipe `fd` holds to its stream: at most 16 chunks per wakeup, so that one
+    /// chatty process does not starve the watcher's others (epoll calls again while data is
+    /// left), or everything with `untilEmpty`.
+    private func service(_ fd: Int32, untilEmpty: Bool = false) {
+        guard let state = pipes[fd], let sink = sinks[state.stream] else {
+            closePipe(fd)
+            return
+        }
+        var rounds = 0
+        while untilEmpty || rounds < 16 {
+            rounds += 1
+            let followed = following
+            if !followed, !pipes[fd]!.partial.isEmpty { pipes[fd]!.partial = [] }
+            if sink.canSplice, !followed {
+                var length = 1 << 20
+                if sink.needsChunkLength {
+                    var available: Int32 = 0
+                    if ioctl(fd, UInt(FIONREAD), &available) == 0, available > 0 { length = Int(available) }
+                }
+                sink.prepare(chunkLength: length)
+                if sink.canSplice {
+                    let n = sink.splice(from: fd, length: length)
+                    if n > 0 { continue }
+                    if n == 0 { return endOfPipe(fd) }
+                    if n == -Int(EAGAIN) { return }
+                    // The file failed: the bytes are still in the pipe; read and count them below.
+                }
+            }
+            let n = read(fd, buffer.baseAddress!, buffer.count)
+            if n == 0 { return endOfPipe(fd) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN { return }
+                return endOfPipe(fd)
+            }
+            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            sink.prepare(chunkLength: n)
+            sink.write(chunk, pid: state.pid)
+            if followed { publishLines(chunk, fd: fd) }
+        }
+    }
+
+    private func endOfPipe(_ fd: Int32) {
+        if let state = pipes[fd], !state.partial.isEmpty, following {
+            onLines(FollowedLines(stream: state.stream, pid: state.pid, lines: [String(decoding: state.partial, as: UTF8.self)]))
+        }
+        closePipe(fd)
+    }
+
+    /// Splits a chunk into complete lines for followers; a line's start waits for its end.
+    private func publishLines(_ chunk: UnsafeRawBufferPointer, fd: Int32) {
+        guard var state = pipes[fd], let base = chunk.baseAddress else { return }
+        var lines: [String] = []
+        var start = 0
+        while start < chunk.count {
+            guard let found = memchr(base + start, Int32(UInt8(ascii: "\n")), chunk.count - start) else { break }
+            let stop = base.distance(to: UnsafeRawPointer(found))
+            if state.partial.isEmpty {
+                lines.append(String(decoding: UnsafeRawBufferPointer(rebasing: chunk[start..<stop]), as: UTF8.self))
+            } else {
+                state.partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start..<stop]))
+                lines.append(String(decoding: state.partial, as: UTF8.self))
+                state.partial = []
+            }
+            start = stop + 1
+        }
+        if start < chunk.count { state.partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start...])) }
+        pipes[fd] = state
+        if !lines.isEmpty { onLines(FollowedLines(stream: state.stream, pid: state.pid, lines: lines)) }
+    }
+}
