@@ -57,8 +57,11 @@ final class StreamSink {
 
     /// Whether pipe bytes can go to the file untouched, by splice(2).
     var canSplice: Bool {
-        config.kind.writesFile && config.timeFormat == nil && fd >= 0 && failure == nil
+        config.kind.writesFile && config.timeFormat == nil && fd >= 0 && failure == nil && !spliceUnsupported
     }
+    /// The file refused splice (a device such as /dev/full, a filesystem without it):
+    /// read and write instead.
+    private var spliceUnsupported = false
 
     /// Whether the size rule needs each chunk's length before it is written.
     var needsChunkLength: Bool { config.kind == .file && config.maxBytes > 0 }
@@ -185,7 +188,10 @@ final class StreamSink {
     ///   negative errno when the file could not be written (the bytes stay in the pipe).
     func splice(from pipe: Int32, length: Int) -> Int {
         let end = lseek(fd, 0, SEEK_END)
-        guard end >= 0 else { return -Int(errno) }
+        guard end >= 0 else {
+            spliceUnsupported = true
+            return -Int(ESPIPE)
+        }
         let start = Int(end)
         var offset = Int64(end)
         let n = circus_splice_to_file(pipe, fd, &offset, length)
@@ -202,6 +208,10 @@ final class StreamSink {
         if n == 0 { return 0 }
         let code = Int32(-n)
         if code == EAGAIN { return -Int(EAGAIN) }
+        if code == EINVAL {
+            spliceUnsupported = true
+            return -Int(EINVAL)
+        }
         fail("cannot write to \(path ?? "?"): \(errnoText(code))")
         return -Int(code)
     }
@@ -239,10 +249,13 @@ final class StreamSink {
     }
 
     private func writeToFile(_ bytes: UnsafeRawBufferPointer, original: Int) {
+        // A file that cannot seek (a FIFO, a terminal) is written in order.
         var offset = lseek(fd, 0, SEEK_END)
         var done = 0
         while done < bytes.count {
-            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, offset)
+            let n = offset < 0
+                ? Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+                : pwrite(fd, bytes.baseAddress! + done, bytes.count - done, offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 fail("cannot write to \(path ?? "?"): \(errnoText(errno))")
@@ -250,7 +263,7 @@ final class StreamSink {
                 return
             }
             done += n
-            offset += off_t(n)
+            if offset >= 0 { offset += off_t(n) }
         }
         recovered()
     }

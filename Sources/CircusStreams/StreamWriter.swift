@@ -202,12 +202,16 @@ public final class StreamWriter: @unchecked Sendable {
             if !followed, !pipes[fd]!.partial.isEmpty { pipes[fd]!.partial = [] }
             if sink.canSplice, !followed {
                 var length = 1 << 20
+                var known = true
                 if sink.needsChunkLength {
+                    // The size rule needs the chunk's length; an empty pipe (or its end) is
+                    // left to read() below, which tells them apart.
                     var available: Int32 = 0
-                    if ioctl(fd, UInt(FIONREAD), &available) == 0, available > 0 { length = Int(available) }
+                    known = ioctl(fd, UInt(FIONREAD), &available) == 0 && available > 0
+                    length = Int(available)
                 }
-                sink.prepare(chunkLength: length)
-                if sink.canSplice {
+                if known { sink.prepare(chunkLength: length) }
+                if known, sink.canSplice {
                     let n = sink.splice(from: fd, length: length)
                     if n > 0 { continue }
                     if n == 0 { return endOfPipe(fd) }

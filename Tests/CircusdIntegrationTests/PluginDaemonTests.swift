@@ -76,7 +76,7 @@ enum FixturePlugin {
             #expect(commands?["blk.hang"]?["access"] == "control")
             // Every one of Circus's commands is there, and nothing else of the core's.
             let core = commands?.objectValue?.filter { $0.value["origin"] == "core" }.map(\.key).sorted()
-            #expect(core == (CommandName.allCases.map(\.rawValue) + ["commands", "plugins"]).sorted())
+            #expect(core == (CommandName.allCases.map(\.rawValue) + ["commands", "plugins", "tail"]).sorted())
         }
     }
 
