@@ -103,8 +103,16 @@ final class StreamSink {
         fd = -1
     }
 
-    /// Closes the file for good (the watcher's streams were replaced, or circusd exits).
+    /// Closes the file (no process writes to it any more, the watcher's streams were
+    /// replaced, or circusd exits). Circus closes its streams when the watcher stops and
+    /// opens the path again when it starts, so a file removed meanwhile is made again.
     func close() { closeFile() }
+
+    /// Opens the file again for a new process if it was closed.
+    func reopen() {
+        guard config.kind.writesFile, fd < 0 else { return }
+        openFile()
+    }
 
     /// Opens again a file that could not be opened, at most once a second.
     private func reopenIfDue() {

@@ -111,6 +111,7 @@ public final class StreamWriter: @unchecked Sendable {
     /// Hands over the read ends of a new process's pipes (the writer closes them).
     public func attach(pid: Int32, stdout: Int32?, stderr: Int32?) {
         remote.post { [self] in
+            if pipes.isEmpty { for sink in sinks.values { sink.reopen() } }
             for (name, fd) in [("stdout", stdout), ("stderr", stderr)] {
                 guard let fd else { continue }
                 var state = PipeState(fd: fd, pid: pid, stream: name)
@@ -118,7 +119,6 @@ public final class StreamWriter: @unchecked Sendable {
                     state.registration = try loopBox.loop.register(fd: fd) { [unowned self] _ in self.service(fd) }
                     pipes[fd] = state
                 } catch {
-                    sinks[name]?.lost(0)
                     close(fd)
                 }
             }
@@ -184,7 +184,14 @@ public final class StreamWriter: @unchecked Sendable {
         guard let state = pipes.removeValue(forKey: fd) else { return }
         if let registration = state.registration { loopBox.loop.unregister(registration) }
         close(fd)
-        if retiring, pipes.isEmpty { loopBox.loop.stop() }
+        guard pipes.isEmpty else { return }
+        if retiring {
+            loopBox.loop.stop()
+        } else {
+            // No process writes any more (the watcher stopped, or its processes all ended):
+            // the files are opened again by the next process.
+            for sink in sinks.values { sink.close() }
+        }
     }
 
     /// Moves what pipe `fd` holds to its stream: at most 16 chunks per wakeup, so that one
