@@ -11,8 +11,12 @@ write(2). In the same run, alternating between them:
    /proc/PID/stat: every thread of the daemon, the stream writers included);
 2. Python circusd 0.19 (.venv/bin/circusd) with the same configuration;
 3. the bare limit: the same writers each piped into `cat >> file` (GNU cat: read/write,
-   the copy a pipe-to-file redirection costs without a supervisor); CPU is the cats'.
-   Every run's file is checked byte for byte by the fixture's verifier.
+   the copy a pipe-to-file redirection costs without a supervisor); CPU is the cats';
+4. the bare splice: the same into Benchmarks/bare/splice_copy.c, which splices its stdin
+   to the file as our FileStream does: the kernel's own cost of putting the bytes in the
+   page cache, the floor for any daemon that writes the file.
+   Every run's file is checked byte for byte by the fixture's verifier (Python Circus's
+   lines from several writers cut into each other; the script says so).
 
 Then the `status` round trip (one DEALER, back to back) of this circusd while idle and
 while 8 writers stream a larger total, p50/p99.
@@ -151,15 +155,16 @@ stdout_stream.filename = {self.out}
         self.log.close()
 
 
-def bare(writer, tmp, writers, each):
-    """The same writers piped into `cat >> file`: (seconds, the cats' CPU seconds)."""
+def bare(writer, tmp, writers, each, copier):
+    """The same writers piped into `copier` (`cat >> file`, or splice_copy): (seconds,
+    the copiers' and writers' CPU seconds, the file)."""
     out = os.path.join(tmp, "bare.out")
     if os.path.exists(out):
         os.unlink(out)
     open(out, "w").close()
     before = os.times()
     t0 = time.monotonic()
-    script = " ".join(f"{writer} write {i} {each} | cat >> {out} &" for i in range(1, writers + 1)) + " wait"
+    script = " ".join(f"{writer} write {i} {each} | {copier} {out} &" for i in range(1, writers + 1)) + " wait"
     subprocess.run(["sh", "-c", script], check=True)
     t1 = time.monotonic()
     after = os.times()
@@ -200,6 +205,8 @@ def main():
     try:
         writer = os.path.join(tmp, "streamwriter")
         subprocess.run(["cc", "-O2", "-o", writer, FIXTURE], check=True)
+        splice_copy = os.path.join(tmp, "splice_copy")
+        subprocess.run(["cc", "-O2", "-o", splice_copy, os.path.join(HERE, "bare", "splice_copy.c")], check=True)
         total = args.mb * 1000 * 1000
         print(f"{args.mb} MB per run, {args.rounds} rounds, median of the rounds; load average "
               f"{os.getloadavg()[0]:.2f} at the start")
@@ -209,7 +216,7 @@ def main():
             size = each * writers
             ours = Daemon(args.circusd, tmp, writer, writers, each, "ours")
             python = Daemon(args.python, tmp, writer, writers, each, "python")
-            rows = {"ours": [], "python": [], "bare": []}
+            rows = {"ours": [], "python": [], "bare": [], "splice": []}
             split_lines = {}
             try:
                 for _ in range(args.rounds):
@@ -220,23 +227,29 @@ def main():
                         except RuntimeError as error:
                             # Circus reads 1024 bytes at a time, so the lines of several
                             # writers end up cut into each other's: say so, once.
-                            if name == "ours" or name in split_lines:
+                            if name == "ours":
                                 raise
-                            split_lines[name] = str(error)
+                            split_lines.setdefault(name, str(error))
                         rows[name].append((size / seconds / 1e6, cpu))
                         os.truncate(daemon.out, 0)
-                    seconds, cpu, out = bare(writer, tmp, writers, each)
-                    verify(writer, out, writers, each)
-                    os.unlink(out)
-                    rows["bare"].append((size / seconds / 1e6, cpu - writers_cpu(writer, writers, each)))
+                    # Several splice_copy processes cannot share one file (each writes at
+                    # the end it saw): the floor is measured with one writer.
+                    copiers = [("bare", "cat >>")] + ([("splice", splice_copy)] if writers == 1 else [])
+                    for name, copier in copiers:
+                        seconds, cpu, out = bare(writer, tmp, writers, each, copier)
+                        verify(writer, out, writers, each)
+                        os.unlink(out)
+                        rows[name].append((size / seconds / 1e6, cpu - writers_cpu(writer, writers, each)))
             finally:
                 ours.close()
                 python.close()
             results[writers] = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
-                                for k, v in rows.items()}
+                                for k, v in rows.items() if v}
             print(f"\n{writers} writer(s), {size / 1e6:.1f} MB")
-            print(f"  {'':8} {'MB/s':>8} {'CPU s':>8}  (per run; CPU: the daemon's, or the cats')")
-            for name in ("ours", "python", "bare"):
+            print(f"  {'':8} {'MB/s':>8} {'CPU s':>8}  (per run; CPU: the daemon's, or the copiers')")
+            for name in ("ours", "python", "bare", "splice"):
+                if name not in results[writers]:
+                    continue
                 mbs, cpu = results[writers][name]
                 print(f"  {name:8} {mbs:8.1f} {cpu:8.3f}")
             print(f"  ours / bare throughput: {results[writers]['ours'][0] / results[writers]['bare'][0]:.2f}")

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 ssize_t circus_splice_to_file(int pipe_fd, int file_fd, int64_t *offset, size_t length) {
-    loff_t off = (loff_t)*offset;
+    off64_t off = (off64_t)*offset;
     ssize_t n;
     do {
         n = splice(pipe_fd, NULL, file_fd, &off, length, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
