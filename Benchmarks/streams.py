@@ -197,6 +197,7 @@ def main():
     parser.add_argument("--mb", type=int, default=200, help="MB per run (10^6 bytes)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rtt-samples", type=int, default=3000)
+    parser.add_argument("--writers", default="1,8", help="writer counts to run, comma-separated")
     args = parser.parse_args()
     if not os.path.exists(args.circusd):
         sys.exit(f"no circusd at {args.circusd}: build it with "
@@ -211,7 +212,7 @@ def main():
         print(f"{args.mb} MB per run, {args.rounds} rounds, median of the rounds; load average "
               f"{os.getloadavg()[0]:.2f} at the start")
         results = {}
-        for writers in (1, 8):
+        for writers in [int(w) for w in args.writers.split(",")]:
             each = total // writers // 100 * 100
             size = each * writers
             ours = Daemon(args.circusd, tmp, writer, writers, each, "ours")

@@ -220,6 +220,9 @@ public final class StreamWriter: @unchecked Sendable {
                 if known { sink.prepare(chunkLength: length) }
                 if known, sink.canSplice {
                     let n = sink.splice(from: fd, length: length)
+                    // Less than asked for: the pipe is empty now (its capacity is below
+                    // 1 MiB); epoll says when more comes, without one more call to find out.
+                    if n > 0, n < length, !untilEmpty { return }
                     if n > 0 { continue }
                     if n == 0 { return endOfPipe(fd) }
                     if n == -Int(EAGAIN) { return }
