@@ -189,6 +189,24 @@ func currentYear() -> String {
         }
     }
 
+    @Test func reloadconfigGivesTheWatcherItsNewStream() async throws {
+        let ini = { (file: String) in """
+            [watcher:w]
+            cmd = sh -c 'echo "run $$"; exec sleep 100'
+            stdout_stream.class = FileStream
+            stdout_stream.filename = %DIR%/\(file)
+            """ }
+        try await withDaemon(ini("a.log")) { h in
+            let first = try await h.waitPids("w", count: 1)[0]
+            try await h.waitFile("\(h.dir)/a.log") { $0 == "run \(first)\n" }
+            try h.rewriteConfig(ini("b.log"))
+            expectOK(try await h.call("reloadconfig", ["waiting": true]))
+            let second = try await h.waitPids("w", count: 1) { $0 != [first] }[0]
+            try await h.waitFile("\(h.dir)/b.log") { $0 == "run \(second)\n" }
+            #expect(readFile("\(h.dir)/a.log") == "run \(first)\n")
+        }
+    }
+
     @Test func twoHundredMegabytesFromEightWritersArriveByteExact() async throws {
         let fixture = try StreamWriterFixture.build()
         defer { fixture.remove() }
