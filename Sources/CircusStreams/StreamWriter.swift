@@ -38,6 +38,12 @@ public final class StreamWriter: @unchecked Sendable {
     private var pipes: [Int32: PipeState] = [:]
     private var retiring = false
     private var finished = false
+    /// Bytes moved in the current loop turn, and whether the end of the turn looks at them.
+    private var movedThisTurn = 0
+    private var turnWatched = false
+    /// A turn that moved less than this is followed by a nap of `batchingNap` (see `moved`).
+    static let smallTurn = 16 * 1024
+    static let batchingNap: useconds_t = 200
     /// Monotonic deadline of the follow lease, as Double bits; 0 when nobody follows.
     private let followDeadline = Atomic<UInt64>(0)
     private let onLines: @Sendable (FollowedLines) -> Void
@@ -220,6 +226,7 @@ public final class StreamWriter: @unchecked Sendable {
                 if known { sink.prepare(chunkLength: length) }
                 if known, sink.canSplice {
                     let n = sink.splice(from: fd, length: length)
+                    if n > 0 { moved(n, untilEmpty: untilEmpty) }
                     // Less than asked for: the pipe is empty now (its capacity is below
                     // 1 MiB); epoll says when more comes, without one more call to find out.
                     if n > 0, n < length, !untilEmpty { return }
@@ -237,9 +244,26 @@ public final class StreamWriter: @unchecked Sendable {
                 return endOfPipe(fd)
             }
             let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            moved(n, untilEmpty: untilEmpty)
             sink.prepare(chunkLength: n)
             sink.write(chunk, pid: state.pid)
             if followed { publishLines(chunk, fd: fd) }
+        }
+    }
+
+    /// Counts bytes moved in this turn. A turn that moved only a little (a program writing
+    /// many small pieces, each waking this thread) ends with a nap of 200 µs, in which a
+    /// busy writer's next pieces gather in its pipe (64 KiB hold 200 µs of 300 MB/s): the
+    /// next turn moves them with one call instead of one wakeup each. Output is delayed by
+    /// at most the nap; this thread is the watcher's own, so nothing else waits.
+    private func moved(_ count: Int, untilEmpty: Bool) {
+        movedThisTurn += count
+        guard !turnWatched, !untilEmpty else { return }
+        turnWatched = true
+        loopBox.loop.atEndOfTurn { [unowned self] in
+            if movedThisTurn < Self.smallTurn, !following { usleep(Self.batchingNap) }
+            movedThisTurn = 0
+            turnWatched = false
         }
     }
 
