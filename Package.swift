@@ -201,6 +201,7 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .testTarget(name: "CircusSystemTests", dependencies: ["CircusSystem"], swiftSettings: upcoming),
+        .testTarget(name: "CircusStreamsTests", dependencies: ["CircusStreams", "CircusConfig"], swiftSettings: upcoming),
         .testTarget(name: "CircusBusTests", dependencies: ["CircusBus", "CircusClient"], swiftSettings: upcoming),
         .testTarget(
             name: "CircusMessageBusTests",

@@ -41,9 +41,9 @@ struct TimedRollover {
             if case .weekday(let dayOfWeek) = unit {
                 // Python counts Monday as 0; C counts Sunday as 0.
                 let day = (Int(t.tm_wday) + 6) % 7
-                // Python's logging waits for the next such day (Circus's copy can land in
-                // the past, which only makes its first rollover come at once).
-                let daysToWait = day < dayOfWeek ? dayOfWeek - day : 6 - day + dayOfWeek + 1
+                // Python's logging rolls over at the end of that weekday (Circus's copy of
+                // the rule can land in the past, which makes its first rollover come at once).
+                let daysToWait = day == dayOfWeek ? 0 : day < dayOfWeek ? dayOfWeek - day : 6 - day + dayOfWeek + 1
                 var next = result + daysToWait * 86_400
                 if !utc {
                     let dstNow = t.tm_isdst
