@@ -207,6 +207,55 @@ func currentYear() -> String {
         }
     }
 
+    @Test func aStreamStuckOnItsFileHoldsUpNothingElse() async throws {
+        // `slow` writes 1 MB into a FIFO nobody reads: its writer thread blocks in write(2)
+        // once the FIFO is full, like a writer on a hung disk.
+        try await withDaemon("""
+            [watcher:slow]
+            autostart = false
+            cmd = sh -c 'head -c 1000000 /dev/zero | tr "\\0" x; exec sleep 100'
+            stdout_stream.class = FileStream
+            stdout_stream.filename = %DIR%/fifo
+
+            [watcher:fast]
+            autostart = false
+            cmd = sh -c 'echo fast; exec sleep 100'
+            stdout_stream.filename = %DIR%/fast.log
+
+            [watcher:other]
+            cmd = sleep 100
+            """) { h in
+            #expect(mkfifo("\(h.dir)/fifo", 0o600) == 0)
+            let slow = try await startedPid(h, "slow")
+            // The program is stuck writing its pipe: nothing drains it any more.
+            try await h.waitUntil("slow's program blocked on its full pipe") {
+                let children = (try? String(contentsOfFile: "/proc/\(slow)/task/\(slow)/children", encoding: .utf8)) ?? ""
+                return children.split(separator: " ").contains { pid in
+                    ((try? String(contentsOfFile: "/proc/\(pid)/wchan", encoding: .utf8)) ?? "").contains("pipe_write")
+                }
+            }
+            // Commands, another watcher's stream and a respawn go on.
+            let fast = try await startedPid(h, "fast")
+            try await h.waitFile("\(h.dir)/fast.log") { $0 == "fast\n" }
+            let other = try await h.waitPids("other", count: 1)[0]
+            let mark = h.mark
+            expectOK(try await h.call("signal", ["name": "other", "signum": 9]))
+            try await h.waitEvent(since: mark, "respawn of other") { $0.topic == "watcher.other.spawn" && $0.pid != other }
+            #expect(try await h.childPids("fast") == [fast])
+            // Let the FIFO drain, so that circusd can take the rest at its exit.
+            let read = try await onThread { () -> Int in
+                guard let handle = FileHandle(forReadingAtPath: h.dir + "/fifo") else { return -1 }
+                var total = 0
+                // read(upToCount:) waits for the whole count: ask for no more than is left.
+                while total < 1_000_000, let data = try handle.read(upToCount: min(65536, 1_000_000 - total)),
+                      !data.isEmpty { total += data.count }
+                try handle.close()
+                return total
+            }
+            #expect(read == 1_000_000)
+        }
+    }
+
     @Test func twoHundredMegabytesFromEightWritersArriveByteExact() async throws {
         let fixture = try StreamWriterFixture.build()
         defer { fixture.remove() }
