@@ -74,7 +74,7 @@ extension Supervisor {
             case .kill: try kill(props, respond)
             case .stats: try stats(props, respond)
             case .dstats: dstats(respond)
-            case .listsockets: respond.ok(["sockets": .array([])])
+            case .listsockets: listSockets(respond)
             case .globaloptions: try globalOptions(props, respond)
             case .listen: throw .usePubSubSocket
             case .ipython:
