@@ -35,8 +35,11 @@ struct OnDemandActivation {
     /// A start is queued behind other jobs: it does not wait any more.
     var starting = false
     /// When the last activation started it (monotonic): an activation whose processes all
-    /// ended within `WatcherMachine.minimumUptime` counts as a quick end.
+    /// ended within `WatcherMachine.minimumUptime`, one of them with a failure, counts as a
+    /// quick end (a one-shot server that exits 0 after each connection does not).
     var startedAt: Double?
+    /// Processes of the current activation that exited non-zero (not stopped by circusd).
+    var failedExits = 0
     var quickEnds = 0
     /// The wait is delayed after quick ends (a program that exits at once, with a
     /// connection waiting, would otherwise be started again in a hot loop).
@@ -212,9 +215,7 @@ extension Supervisor {
     /// An on_demand watcher waits for a connection on its sockets while it is stopped and
     /// idle (not while circusd quits); this starts or ends that wait.
     func updateActivation(of entry: WatcherEntry) {
-        let waits = entry.attached && !quitting && entry.config.onDemand && entry.machine.status == .stopped
-            && !entry.machine.isBusy && !entry.activation.starting
-        if !waits {
+        if !waits(entry) {
             stopWaiting(entry)
             return
         }
@@ -222,23 +223,31 @@ extension Supervisor {
         if let started = entry.activation.startedAt {
             // The processes of the last activation are all gone: a quick end delays the wait.
             let quick = EventLoop.monotonicNow() - started < WatcherMachine.minimumUptime
+                && entry.activation.failedExits > 0
             entry.activation.quickEnds = quick ? entry.activation.quickEnds + 1 : 0
             entry.activation.startedAt = nil
+            entry.activation.failedExits = 0
         }
         let delay = entry.config.checkFlapping ? WatcherMachine.crashBackoff(after: entry.activation.quickEnds) : 0
         if delay > 0 {
             let quickEnds = entry.activation.quickEnds
             logger.warning("""
-                \(entry.name): its processes ended within \(WatcherMachine.minimumUptime)s \(quickEnds) times in a row; \
-                waiting for a connection again in \(delay)s
+                \(entry.name): its processes failed within \(WatcherMachine.minimumUptime)s of a connection \
+                \(quickEnds) times in a row; waiting for a connection again in \(delay)s
                 """)
             entry.activation.delay = loop.schedule(after: delay) { [unowned self] in
                 entry.activation.delay = nil
-                self.updateActivation(of: entry)
+                if self.waits(entry) { self.wait(entry) }
             }
             return
         }
         wait(entry)
+    }
+
+    /// Whether the watcher should wait for a connection now.
+    private func waits(_ entry: WatcherEntry) -> Bool {
+        entry.attached && !quitting && entry.config.onDemand && entry.machine.status == .stopped
+            && !entry.machine.isBusy && !entry.activation.starting
     }
 
     private func wait(_ entry: WatcherEntry) {

@@ -669,6 +669,7 @@ public final class Supervisor {
             stoppedWorkerReaped(pid, exitCode: code, entry: entry)
         } else {
             // A crash is respawned at once; what it left behind is ended after.
+            if entry.config.onDemand, code != 0 { entry.activation.failedExits += 1 }
             perform(entry.machine.processExited(pid: pid, exitCode: code, at: moment()), on: entry)
             endLeftovers(of: pid, exitCode: code, entry: entry)
         }

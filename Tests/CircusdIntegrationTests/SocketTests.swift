@@ -274,6 +274,36 @@ struct SocketTests {
         }
     }
 
+    @Test func onDemandProgramThatFailsAtOnceIsNotRestartedInAHotLoop() async throws {
+        try await withDaemon("""
+            [socket:web]
+            host = 127.0.0.1
+            port = 0
+
+            [watcher:broken]
+            cmd = sh -c 'exit 3' $(circus.sockets.web)
+            use_sockets = true
+            on_demand = true
+            """) { h in
+            let port = try #require(try await listedSocket(h, "web")["port"]?.intValue.map(Int.init))
+            // A connection nobody accepts keeps the socket readable.
+            let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(client) }
+            var address = loopback(port: port)
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+                }
+            }
+            try #require(connected)
+            // Each activation fails at once: the wait before the next one doubles.
+            try await h.waitUntil("the third quick failure") {
+                h.log.contains("broken: its processes failed within 1.0s of a connection 3 times in a row; "
+                    + "waiting for a connection again in 0.2s")
+            }
+        }
+    }
+
     @Test func reloadconfigRebindsAChangedSocketAndRestartsOnlyItsUsers() async throws {
         let ini = { (port: Int) in
             """
