@@ -140,8 +140,8 @@ extension Supervisor {
         // A changed watcher starts again only if it ran: one that an operator stopped,
         // or that never started (autostart = false), stays stopped until `start`, as
         // for reload and SIGHUP. Added watchers follow their autostart. An on_demand
-        // watcher waits for a connection again.
-        let restarting = replaced.filter { $0.old.machine.status != .stopped && !$0.new.config.onDemand }.map(\.new)
+        // watcher waits for a connection again (see startsAgain).
+        let restarting = replaced.filter { startsAgain($0.old, as: $0.new, sockets: sockets) }.map(\.new)
             + automaticallyStarted(added)
         // Sockets change once the watchers that held them are stopped (a removed watcher
         // may hold a socket that is bound again).

@@ -69,6 +69,8 @@ struct SocketChanges {
     /// Sockets bound: changed or added, with their resolved addresses (filled off the loop).
     var bound: [SocketConfig] = []
     var addresses: [String: Result<ResolvedAddress?, SocketError>] = [:]
+    /// Sockets bound again because the last attempt failed.
+    var retried: [String] = []
 
     var isEmpty: Bool { closed.isEmpty && bound.isEmpty }
 }
@@ -319,8 +321,10 @@ extension Supervisor {
         for config in configuration.sockets where !newNames.contains(config.name) { changes.closed.append(config.name) }
         for config in new {
             if let previous = old[config.name] {
-                guard previous.comparable != config.comparable || circusSockets.unbound[config.name] != nil else { continue }
+                let retry = circusSockets.unbound[config.name] != nil
+                guard previous.comparable != config.comparable || retry else { continue }
                 changes.closed.append(config.name)
+                if retry { changes.retried.append(config.name) }
             }
             changes.bound.append(config)
         }
@@ -348,6 +352,16 @@ extension Supervisor {
             }
             then(failed)
         }
+    }
+
+    /// Whether reloadconfig starts a watcher it replaced: if it ran, or if it could not
+    /// start because a socket it uses was not bound, and that socket is bound again now.
+    /// An on_demand watcher waits for a connection instead.
+    func startsAgain(_ old: WatcherEntry, as new: WatcherEntry, sockets: SocketChanges) -> Bool {
+        guard !new.config.onDemand else { return false }
+        if old.machine.status != .stopped { return true }
+        return new.config.autostart && old.machine.lastError?.contains("is not bound") == true
+            && uses(old, anyOf: sockets.retried)
     }
 
     /// Whether a watcher's processes use one of `sockets` (it must stop before they close).

@@ -88,6 +88,23 @@ private func loopback(port: Int) -> sockaddr_in {
     return address
 }
 
+/// A socket listening on a free port of 127.0.0.1, so that binding that port fails.
+private func holdPort() throws -> (fd: Int32, port: Int) {
+    let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = loopback(port: 0)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let held = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(holder, pointer, length) == 0 && listen(holder, 1) == 0 && getsockname(holder, pointer, &length) == 0
+        }
+    }
+    guard held else {
+        close(holder)
+        throw HarnessError("cannot hold a port: \(String(cString: strerror(errno)))")
+    }
+    return (holder, Int(UInt16(bigEndian: address.sin_port)))
+}
+
 /// The `listsockets` entry named `name`.
 private func listedSocket(_ h: DaemonHarness, _ name: String) async throws -> JSON {
     let reply = try await h.call("listsockets")
@@ -353,6 +370,48 @@ struct SocketTests {
         }
     }
 
+    @Test func reloadconfigReportsASocketItCannotBindAndTriesAgain() async throws {
+        let ini = { (port: Int) in
+            """
+            [socket:web]
+            host = 127.0.0.1
+            port = \(port)
+
+            [watcher:web]
+            cmd = /usr/bin/python3 %DIR%/server.py $(circus.sockets.web)
+            use_sockets = true
+
+            [watcher:plain]
+            cmd = sleep 972
+            """
+        }
+        let (holder, taken) = try holdPort()
+        var held = true
+        defer { if held { close(holder) } }
+        let first = try freePort()
+        try await withDaemon(ini(first), files: ["server.py": serverScript]) { h in
+            _ = try await h.waitPids("web", count: 1)
+            let plain = try await h.waitPids("plain", count: 1)
+            try h.rewriteConfig(ini(taken))
+            let failed = try await h.call("reloadconfig", ["waiting": true])
+            expectError(failed, errno: 6)
+            let reason = failed["reason"]?.stringValue ?? ""
+            #expect(reason.contains("socket 'web': could not bind 127.0.0.1:\(taken): Address already in use"), "\(reason)")
+            #expect(reason.contains("web: socket 'web' is not bound"), "\(reason)")
+            #expect(try await h.call("listsockets")["sockets"] == [])
+            #expect(try await h.status("web") == "stopped")
+            #expect(try await h.childPids("plain") == plain)
+
+            // The same configuration, once the port is free: the next reloadconfig binds it.
+            close(holder)
+            held = false
+            expectOK(try await h.call("reloadconfig", ["waiting": true]))
+            #expect(try await listedSocket(h, "web")["port"] == .int(Int64(taken)))
+            let web = try await h.waitPids("web", count: 1)
+            #expect(web.contains(try await fetchPid(port: taken)))
+        }
+    }
+
     @Test func soReusePortGivesEachProcessItsOwnSocket() async throws {
         let port = try freePort()
         try await withDaemon("""
@@ -411,17 +470,8 @@ struct SocketTests {
         let dir = try DaemonHarness.makeTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Hold a port: circusd's bind of it must fail.
-        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (holder, port) = try holdPort()
         defer { close(holder) }
-        var address = loopback(port: 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let held = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(holder, pointer, length) == 0 && listen(holder, 1) == 0 && getsockname(holder, pointer, &length) == 0
-            }
-        }
-        try #require(held)
-        let port = Int(UInt16(bigEndian: address.sin_port))
         try """
             [circus]
             endpoint = ipc://\(dir)/ctl.sock
