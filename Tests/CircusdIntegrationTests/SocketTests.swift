@@ -105,6 +105,10 @@ private func holdPort() throws -> (fd: Int32, port: Int) {
     return (holder, Int(UInt16(bigEndian: address.sin_port)))
 }
 
+/// glibc's pidfd_open and pidfd_getfd (<sys/pidfd.h>, not in Swift's Glibc module).
+@_silgen_name("pidfd_open") private func pidfdOpen(_ pid: pid_t, _ flags: UInt32) -> Int32
+@_silgen_name("pidfd_getfd") private func pidfdGetfd(_ pidfd: Int32, _ targetfd: Int32, _ flags: UInt32) -> Int32
+
 /// The `listsockets` entry named `name`.
 private func listedSocket(_ h: DaemonHarness, _ name: String) async throws -> JSON {
     let reply = try await h.call("listsockets")
@@ -443,6 +447,97 @@ struct SocketTests {
             }
             #expect(servers.count == 2, "one process served every connection")
         }
+    }
+
+    @Test func ipv6DatagramAndInterfaceOptions() async throws {
+        try await withDaemon("""
+            [socket:v6]
+            family = AF_INET6
+            host = ::1
+            port = 0
+
+            [socket:dgram]
+            host = 127.0.0.1
+            port = 0
+            type = SOCK_DGRAM
+            proto = udp
+
+            [socket:lo]
+            host = 0.0.0.0
+            port = 0
+            interface = lo
+
+            [watcher:w]
+            cmd = sleep 971
+            """) { h in
+            let v6 = try await listedSocket(h, "v6")
+            #expect(v6["host"] == "::1")
+            #expect((v6["port"]?.intValue ?? 0) > 0)
+            let dgram = try await listedSocket(h, "dgram")
+            let lo = try await listedSocket(h, "lo")
+            #expect(lo["host"] == "0.0.0.0")
+            // The kernel says what each descriptor is: a copy of circusd's descriptor
+            // (pidfd_getfd: the test process is circusd's parent) answers getsockopt.
+            func option(_ socket: JSON, _ name: Int32) throws -> [UInt8] {
+                let fd = Int32(socket["fd"]?.intValue ?? -1)
+                let pidfd = pidfdOpen(h.pid, 0)
+                guard pidfd >= 0 else { throw HarnessError("pidfd_open: \(String(cString: strerror(errno)))") }
+                defer { close(pidfd) }
+                let copy = pidfdGetfd(pidfd, fd, 0)
+                guard copy >= 0 else { throw HarnessError("pidfd_getfd: \(String(cString: strerror(errno)))") }
+                defer { close(copy) }
+                var value = [UInt8](repeating: 0, count: 32)
+                var length = socklen_t(value.count)
+                guard getsockopt(copy, SOL_SOCKET, name, &value, &length) == 0 else {
+                    throw HarnessError("getsockopt(\(name)): \(String(cString: strerror(errno)))")
+                }
+                return Array(value.prefix(Int(length)))
+            }
+            func integer(_ bytes: [UInt8]) -> Int32 { bytes.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) } }
+            #expect(integer(try option(dgram, SO_TYPE)) == Int32(SOCK_DGRAM.rawValue))
+            #expect(integer(try option(dgram, SO_PROTOCOL)) == Int32(IPPROTO_UDP))
+            #expect(integer(try option(v6, SO_REUSEADDR)) == 1)
+            #expect(integer(try option(v6, SO_ACCEPTCONN)) == 1)
+            #expect(integer(try option(dgram, SO_ACCEPTCONN)) == 0, "a datagram socket does not listen")
+            #expect(String(decoding: try option(lo, SO_BINDTODEVICE).prefix { $0 != 0 }, as: UTF8.self) == "lo")
+        }
+    }
+
+    @Test func anExistingSocketFileIsReplacedOnlyWhenAsked() async throws {
+        let dir = try DaemonHarness.makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/stale.sock"
+        try "left by a dead daemon".write(toFile: path, atomically: true, encoding: .utf8)
+        try """
+            [circus]
+            endpoint = ipc://\(dir)/ctl.sock
+            pubsub_endpoint = ipc://\(dir)/pub.sock
+
+            [socket:ux]
+            path = \(path)
+
+            [watcher:w]
+            cmd = sleep 970
+            """.write(toFile: "\(dir)/circus.ini", atomically: true, encoding: .utf8)
+        let refused = try await runCircusd(["circus.ini"], in: dir)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("socket 'ux': could not bind '\(path)': '\(path)' already exists."), "\(refused.stderr)")
+        #expect(readFile(path) == "left by a dead daemon")
+
+        try await withDaemon("""
+            [socket:ux]
+            path = \(path)
+            replace = true
+
+            [watcher:w]
+            cmd = sleep 970
+            """) { h in
+            var info = stat()
+            #expect(stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK)
+            let listed = try await listedSocket(h, "ux")
+            #expect(listed["path"] == .string(path))
+        }
+        #expect(!FileManager.default.fileExists(atPath: path))
     }
 
     @Test func unknownSocketNameIsAConfigurationError() async throws {
