@@ -9,6 +9,15 @@ let upcoming: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// What is written in C and loaded into processes that may hold another Swift runtime
+/// (the plugin libraries, the isolated plugins' host) is linked without ours. SwiftPM
+/// links every product through the Swift driver, which adds libswiftCore (and swiftrt.o
+/// unless -nostartfiles) even to C code; scripts/link-without-swift-runtime keeps only
+/// the libraries the code uses and no rpath into a Swift toolchain.
+let withoutSwiftRuntime: [LinkerSetting] = [.unsafeFlags([
+    "-nostartfiles", "-ld-path=\(Context.packageDirectory)/scripts/link-without-swift-runtime",
+])]
+
 let package = Package(
     name: "circus-swift",
     platforms: [.macOS(.v15)],
@@ -100,9 +109,7 @@ let package = Package(
         .executableTarget(
             name: "circus-plugin-host", dependencies: ["CCircusPluginLoader"],
             cSettings: [.headerSearchPath("../../include")],
-            linkerSettings: [.unsafeFlags([
-                "-nostartfiles", "-ld-path=\(Context.packageDirectory)/scripts/link-without-swift-runtime",
-            ])]
+            linkerSettings: withoutSwiftRuntime
         ),
         // The in-process bus: the command registry and the event bus the supervisor, the
         // control and pub/sub sockets and plugins meet on.
@@ -232,33 +239,38 @@ let package = Package(
         ),
         .target(
             name: "FlappingPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/flapping",
-            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")],
+            linkerSettings: withoutSwiftRuntime
         ),
         .target(
             name: "StatsdPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/statsd",
-            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")],
+            linkerSettings: withoutSwiftRuntime
         ),
         .target(
             name: "WatchdogPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/watchdog",
-            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")],
+            linkerSettings: withoutSwiftRuntime
         ),
         .target(
             name: "ResourceWatcherPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/resource_watcher",
-            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")],
+            linkerSettings: withoutSwiftRuntime
         ),
         .target(
             name: "CommandReloaderPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/command_reloader",
-            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")]
+            exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")],
+            linkerSettings: withoutSwiftRuntime
         ),
         .target(
             name: "HttpObserverPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/http_observer",
             exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")],
-            linkerSettings: [.linkedLibrary("curl")]
+            linkerSettings: [.linkedLibrary("curl")] + withoutSwiftRuntime
         ),
         .target(
             name: "RedisObserverPlugin", dependencies: ["CircusPluginSupport"], path: "Plugins/redis_observer",
             exclude: ["Makefile"], publicHeadersPath: ".", cSettings: [.headerSearchPath("../../include")],
-            linkerSettings: [.linkedLibrary("hiredis")]
+            linkerSettings: [.linkedLibrary("hiredis")] + withoutSwiftRuntime
         ),
         .testTarget(
             name: "ShippedPluginTests",

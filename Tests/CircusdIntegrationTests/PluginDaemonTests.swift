@@ -55,6 +55,29 @@ enum FixturePlugin {
             """, body)
     }
 
+    /// The shipped plugins are C: what `swift build` makes of them next to circusd must
+    /// not pull in a Swift runtime, which would clash in circus-plugin-host with the one
+    /// a Swift plugin built by another toolchain brings, and load a second one into a
+    /// circusd built with the runtime linked in.
+    @Test(arguments: ["flapping", "statsd", "watchdog", "resource_watcher", "command_reloader",
+                      "http_observer", "redis_observer"])
+    func aShippedPluginLibraryNeedsNoSwiftRuntime(_ name: String) throws {
+        let directory = URL(fileURLWithPath: DaemonHarness.binary).deletingLastPathComponent().path
+        let library = "\(directory)/lib\(name).so"
+        let readelf = Process()
+        let output = Pipe()
+        readelf.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        readelf.arguments = ["readelf", "--dynamic", library]
+        readelf.standardOutput = output
+        try readelf.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        readelf.waitUntilExit()
+        try #require(readelf.terminationStatus == 0, "readelf could not read \(library)")
+        let needed = text.split(separator: "\n").filter { $0.contains("(NEEDED)") }
+        #expect(needed.contains { $0.contains("[libc.so.6]") }, "\(library) needs: \(needed)")
+        #expect(!needed.contains { $0.contains("swift") }, "\(library) needs: \(needed)")
+    }
+
     @Test func commandsListsCoreAndPluginCommandsWithTheirSchema() async throws {
         try await withBlocker { h in
             let reply = try await h.call("commands")
