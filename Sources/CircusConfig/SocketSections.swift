@@ -168,27 +168,34 @@ enum SocketOptions {
 }
 
 extension WatcherConfig {
-    /// The sockets the watcher's command line names (`$(circus.sockets.NAME)`, lower-cased,
-    /// in order of appearance, each once), in cmd, args, shell_args and executable.
-    public var namedSockets: [String] {
-        var texts = [cmd]
-        for arguments in [args, shellArgs] {
+    /// The texts expanded when a process is spawned that can name a socket, by option.
+    var socketTemplates: [(option: String, texts: [String])] {
+        func texts(_ arguments: CommandArguments?) -> [String] {
             switch arguments {
-            case .string(let s)?: texts.append(s)
-            case .list(let list)?: texts += list
-            case nil: break
+            case .string(let s)?: return [s]
+            case .list(let list)?: return list
+            case nil: return []
             }
         }
-        if let executable { texts.append(executable) }
+        return [("cmd", [cmd]), ("args", texts(args)), ("shell_args", texts(shellArgs)),
+                ("executable", executable.map { [$0] } ?? [])]
+    }
+
+    /// The sockets named in `texts` (`$(circus.sockets.NAME)`, lower-cased, in order).
+    static func socketNames(in texts: [String]) -> [String] {
         var names: [String] = []
         for text in texts {
-            for key in Substitution.variableNames(in: text) where key.hasPrefix(Self.socketPrefix) {
-                let name = String(key.dropFirst(Self.socketPrefix.count))
+            for key in Substitution.variableNames(in: text) where key.hasPrefix(socketPrefix) {
+                let name = String(key.dropFirst(socketPrefix.count))
                 if !names.contains(name) { names.append(name) }
             }
         }
         return names
     }
+
+    /// The sockets the watcher's command line names (`$(circus.sockets.NAME)`, lower-cased,
+    /// in order of appearance, each once), in cmd, args, shell_args and executable.
+    public var namedSockets: [String] { Self.socketNames(in: socketTemplates.flatMap(\.texts)) }
 
     private static let socketPrefix = "circus.sockets."
 
@@ -254,20 +261,12 @@ extension ConfigBuilder {
         func known() -> String {
             names.isEmpty ? "there is no [socket:NAME] section" : "the sockets are " + names.joined(separator: ", ")
         }
-        for name in watcher.namedSockets where !names.contains(name) {
-            let option = ["cmd", "args", "shell_args", "executable"].first { option in
-                guard let value = WatcherOptions.option(option)?.read(watcher) else { return false }
-                let texts: [String]
-                switch value {
-                case .string(let s): texts = [s]
-                case .list(let l): texts = l
-                default: texts = []
-                }
-                return texts.contains { Substitution.variableNames(in: $0).contains("circus.sockets." + name) }
-            } ?? "cmd"
-            throw ConfigError(
-                at: at(option), section: header, option: option,
-                message: "$(circus.sockets.\(name)) names no socket: \(known())")
+        for (option, texts) in watcher.socketTemplates {
+            for name in WatcherConfig.socketNames(in: texts) where !names.contains(name) {
+                throw ConfigError(
+                    at: at(option), section: header, option: option,
+                    message: "$(circus.sockets.\(name)) names no socket: \(known())")
+            }
         }
         if let stdin = watcher.stdinSocket, !names.contains(stdin.lowercased()) {
             throw ConfigError(
