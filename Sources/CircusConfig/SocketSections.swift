@@ -238,9 +238,11 @@ extension ConfigBuilder {
         if socket.isUnix, socket.path == nil, let family = items["family"] {
             throw ConfigError(at: family.location, section: header, option: "family", message: "AF_UNIX needs a path")
         }
-        if socket.soReusePort, socket.isUnix, let flag = items["so_reuseport"] {
+        // Options of network sockets: a Unix socket cannot have them (so_reuseport = false asks nothing).
+        for option in ["interface", "so_reuseport"] where socket.isUnix {
+            guard let value = items[option], option == "interface" || socket.soReusePort else { continue }
             throw ConfigError(
-                at: flag.location, section: header, option: "so_reuseport",
+                at: value.location, section: header, option: option,
                 message: "applies to AF_INET and AF_INET6 sockets, not to the Unix socket \(PythonText.repr(socket.path ?? ""))")
         }
         return socket

@@ -124,13 +124,15 @@ extension Supervisor {
     /// Creates a socket and binds it unless it is `so_reuseport`.
     private func makeSocket(_ config: SocketConfig, address: ResolvedAddress?) throws(SocketError) -> ListeningSocket {
         let socket = try ListeningSocket(spec: config.spec, address: address)
-        if !config.soReusePort {
-            do {
-                try socket.bindAndListen()
-            } catch {
-                socket.close()
-                throw error
-            }
+        if config.soReusePort {
+            logger.debug("Socket \(socket.location) - fd: \(socket.fd) (so_reuseport: bound by each process)")
+            return socket
+        }
+        do {
+            try socket.bindAndListen()
+        } catch {
+            socket.close()
+            throw error
         }
         logger.debug("Socket bound at \(socket.location) - fd: \(socket.fd)")
         return socket
@@ -159,7 +161,7 @@ extension Supervisor {
 
     /// The descriptors a process of `config` gets: with `use_sockets` every socket stays
     /// open at its number; `stdin_socket` becomes its stdin; a `so_reuseport` socket its
-    /// command line names is bound afresh for this process.
+    /// command line or `stdin_socket` names is bound afresh for this process.
     ///
     /// - Throws: `SpawnFailure` when a socket it names is not bound (reloadconfig could
     ///   not bind it again, or `add` named an unknown one) or its own socket cannot be bound.
@@ -167,13 +169,19 @@ extension Supervisor {
         var result = SpawnSockets()
         let table = circusSockets.sockets
         for (name, socket) in table { result.numbers[name] = String(socket.fd) }
-        for name in config.namedSockets {
-            guard let socket = table[name] else { throw SpawnFailure(message: missingSocket(name)) }
+        let stdin = config.stdinSocket?.lowercased()
+        var own: [String: ListeningSocket] = [:]
+        for name in config.namedSockets + (stdin.map { [$0] } ?? []) where own[name] == nil {
+            guard let socket = table[name] else {
+                result.close()
+                throw SpawnFailure(message: missingSocket(name))
+            }
             guard socket.spec.reusePort else { continue }
             do {
-                let own = try socket.boundSibling()
-                result.ownSockets.append(own)
-                result.numbers[name] = String(own.fd)
+                let sibling = try socket.boundSibling()
+                own[name] = sibling
+                result.ownSockets.append(sibling)
+                result.numbers[name] = String(sibling.fd)
             } catch {
                 result.close()
                 throw SpawnFailure(message: error.message)
@@ -182,13 +190,7 @@ extension Supervisor {
         if config.useSockets {
             result.keep = table.values.map(\.fd) + result.ownSockets.map(\.fd)
         }
-        if let name = config.stdinSocket?.lowercased() {
-            guard let socket = table[name] else {
-                result.close()
-                throw SpawnFailure(message: missingSocket(name))
-            }
-            result.stdin = socket.fd
-        }
+        if let stdin { result.stdin = (own[stdin] ?? table[stdin])?.fd }
         return result
     }
 

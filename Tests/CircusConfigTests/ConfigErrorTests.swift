@@ -138,6 +138,8 @@ struct ConfigErrorTests {
          "circus.ini:2: [socket:s] family: AF_UNIX needs a path"),
         ("[socket:s]\npath = /tmp/s.sock\nso_reuseport = true\n",
          "circus.ini:3: [socket:s] so_reuseport: applies to AF_INET and AF_INET6 sockets, not to the Unix socket '/tmp/s.sock'"),
+        ("[socket:s]\npath = /tmp/s.sock\ninterface = lo\n",
+         "circus.ini:3: [socket:s] interface: applies to AF_INET and AF_INET6 sockets, not to the Unix socket '/tmp/s.sock'"),
         ("[socket:s]\nbacklog = -1\n",
          "circus.ini:2: [socket:s] backlog: must not be negative (-1)"),
         ("[socket:s]\ninterface = averyveryverylongname\n",
