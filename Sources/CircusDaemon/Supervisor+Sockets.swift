@@ -201,8 +201,9 @@ extension Supervisor {
 
     // MARK: - on_demand
 
-    /// The watchers circusd starts by itself (at start, added by reloadconfig): those with
-    /// `autostart`, except `on_demand` ones, which wait for a connection.
+    /// The watchers circusd starts by itself (at start, added by reloadconfig) and that a
+    /// `start` of all watchers or of a pattern starts: those with `autostart`, except
+    /// `on_demand` ones, which wait for a connection.
     func automaticallyStarted(_ entries: [WatcherEntry]) -> [WatcherEntry] {
         entries.filter { $0.config.autostart && !$0.config.onDemand }
     }

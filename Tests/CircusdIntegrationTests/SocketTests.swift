@@ -292,6 +292,20 @@ struct SocketTests {
             #expect(try await h.status("manual") == "stopped")
             #expect(!h.events(since: mark).contains { $0.watcher == "manual" && $0.name != "stop" },
                     "\(h.events(since: mark).filter { $0.watcher == "manual" })")
+
+            // Both one-shot servers are done: a start of every watcher starts manual and
+            // leaves the on_demand watchers waiting, as Circus does; `start NAME` starts one.
+            try await h.waitEvents(since: mark, count: 2, "bbb stops") { $0.topic == "watcher.bbb.stop" }
+            try await h.waitEvent("watcher.aaa.stop", since: mark)
+            let startAll = h.mark
+            let started = try await h.call("start", ["waiting": true])
+            #expect(started["status"] == "ok", "\(started)")
+            #expect(try await h.status("manual") == "active")
+            #expect(try await h.status("aaa") == "stopped")
+            #expect(try await h.status("bbb") == "stopped")
+            #expect(!h.events(since: startAll).contains { $0.watcher == "aaa" || $0.watcher == "bbb" })
+            expectOK(try await h.call("start", ["name": "aaa", "waiting": true]), keys: ["info"])
+            #expect(try await h.status("aaa") == "active")
         }
     }
 
