@@ -189,7 +189,8 @@ struct ExampleConfigurationTests {
     func exampleLoads() throws {
         let root = String(#filePath.split(separator: "/Tests/").first!)
         let result = try ConfigLoader.load(path: root + "/examples/circus.ini", environment: [:], currentDirectory: "/", accounts: testAccounts)
-        #expect(result.configuration.watchers.map(\.name) == ["greeter", "workers"])
+        #expect(result.configuration.watchers.map(\.name) == ["greeter", "web", "workers"])
+        #expect(result.configuration.sockets.map(\.name) == ["web"])
         #expect(result.warnings.isEmpty)
     }
 }
