@@ -81,7 +81,20 @@ public struct WatcherMachine: Sendable {
     // MARK: - Queries
 
     /// Pids of processes that are running and not being stopped, oldest first.
-    public var activePids: [Int32] { processes.values.filter { !$0.stopping }.map(\.pid) }
+    public var activePids: [Int32] {
+        var pids: [Int32] = []
+        pids.reserveCapacity(processes.count)
+        for process in processes.values where !process.stopping { pids.append(process.pid) }
+        return pids
+    }
+
+    /// How many processes are not being stopped (`activePids.count` without the array:
+    /// asked on every exit and spawn).
+    var activeCount: Int {
+        var count = 0
+        for process in processes.values where !process.stopping { count += 1 }
+        return count
+    }
     /// Every pid the watcher still owns, oldest first.
     public var allPids: [Int32] { Array(processes.keys) }
     /// True while an operation runs or waits its turn.
@@ -447,7 +460,7 @@ public struct WatcherMachine: Sendable {
                 if s == .stopped || s == .stopping { cancelIdleTimers(into: &effects) }
                 op.steps.removeFirst()
             case .spawn(let count, _):
-                let wanted = count.map { $0 > 0 } ?? (activePids.count < config.numprocesses)
+                let wanted = count.map { $0 > 0 } ?? (activeCount < config.numprocesses)
                 if !wanted || status == .stopped || status == .stopping {
                     op.steps.removeFirst()
                 } else if config.maxRetry == 0 {
@@ -501,7 +514,7 @@ public struct WatcherMachine: Sendable {
                 effects.append(.log(level, message))
             case .failIfNoProcess:
                 op.steps.removeFirst()
-                if activePids.isEmpty {
+                if activeCount == 0 {
                     if op.result.failure == nil { op.result.failure = "no process could be started" }
                     op.steps = Self.stopSteps(name: config.name)
                 }
@@ -540,7 +553,7 @@ public struct WatcherMachine: Sendable {
     /// stop when `respawn = false` left nothing running, honour `max_age`.
     private mutating func reconcile(at now: Moment, into effects: inout [Effect]) {
         guard current == nil, queue.isEmpty, status == .active else { return }
-        let live = activePids.count
+        let live = activeCount
         if live < config.numprocesses {
             // An on_demand watcher's processes are started by connections: one that ends is
             // not replaced, and once none is left the watcher stops and waits for the next.
@@ -617,9 +630,12 @@ public struct WatcherMachine: Sendable {
     /// Smallest worker id in `1...2*numprocesses` not used by a process of this watcher
     /// (beyond that range, the next integer: Circus raises there, we keep going).
     private func nextWid() -> Int {
-        let used = Set(processes.values.map(\.wid))
+        // n processes hold n wids, so one of 1...n+1 is free: a flag per candidate (this
+        // runs for every spawn) rather than a set of all.
+        var used = [Bool](repeating: false, count: processes.count + 2)
+        for process in processes.values where process.wid < used.count { used[process.wid] = true }
         var wid = 1
-        while used.contains(wid) { wid += 1 }
+        while used[wid] { wid += 1 }
         return wid
     }
 }

@@ -40,8 +40,13 @@ extension Supervisor {
         } catch {
             throw DaemonError(error.description)
         }
-        // Every event reaches the plugins subscribed to its topic (the host filters).
-        _ = bus.events.subscribe(prefix: "") { event in host.deliver(event) }
+        // Every event reaches the plugins subscribed to its topic (the host filters). A
+        // loop turn often publishes many (a batch of exits: reap, spawn, ...): each
+        // instance is woken once for the turn's events, at its end.
+        let loop = self.loop
+        _ = bus.events.subscribe(prefix: "") { event in
+            if host.deliverDeferringWakeup(event) { loop.atEndOfTurn { host.wakeDeferred() } }
+        }
     }
 
     /// Starts the active instances one after the other, in priority order, each before

@@ -39,7 +39,16 @@ extension Supervisor {
 
     /// Whether any text expanded at spawn time may hold a variable.
     static func hasTemplates(_ config: WatcherConfig) -> Bool {
-        func marked(_ text: String) -> Bool { text.contains("$(") || text.contains("((") || text.contains("$WID") }
+        // `$(`, `((` or `$WID`, looked for byte by byte: this runs for every spawn.
+        func marked(_ text: String) -> Bool {
+            var previous: UInt8 = 0
+            for byte in text.utf8 {
+                if byte == UInt8(ascii: "("), previous == UInt8(ascii: "$") || previous == UInt8(ascii: "(") { return true }
+                if byte == UInt8(ascii: "W"), previous == UInt8(ascii: "$"), text.contains("$WID") { return true }
+                previous = byte
+            }
+            return false
+        }
         func marked(_ args: CommandArguments?) -> Bool {
             switch args {
             case .string(let s)?: return marked(s)

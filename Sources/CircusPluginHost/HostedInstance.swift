@@ -18,8 +18,12 @@ protocol HostedInstance: AnyObject, Sendable {
 
     /// Whether some subscription of the started instance wants `topic`.
     func wants(_ topic: String) -> Bool
-    /// Queues an event (dropping the oldest queued event when full).
-    func enqueueEvent(topic: String, payload: LentBytes)
+    /// Queues an event (dropping the oldest queued event when full); with `wake` false,
+    /// the instance's thread or host process hears of it at the next `wake()` (or with
+    /// the next item queued with a wakeup), so a batch of events costs one wakeup.
+    func enqueueEvent(topic: String, payload: LentBytes, wake: Bool)
+    /// Hands over what was queued with `wake: false`.
+    func wake()
     /// Queues a command (`handle` nil) or hook request; the outcome goes to `complete`.
     func enqueueRequest(
         name requestName: String, handle: UInt64?, arguments: JSONObject, deadline: Double,

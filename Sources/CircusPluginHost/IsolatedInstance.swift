@@ -39,6 +39,8 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
         var outbox = Deque<(bytes: [UInt8], isEvent: Bool)>()
         var queuedEvents = 0
         var flushPosted = false
+        /// Events were queued with their flush left for `wake()`.
+        var flushDeferred = false
         /// Events dropped here (outbox full) since the last report.
         var localDropsSinceReport: UInt64 = 0
         /// Events dropped by earlier hosts and here, and by the current host.
@@ -139,7 +141,7 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
         }
     }
 
-    func enqueueEvent(topic: String, payload: LentBytes) {
+    func enqueueEvent(topic: String, payload: LentBytes, wake: Bool) {
         var frame = FrameWriter(CIRCUS_FRAME_EVENT)
         frame.string(topic)
         payload.withBytes { frame.string($0) }
@@ -158,7 +160,20 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
             }
             s.outbox.append((bytes, true))
             s.queuedEvents += 1
+            if !wake {
+                s.flushDeferred = true
+                return false
+            }
             return Self.claimFlush(&s)
+        }
+        if post { onLoop { [self] in flush() } }
+    }
+
+    func wake() {
+        let post = shared.withLock { s -> Bool in
+            guard s.flushDeferred else { return false }
+            s.flushDeferred = false
+            return s.connected && Self.claimFlush(&s)
         }
         if post { onLoop { [self] in flush() } }
     }

@@ -53,6 +53,8 @@ final class PluginExecutor: @unchecked Sendable {
         var droppedTotal: UInt64 = 0
         /// A drain job is posted or running.
         var draining = false
+        /// Items were queued with their wakeup left for `wake()`.
+        var wakeDeferred = false
         var closed = false
     }
 
@@ -123,32 +125,61 @@ final class PluginExecutor: @unchecked Sendable {
     // MARK: The queue
 
     /// Queues `item` after everything queued before it. Never blocks on the plugin.
+    ///
+    /// With `wake` false the executor's thread is not woken for it: the caller calls
+    /// `wake()` later, once for a whole batch (an item queued meanwhile with `wake` runs
+    /// the batch with it, in order).
     @discardableResult
-    func enqueue(_ item: Item) -> Enqueued {
-        let (result, wake) = queue.withLock { q -> (Enqueued, Bool) in
-            if q.closed { return (.closed, false) }
-            if item.kind.isBounded && q.boundedCount >= capacity {
-                switch item.kind {
-                case .event:
-                    // Make room by dropping the oldest event; if everything queued is a
-                    // request or a task, the new event is the one dropped.
-                    q.droppedSinceReport += 1
-                    q.droppedTotal += 1
-                    guard let oldest = q.items.firstIndex(where: { $0.kind == .event }) else { return (.queued, false) }
-                    q.items.remove(at: oldest)
-                    q.boundedCount -= 1
-                case .request, .task, .control:
-                    return (.busy, false)
-                }
+    func enqueue(_ item: Item, wake: Bool = true) -> Enqueued {
+        let (result, post) = queue.withLock { q -> (Enqueued, Bool) in
+            let result = Self.add(item, to: &q, capacity: capacity)
+            guard result == .queued else { return (result, false) }
+            if !wake {
+                q.wakeDeferred = true
+                return (result, false)
             }
-            q.items.append(item)
-            if item.kind.isBounded { q.boundedCount += 1 }
-            if q.draining { return (.queued, false) }
-            q.draining = true
-            return (.queued, true)
+            return (result, Self.claimDrain(&q))
         }
-        if wake { remote.post { [self] in drain() } }
+        if post { remote.post { [self] in drain() } }
         return result
+    }
+
+    /// Wakes the thread for what was queued with `wake: false`, unless it runs already.
+    func wake() {
+        let post = queue.withLock { q -> Bool in
+            guard q.wakeDeferred else { return false }
+            q.wakeDeferred = false
+            return Self.claimDrain(&q)
+        }
+        if post { remote.post { [self] in drain() } }
+    }
+
+    private static func add(_ item: Item, to q: inout Queue, capacity: Int) -> Enqueued {
+        if q.closed { return .closed }
+        if item.kind.isBounded && q.boundedCount >= capacity {
+            switch item.kind {
+            case .event:
+                // Make room by dropping the oldest event; if everything queued is a
+                // request or a task, the new event is the one dropped.
+                q.droppedSinceReport += 1
+                q.droppedTotal += 1
+                guard let oldest = q.items.firstIndex(where: { $0.kind == .event }) else { return .queued }
+                q.items.remove(at: oldest)
+                q.boundedCount -= 1
+            case .request, .task, .control:
+                return .busy
+            }
+        }
+        q.items.append(item)
+        if item.kind.isBounded { q.boundedCount += 1 }
+        return .queued
+    }
+
+    /// Whether the caller must post a drain: there is work and no drain is posted or running.
+    private static func claimDrain(_ q: inout Queue) -> Bool {
+        if q.draining || q.items.isEmpty { return false }
+        q.draining = true
+        return true
     }
 
     /// Items waiting (not counting the one running).

@@ -74,6 +74,8 @@ public final class PluginHost: Sendable {
     let configuration: Configuration
     let clock: DeadlineClock
     private let registry = Mutex(Registry())
+    /// Instances holding events queued without a wakeup (`deliverDeferringWakeup`).
+    private let deferredWakeups = Mutex<[ObjectIdentifier: any HostedInstance]>([:])
 
     /// A host talking to the daemon through `bus`.
     ///
@@ -239,12 +241,46 @@ public final class PluginHost: Sendable {
 
     /// Delivers an event to every started instance subscribed to its topic. Only queues.
     public func deliver(_ event: EventMessage) {
+        enqueue(event, wake: true)
+    }
+
+    /// Delivers an event as `deliver(_:)` does, but leaves waking the instances to
+    /// `wakeDeferred()`, so that a burst of events costs each instance one wakeup rather
+    /// than one per event. Order is kept: a command, hook or reply queued for an instance
+    /// meanwhile wakes it, and it runs the events queued before it first.
+    ///
+    /// - Returns: true when this is the first deferred delivery since the last
+    ///   `wakeDeferred()`: the caller must then see to that call (circusd makes it at the
+    ///   end of its loop turn).
+    public func deliverDeferringWakeup(_ event: EventMessage) -> Bool {
+        let reached = enqueue(event, wake: false)
+        return deferredWakeups.withLock { pending in
+            let first = pending.isEmpty && !reached.isEmpty
+            for instance in reached { pending[ObjectIdentifier(instance)] = instance }
+            return first
+        }
+    }
+
+    /// Wakes the instances that `deliverDeferringWakeup(_:)` queued events for.
+    public func wakeDeferred() {
+        let pending = deferredWakeups.withLock { pending in
+            defer { pending.removeAll() }
+            return Array(pending.values)
+        }
+        for instance in pending { instance.wake() }
+    }
+
+    @discardableResult
+    private func enqueue(_ event: EventMessage, wake: Bool) -> [any HostedInstance] {
         let all = registry.withLock { Array($0.instances.values) }
         var payload: LentBytes?
+        var reached: [any HostedInstance] = []
         for instance in all where instance.wants(event.topic) {
             if payload == nil { payload = LentBytes(json: event.payload) }
-            instance.enqueueEvent(topic: event.topic, payload: payload!)
+            instance.enqueueEvent(topic: event.topic, payload: payload!, wake: wake)
+            reached.append(instance)
         }
+        return reached
     }
 
     /// Runs a plugin command (registered through `PluginBus.registerCommand`).

@@ -455,9 +455,11 @@ final class PluginInstance: HostedInstance, @unchecked Sendable {
     }
 
     /// Queues an event (dropping the oldest queued event when full).
-    func enqueueEvent(topic: String, payload: LentBytes) {
-        executor.enqueue(.init(kind: .event, run: { [self] in dispatch(topic: topic, payload: payload) }))
+    func enqueueEvent(topic: String, payload: LentBytes, wake: Bool) {
+        executor.enqueue(.init(kind: .event, run: { [self] in dispatch(topic: topic, payload: payload) }), wake: wake)
     }
+
+    func wake() { executor.wake() }
 
     private func dispatch(topic: String, payload: LentBytes) {
         let handles = state.withLock { s in

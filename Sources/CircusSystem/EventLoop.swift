@@ -129,6 +129,7 @@ public final class EventLoop {
     private var nextTimer: UInt64 = 1
     private var offloadCompletions: [UInt64: (any Sendable) -> Void] = [:]
     private var nextOffload: UInt64 = 1
+    private var endOfTurn: [() -> Void] = []
     private var stopRequested = false
     private var running = false
     private let eventBuffer: UnsafeMutablePointer<circus_epoll_event>
@@ -242,11 +243,16 @@ public final class EventLoop {
         precondition(!running, "EventLoop.run() called while the loop is already running")
         running = true
         defer {
+            runEndOfTurn()
             running = false
             stopRequested = false
         }
         while !stopRequested {
-            let timeout = fireDueTimers()
+            var timeout = fireDueTimers()
+            while !endOfTurn.isEmpty && !stopRequested {
+                runEndOfTurn()
+                timeout = fireDueTimers()  // the jobs may have armed timers, or made some due
+            }
             if stopRequested { break }
             let n = circus_epoll_wait(epollFD, eventBuffer, Self.eventCapacity, timeout)
             wakeupCount &+= 1
@@ -263,6 +269,23 @@ public final class EventLoop {
                 }
                 if stopRequested { break }
             }
+        }
+    }
+
+    /// Calls `job` on the loop thread once the callbacks of the current turn (the
+    /// descriptors one `epoll_wait` reported, the due timers) have run, before the loop
+    /// sleeps again; jobs added by such a job run in the same turn. What many callbacks of
+    /// one turn produce can so be handed on at once: the plugins get a turn's events with
+    /// one wakeup each rather than one per event.
+    public func atEndOfTurn(_ job: @escaping () -> Void) {
+        endOfTurn.append(job)
+    }
+
+    private func runEndOfTurn() {
+        while !endOfTurn.isEmpty {
+            let jobs = endOfTurn
+            endOfTurn = []
+            for job in jobs { job() }
         }
     }
 

@@ -9,17 +9,43 @@ enum ProcFS {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { _ = close(fd) }
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return nil
+        // A scratch buffer on the stack, not a zeroed array: this runs for every worker
+        // that exits (its leftovers are looked for).
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { chunk -> [UInt8]? in
+            var result: [UInt8] = []
+            while true {
+                let n = Glibc.read(fd, chunk.baseAddress, chunk.count)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return nil
+                }
+                if n == 0 { return result }
+                result.append(contentsOf: UnsafeBufferPointer(rebasing: chunk[0..<n]))
             }
-            if n == 0 { return result }
-            result.append(contentsOf: chunk[0..<n])
         }
+    }
+
+    /// The decimal numbers of a file made of them and whitespace (a `children` file:
+    /// `"12 34 "`), or nil if it cannot be read; anything else ends a number.
+    static func readNumbers(_ path: String) -> [Int32]? {
+        guard let bytes = read(path) else { return nil }
+        var numbers: [Int32] = []
+        var value: Int32 = 0
+        var inNumber = false
+        for byte in bytes {
+            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                let (times, o1) = value.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = times.addingReportingOverflow(Int32(byte - UInt8(ascii: "0")))
+                value = (o1 || o2) ? Int32.max : sum
+                inNumber = true
+            } else {
+                if inNumber { numbers.append(value) }
+                value = 0
+                inNumber = false
+            }
+        }
+        if inNumber { numbers.append(value) }
+        return numbers
     }
 
     /// The file as text (invalid UTF-8 repaired).

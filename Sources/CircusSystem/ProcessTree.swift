@@ -117,8 +117,8 @@ public enum ProcessTree {
         guard let tasks = ProcFS.list("/proc/\(pid)/task") else { return [] }  // pid gone
         var result: [Int32] = []
         for tid in tasks {
-            guard let text = ProcFS.readString("/proc/\(pid)/task/\(tid)/children") else { return nil }
-            result.append(contentsOf: text.split(separator: " ").compactMap { Int32($0.trimmingCharacters()) })
+            guard let children = ProcFS.readNumbers("/proc/\(pid)/task/\(tid)/children") else { return nil }
+            result.append(contentsOf: children)
         }
         return result.sorted()
     }
@@ -137,12 +137,3 @@ public enum ProcessTree {
     }
 }
 
-extension Substring {
-    /// Without surrounding ASCII whitespace (a `children` file ends with a space or newline).
-    fileprivate func trimmingCharacters() -> Substring {
-        var s = self
-        while let c = s.first, c == " " || c == "\n" || c == "\t" { s.removeFirst() }
-        while let c = s.last, c == " " || c == "\n" || c == "\t" { s.removeLast() }
-        return s
-    }
-}

@@ -85,6 +85,39 @@ import Testing
         #expect(after == .failure(PluginRequestError(.notFound, "unknown plugin command: counter.count")))
     }
 
+    @Test(arguments: Mode.allCases) func eventsDeliveredWithADeferredWakeupWaitForItOrForTheNextRequest(_ mode: Mode) throws {
+        // circusd hands a loop turn's events over with one wakeup per instance at the end
+        // of the turn; a request queued meanwhile runs the events queued before it first.
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let bus = RecordingBus()
+        let host = try PluginHost(bus: bus)
+        defer { host.shutdown() }
+        let library = try host.load(try Build.plugin(Build.example, into: directory.path, as: "example.so"), mode)
+        try host.startAndWait("counter", of: library, config: ["interval_ms": 5], stateDirectory: directory.path, mode: mode)
+
+        #expect(host.deliverDeferringWakeup(EventMessage(topic: "watcher.web.spawn", payload: ["pid": 1])))
+        #expect(!host.deliverDeferringWakeup(EventMessage(topic: "watcher.web.spawn", payload: ["pid": 2])))
+        // Not handled yet: the second tick published after the deliveries was counted
+        // after them (the first may have been on its way), and counts none.
+        let mark = bus.record.withLock { $0.events.count }
+        let ticks = try bus.wait(for: "two ticks after the deliveries") { r -> [EventMessage]? in
+            let ticks = r.events.dropFirst(mark).filter { $0.topic == "plugin.counter.tick" }
+            return ticks.count >= 2 ? ticks : nil
+        }
+        #expect(ticks[1].payload["count"] == 0)
+        host.wakeDeferred()
+        let counted = try bus.wait(for: "a tick counting both events") { r in
+            r.events.dropFirst(mark).first { $0.topic == "plugin.counter.tick" && $0.payload["count"] == 2 }
+        }
+        #expect(counted.payload["count"] == 2)
+
+        #expect(host.deliverDeferringWakeup(EventMessage(topic: "watcher.web.spawn", payload: ["pid": 3])))
+        #expect(try host.call("counter.count").get()["count"] == 3)
+        host.wakeDeferred()
+        try host.stopAndWait("counter")
+    }
+
     @Test(arguments: Mode.allCases) func publishingOutsideItsNamespaceIsRefused(_ mode: Mode) throws {
         let probe = try Probe(mode)
         defer { probe.close() }

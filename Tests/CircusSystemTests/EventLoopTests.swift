@@ -97,6 +97,39 @@ extension CircusSystemTests {
             loop.unregister(reg)
         }
 
+        @Test func endOfTurnJobsRunAfterTheTurnsCallbacksBeforeTheLoopSleeps() throws {
+            let loop = try EventLoop()
+            let a = Support.pipe()
+            let b = Support.pipe()
+            defer { for fd in [a.read, a.write, b.read, b.write] { close(fd) } }
+            _ = write(a.write, "1", 1)
+            _ = write(b.write, "2", 1)
+            var order: [String] = []
+            var scheduled = false
+            // Both descriptors are ready in the same turn: the job waits for both callbacks.
+            for (name, fd) in [("a", a.read), ("b", b.read)] {
+                try loop.register(fd: fd) { _ in
+                    var byte: UInt8 = 0
+                    _ = read(fd, &byte, 1)
+                    order.append(name)
+                    guard !scheduled else { return }
+                    scheduled = true
+                    loop.atEndOfTurn {
+                        order.append("end")
+                        // Added by an end-of-turn job: runs in the same turn, before the
+                        // loop sleeps (nothing else would ever wake it here).
+                        loop.atEndOfTurn {
+                            order.append("nested")
+                            loop.stop()
+                        }
+                    }
+                }
+            }
+            loop.run()
+            #expect(order.sorted() == ["a", "b", "end", "nested"])
+            #expect(order.suffix(2) == ["end", "nested"])
+        }
+
         @Test func postFromAnotherThreadRunsOnTheLoopThread() throws {
             let loop = try EventLoop()
             let remote = loop.remote

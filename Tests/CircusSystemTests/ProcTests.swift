@@ -45,6 +45,29 @@ extension CircusSystemTests {
             #expect(ProcessTree.children(of: 999_999_999).isEmpty)
         }
 
+        @Test(arguments: [
+            ("12 345 6789 ", [12, 345, 6789] as [Int32]), ("7\n", [7]), ("", []), (" 1  2", [1, 2]),
+        ])
+        func numbersOfAChildrenFile(_ text: String, _ expected: [Int32]) throws {
+            var template = Array("/tmp/procfs-XXXXXX".utf8CString)
+            let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            try #require(fd >= 0)
+            let path = String(cString: template)
+            defer { unlink(path) }
+            _ = text.withCString { write(fd, $0, strlen($0)) }
+            close(fd)
+            #expect(ProcFS.readNumbers(path) == expected)
+            #expect(ProcFS.readNumbers(path + ".missing") == nil)
+        }
+
+        @Test func aFileLongerThanOneReadIsReadWhole() throws {
+            // /proc/self/maps of a Swift test process is well over the 4 KiB read size.
+            let maps = try #require(ProcFS.read("/proc/self/maps"))
+            #expect(maps.count > 4096)
+            #expect(maps.last == UInt8(ascii: "\n"))
+            #expect(String(decoding: maps, as: UTF8.self).contains("[stack]"))
+        }
+
         @Test func samplerReadsOurOwnProcess() throws {
             let sampler = ProcessSampler()
             let now = EventLoop.wallNow()

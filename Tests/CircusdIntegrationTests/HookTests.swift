@@ -285,32 +285,43 @@ private let markerWatcher = """
             [watcher:slow]
             cmd = sleep 100
             autostart = false
-            hooks.before_start = %LIB%:hang
+            hooks.before_start = %LIB%:hold
             """ + markerWatcher) { h, _ in
+            let release = h.dir + "/hook.log.release"
+            // Whatever happens, the held hook threads end with the test.
+            defer { FileManager.default.createFile(atPath: release, contents: nil) }
             // hook_timeout (30 s by default) is set at run time like any live option.
             let mark = h.mark
             expectError(try await h.call("set", ["name": "slow", "options": ["hook_timeout": 0]]), errno: 3,
                         reason: "'hook_timeout' must be more than 0 seconds")
-            expectOK(try await h.call("set", ["name": "slow", "options": ["hook_timeout": 1]]))
             expectOK(try await h.call("start", ["name": "slow"]))
-            try await h.waitUntil("the hang hook to be called") { h.hookLog.count == 1 }
-            // While it hangs: the control channel answers, another watcher starts and stops.
+            try await h.waitUntil("the hold hook to be called") { h.hookLog.count == 1 }
+            // While it is held: the control channel answers, another watcher starts and stops.
             #expect(try await h.status("slow") == "stopped")
             expectOK(try await h.call("start", ["name": "marker", "waiting": true]), keys: ["info"])
             expectOK(try await h.call("stop", ["name": "marker", "waiting": true]), keys: ["info"])
             #expect(try await h.waitWatcherEvents("marker", since: mark, through: "stop") == ["spawn", "start", "kill", "reap", "stop"])
-            #expect(h.watcherEvents("slow", since: mark) == ["updated"])
+            #expect(h.watcherEvents("slow", since: mark) == [])
+            // Released, the hook says yes and the start goes on.
+            FileManager.default.createFile(atPath: release, contents: nil)
+            #expect(try await h.waitWatcherEvents("slow", since: mark, through: "start") == ["hook_success before_start", "spawn", "start"])
+            expectOK(try await h.call("stop", ["name": "slow", "waiting": true]), keys: ["info"])
+
             // Past hook_timeout the call is a failure, and before_start's failure aborts the start.
-            let failure = try await h.waitEvent(since: mark, timeout: 5, "hook_failure of slow") {
+            try FileManager.default.removeItem(atPath: release)
+            expectOK(try await h.call("set", ["name": "slow", "options": ["hook_timeout": 1]]))
+            let timed = h.mark
+            expectOK(try await h.call("start", ["name": "slow"]))
+            let failure = try await h.waitEvent(since: timed, timeout: 5, "hook_failure of slow") {
                 $0.watcher == "slow" && $0.name == "hook_failure"
             }
-            #expect(failure.payload["error"] == "hang did not return within hook_timeout (1.0 s)")
+            #expect(failure.payload["error"] == "hold did not return within hook_timeout (1.0 s)")
             #expect(try await h.status("slow") == "stopped")
-            // The watcher is not stuck behind the hung call: its next hook runs on a new thread.
+            // The watcher is not stuck behind the held call: its next hook runs on a new thread.
             let again = h.mark
             expectError(try await h.call("start", ["name": "slow", "waiting": true]), errno: 6,
                         reasonContains: "the before_start hook of 'slow' refused the start")
-            #expect(h.hookLog.count == 2)
+            #expect(h.hookLog.count == 3)
             #expect(try await h.waitWatcherEvents("slow", since: again, through: "hook_failure before_start")
                 == ["hook_failure before_start"])
         }

@@ -51,6 +51,18 @@ CIRCUS_EXPORT int32_t hang(const circus_hook_call *call, circus_error *err) {
     return CIRCUS_HOOK_ALLOW;
 }
 
+/* Waits until the file $HOOK_LOG.release exists, then says yes: a hook as slow as the
+ * test wants. */
+CIRCUS_EXPORT int32_t hold(const circus_hook_call *call, circus_error *err) {
+    (void)err;
+    record("hold", call);
+    const char *log = getenv("HOOK_LOG");
+    char release[4096];
+    snprintf(release, sizeof release, "%s.release", log != NULL ? log : "");
+    while (access(release, F_OK) != 0) usleep(5000);
+    return CIRCUS_HOOK_ALLOW;
+}
+
 /* Any C function, called through libffi with the arguments its declaration binds. */
 CIRCUS_EXPORT _Bool typed_signal(long pid, int signum, const char *watcher) {
     char text[128];
