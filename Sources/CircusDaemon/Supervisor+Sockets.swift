@@ -168,10 +168,15 @@ extension Supervisor {
     func spawnSockets(for config: WatcherConfig) throws(SpawnFailure) -> SpawnSockets {
         var result = SpawnSockets()
         let table = circusSockets.sockets
-        for (name, socket) in table { result.numbers[name] = String(socket.fd) }
         let stdin = config.stdinSocket?.lowercased()
+        // Only a command line with templates can name a socket (most have none: this runs
+        // for every spawn).
+        let named = Self.hasTemplates(config) ? config.namedSockets : []
+        if !named.isEmpty {
+            for (name, socket) in table { result.numbers[name] = String(socket.fd) }
+        }
         var own: [String: ListeningSocket] = [:]
-        for name in config.namedSockets + (stdin.map { [$0] } ?? []) where own[name] == nil {
+        for name in named + (stdin.map { [$0] } ?? []) where own[name] == nil {
             guard let socket = table[name] else {
                 result.close()
                 throw SpawnFailure(message: missingSocket(name))

@@ -271,7 +271,8 @@ struct SocketTests {
             #expect(try await h.status("bbb") == "stopped")
             _ = try await h.waitPids("manual", count: 1)
             expectOK(try await h.call("stop", ["name": "manual", "waiting": true]), keys: ["info"])
-            let mark = h.mark
+            // Every event of that stop (its reap included) is recorded before the barrier.
+            let mark = try await h.eventBarrier(on: "manual") + 1
             let sa = try #require(try await listedSocket(h, "sa")["port"]?.intValue.map(Int.init))
             let sb = try #require(try await listedSocket(h, "sb")["port"]?.intValue.map(Int.init))
 
