@@ -493,7 +493,7 @@ public final class Supervisor {
             }
         }
         performDepth -= 1
-        if entry.config.onDemand { updateActivation(of: entry) }
+        if entry.machine.config.onDemand { updateActivation(of: entry) }
         if performDepth == 0 {
             sendTreeSignals()
             drainDeferred()
@@ -669,7 +669,7 @@ public final class Supervisor {
             stoppedWorkerReaped(pid, exitCode: code, entry: entry)
         } else {
             // A crash is respawned at once; what it left behind is ended after.
-            if entry.config.onDemand, code != 0 { entry.activation.failedExits += 1 }
+            if entry.machine.config.onDemand, code != 0 { entry.activation.failedExits += 1 }
             perform(entry.machine.processExited(pid: pid, exitCode: code, at: moment()), on: entry)
             endLeftovers(of: pid, exitCode: code, entry: entry)
         }
