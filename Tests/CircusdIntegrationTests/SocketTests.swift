@@ -389,6 +389,58 @@ struct SocketTests {
         }
     }
 
+    @Test func reloadconfigClosesRemovedSocketsAndBindsAddedOnes() async throws {
+        let before = """
+            [socket:web]
+            host = 127.0.0.1
+            port = 0
+
+            [socket:old]
+            path = %DIR%/old.sock
+
+            [watcher:web]
+            cmd = /usr/bin/python3 %DIR%/server.py $(circus.sockets.web)
+            use_sockets = true
+
+            [watcher:old]
+            cmd = /usr/bin/python3 %DIR%/server.py $(circus.sockets.old)
+            use_sockets = true
+            """
+        let after = """
+            [socket:web]
+            host = 127.0.0.1
+            port = 0
+
+            [socket:new]
+            path = %DIR%/new.sock
+
+            [watcher:web]
+            cmd = /usr/bin/python3 %DIR%/server.py $(circus.sockets.web)
+            use_sockets = true
+
+            [watcher:new]
+            cmd = /usr/bin/python3 %DIR%/server.py $(circus.sockets.new)
+            use_sockets = true
+            """
+        try await withDaemon(before, files: ["server.py": serverScript]) { h in
+            let web = try await h.waitPids("web", count: 1)
+            let webSocket = try await listedSocket(h, "web")
+            _ = try await h.waitPids("old", count: 1)
+            #expect(FileManager.default.fileExists(atPath: "\(h.dir)/old.sock"))
+
+            try h.rewriteConfig(after)
+            expectOK(try await h.call("reloadconfig", ["waiting": true]))
+            let names = try await h.call("listsockets")["sockets"]?.arrayValue?.compactMap { $0["name"]?.stringValue }
+            #expect(Set(names ?? []) == ["web", "new"])
+            #expect(!FileManager.default.fileExists(atPath: "\(h.dir)/old.sock"), "the removed socket's file is gone")
+            let new = try await h.waitPids("new", count: 1)
+            #expect(try await fetchPid(path: "\(h.dir)/new.sock") == new[0])
+            // The unchanged socket and its watcher are untouched.
+            #expect(try await listedSocket(h, "web") == webSocket)
+            #expect(try await h.childPids("web") == web)
+        }
+    }
+
     @Test func reloadconfigReportsASocketItCannotBindAndTriesAgain() async throws {
         let ini = { (port: Int) in
             """
