@@ -390,38 +390,26 @@ struct SocketTests {
     }
 
     @Test func reloadconfigClosesRemovedSocketsAndBindsAddedOnes() async throws {
-        let before = """
+        // web, and a Unix socket with a watcher of its own, named `unix`.
+        let ini = { (unix: String) in
+            """
             [socket:web]
             host = 127.0.0.1
             port = 0
 
-            [socket:old]
-            path = %DIR%/old.sock
+            [socket:\(unix)]
+            path = %DIR%/\(unix).sock
 
             [watcher:web]
             cmd = /usr/bin/python3 %DIR%/server.py $(circus.sockets.web)
             use_sockets = true
 
-            [watcher:old]
-            cmd = /usr/bin/python3 %DIR%/server.py $(circus.sockets.old)
+            [watcher:\(unix)]
+            cmd = /usr/bin/python3 %DIR%/server.py $(circus.sockets.\(unix))
             use_sockets = true
             """
-        let after = """
-            [socket:web]
-            host = 127.0.0.1
-            port = 0
-
-            [socket:new]
-            path = %DIR%/new.sock
-
-            [watcher:web]
-            cmd = /usr/bin/python3 %DIR%/server.py $(circus.sockets.web)
-            use_sockets = true
-
-            [watcher:new]
-            cmd = /usr/bin/python3 %DIR%/server.py $(circus.sockets.new)
-            use_sockets = true
-            """
+        }
+        let before = ini("old"), after = ini("new")
         try await withDaemon(before, files: ["server.py": serverScript]) { h in
             let web = try await h.waitPids("web", count: 1)
             let webSocket = try await listedSocket(h, "web")
