@@ -144,8 +144,9 @@ extension Supervisor {
         let restarting = replaced.filter { startsAgain($0.old, as: $0.new, sockets: sockets) }.map(\.new)
             + automaticallyStarted(added)
         // Sockets change once the watchers that held them are stopped (a removed watcher
-        // may hold a socket that is bound again).
-        let rebind = Countdown(2) { [unowned self] in
+        // may hold a socket that is bound again); without socket changes the restarted
+        // watchers do not wait for the removed ones.
+        let rebind = Countdown(sockets.isEmpty ? 1 : 2) { [unowned self] in
             failures.append(contentsOf: self.applySocketChanges(sockets, configurations: new.sockets))
             self.startAll(restarting) {
                 failures.append(contentsOf: $0)
@@ -157,7 +158,7 @@ extension Supervisor {
         for entry in removed { entry.attached = false }
         stopAll(removed) { _ in
             group.done()
-            rebind.done()
+            if !sockets.isEmpty { rebind.done() }
         }
         runConcurrently(.manage, on: resized) {
             failures.append(contentsOf: $0)
