@@ -595,6 +595,23 @@ struct SocketTests {
         #expect(!FileManager.default.fileExists(atPath: path))
     }
 
+    @Test func anAddedWatcherNamingNoSocketFailsToStartSayingWhy() async throws {
+        try await withDaemon("""
+            [socket:web]
+            host = 127.0.0.1
+            port = 0
+
+            [watcher:w]
+            cmd = sleep 969
+            """) { h in
+            let reply = try await h.call("add", [
+                "name": "late", "cmd": "sh -c 'echo $(circus.sockets.nope)'", "start": true, "waiting": true,
+            ])
+            expectError(reply, errno: 6, reason: "socket 'nope' is not configured")
+            #expect(try await h.status("late") == "stopped")
+        }
+    }
+
     @Test func unknownSocketNameIsAConfigurationError() async throws {
         let dir = try DaemonHarness.makeTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -641,6 +658,10 @@ struct SocketTests {
         #expect(run.status == 1)
         #expect(run.stderr.contains("socket 'web': could not bind 127.0.0.1:\(port): Address already in use"),
                 "\(run.stderr)")
+        // With --daemon the original process reports it and exits 1.
+        let daemonized = try await runCircusd(["--daemon", "circus.ini"], in: dir)
+        #expect(daemonized.status == 1)
+        #expect(daemonized.stderr == "circusd: socket 'web': could not bind 127.0.0.1:\(port): Address already in use\n")
         #expect(!run.stderr.contains("w started"), "\(run.stderr)")
         // Nothing started, and the socket bound before the failure was closed and removed.
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/started.txt"))
