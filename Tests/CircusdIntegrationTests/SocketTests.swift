@@ -126,14 +126,19 @@ private func openFile(pid: Int32, fd: Int) -> String? {
     return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
+/// `[socket:web]` on 127.0.0.1, on a port the kernel picks.
+private let ephemeralWebSocket = """
+    [socket:web]
+    host = 127.0.0.1
+    port = 0
+
+    """
+
 @Suite("Circus sockets")
 struct SocketTests {
     @Test func fourProcessesServeOneSharedSocket() async throws {
         try await withDaemon("""
-            [socket:web]
-            host = 127.0.0.1
-            port = 0
-
+            \(ephemeralWebSocket)
             [watcher:web]
             cmd = /usr/bin/python3 %DIR%/server.py $(circus.sockets.web)
             numprocesses = 4
@@ -312,10 +317,7 @@ struct SocketTests {
 
     @Test func onDemandProgramThatFailsAtOnceIsNotRestartedInAHotLoop() async throws {
         try await withDaemon("""
-            [socket:web]
-            host = 127.0.0.1
-            port = 0
-
+            \(ephemeralWebSocket)
             [watcher:broken]
             cmd = sh -c 'exit 3' $(circus.sockets.web)
             use_sockets = true
@@ -597,10 +599,7 @@ struct SocketTests {
 
     @Test func anAddedWatcherNamingNoSocketFailsToStartSayingWhy() async throws {
         try await withDaemon("""
-            [socket:web]
-            host = 127.0.0.1
-            port = 0
-
+            \(ephemeralWebSocket)
             [watcher:w]
             cmd = sleep 969
             """) { h in
