@@ -335,7 +335,7 @@ struct SocketTests {
             }
             try #require(connected)
             // Each activation fails at once: the wait before the next one doubles.
-            try await h.waitUntil("the third quick failure") {
+            try await h.waitUntil("the third quick failure", timeout: 20) {
                 h.log.contains("broken: its processes failed within 1.0s of a connection 3 times in a row; "
                     + "waiting for a connection again in 0.2s")
             }
