@@ -105,6 +105,8 @@ public final class Supervisor {
     var abandonedHookWorkers: [SerialWorker] = []
     /// Runs Python hooks; made by the first one called.
     var pythonHookBridge: PythonHookBridge?
+    /// The circus sockets (`[socket:NAME]`) and the on_demand watchers waiting on them.
+    let circusSockets = SocketTable()
 
     /// Creates a supervisor for `configuration`. Nothing is bound or spawned until `run()`.
     ///
@@ -169,8 +171,15 @@ public final class Supervisor {
             throw DaemonError("cannot read signals: \(error)")
         }
         do {
+            try bindSockets()
+        } catch {
+            shutdownEndpoints()
+            throw error
+        }
+        do {
             try startPlugins()
         } catch {
+            circusSockets.closeAll()
             shutdownEndpoints()
             stopPluginsAtOnce()
             throw error
@@ -181,8 +190,9 @@ public final class Supervisor {
         serving()
         scheduler.submit(.all) { [unowned self] done in
             // Each failure is logged by its watcher; nobody waits for an answer.
-            self.startAll(self.watchers.filter { $0.config.autostart }) { _ in done() }
+            self.startAll(self.automaticallyStarted(self.watchers)) { _ in done() }
         }
+        refreshActivations()
         drainDeferred()
         loop.run()
         pythonHookBridge?.shutdown()
@@ -190,6 +200,7 @@ public final class Supervisor {
         // of its worker would wait for it forever.
         for worker in abandonedHookWorkers where worker.pendingCount > 0 { _ = Unmanaged.passRetained(worker) }
         shutdownEndpoints()
+        circusSockets.closeAll()
         pluginHost?.shutdown()
         removePluginState()
         logger.info("Arbiter exiting")
@@ -482,6 +493,7 @@ public final class Supervisor {
             }
         }
         performDepth -= 1
+        if entry.machine.config.onDemand { updateActivation(of: entry) }
         if performDepth == 0 {
             sendTreeSignals()
             drainDeferred()
@@ -621,11 +633,15 @@ public final class Supervisor {
     /// Spawns one process and watches its pidfd. Returns the pid or the error text.
     private func spawnProcess(for entry: WatcherEntry, wid: Int) -> Result<Int32, SpawnFailure> {
         let request: SpawnRequest
+        let sockets: SpawnSockets
         do {
-            request = try makeSpawnRequest(for: entry.config, wid: wid)
+            sockets = try spawnSockets(for: entry.config)
+            request = try makeSpawnRequest(for: entry.config, wid: wid, sockets: sockets)
         } catch {
             return .failure(error)
         }
+        // The so_reuseport sockets bound for this process alone are the child's now.
+        defer { sockets.close() }
         let child: SpawnedProcess
         do {
             child = try spawner.spawn(request)
@@ -653,6 +669,7 @@ public final class Supervisor {
             stoppedWorkerReaped(pid, exitCode: code, entry: entry)
         } else {
             // A crash is respawned at once; what it left behind is ended after.
+            if entry.machine.config.onDemand, code != 0 { entry.activation.failedExits += 1 }
             perform(entry.machine.processExited(pid: pid, exitCode: code, at: moment()), on: entry)
             endLeftovers(of: pid, exitCode: code, entry: entry)
         }
