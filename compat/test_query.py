@@ -4,11 +4,12 @@ list, status, numwatchers, numprocesses, get, options, globaloptions, stats,
 dstats, listsockets, ipython, --json and the client time-out text.
 """
 import json
+import os
 import re
 
 import pytest
 
-from conftest import TIMEOUT_MSG
+from conftest import TIMEOUT_MSG, wait_until
 
 TWO = """
 [watcher:sleeper]
@@ -365,7 +366,6 @@ def test_listsockets_none(shared_daemon):
     assert shared_daemon.cmd("listsockets")["sockets"] == []
 
 
-@pytest.mark.python_only  # [socket:] binding arrives with the streams-and-sockets issue
 def test_listsockets(make_daemon, tmp_path):
     path = "/tmp/cxs-%s.sock" % tmp_path.name[-12:]
     d = make_daemon("""
@@ -456,3 +456,25 @@ def test_unknown_cli_word(two):
     r = two.ctl("bogus")
     assert r.returncode == 2
     assert "circusctl: error: unrecognized arguments: bogus" in r.stderr
+
+
+def test_socket_fd_substitution_and_inheritance(make_daemon, tmp_path):
+    """$(circus.sockets.NAME) is the fd listsockets reports, and a use_sockets
+    child holds circusd's very socket at that number."""
+    out = tmp_path / "fd.txt"
+    d = make_daemon("""
+[socket:web]
+host = 127.0.0.1
+port = 0
+
+[watcher:server]
+cmd = sh -c 'echo $(circus.sockets.WEB) > %s; exec sleep 3600'
+use_sockets = true
+""" % out)
+    fd = d.cmd("listsockets")["sockets"][0]["fd"]
+    written = wait_until(lambda: out.exists() and out.read_text(), msg="fd.txt")
+    assert written == "%d\n" % fd
+    pid = d.pids("server")[0]
+    ours = os.readlink("/proc/%d/fd/%d" % (d.proc.pid, fd))
+    assert ours.startswith("socket:[")
+    assert os.readlink("/proc/%d/fd/%d" % (pid, fd)) == ours

@@ -13,7 +13,9 @@
  *   active     (bool, true) false: the plugin (or, per watcher, that watcher) is ignored
  * A watcher with check_flapping = false (reported by `options`) is ignored, and so is
  * one with respawn = false: its processes are not respawned, so their exits are no loop
- * (Circus counts them, and stops, then starts again, a watcher that had simply finished).
+ * (Circus counts them, and stops, then starts again, a watcher that had simply finished),
+ * and one with on_demand = true: connections start its processes, which are not
+ * respawned either (circusd delays the next start after quick failures itself).
  *
  * What Circus does, and what this plugin does differently (on purpose):
  *
@@ -80,6 +82,7 @@ typedef struct watcher {
     int check_flapping;           /* the watcher's check_flapping option                */
     int respawn;                  /* the watcher's respawn option: without respawn its
                                      exits are not a loop, nothing comes back           */
+    int on_demand;                /* the watcher's on_demand option: the same           */
     int has_attempts, has_window, has_retry_in, has_max_retry, has_active;
     settings own;                 /* the overrides, where has_* says so                 */
     double *exits;                /* monotonic times of the last exits (oldest first)   */
@@ -161,6 +164,7 @@ static watcher *add_watcher(flapping *fl, const char *name, size_t len) {
     }
     w->check_flapping = 1;
     w->respawn = 1;
+    w->on_demand = 0;
     fl->watchers[fl->n_watchers++] = w;
     return w;
 }
@@ -305,6 +309,7 @@ static void apply_options(flapping *fl, watcher *w, circus_str reply) {
     w->has_attempts = w->has_window = w->has_retry_in = w->has_max_retry = w->has_active = 0;
     w->check_flapping = 1;
     w->respawn = 1;
+    w->on_demand = 0;
     if (!cps_json_get(reply, "options", &options) || !cps_json_object_begin(options, &it)) {
         return;
     }
@@ -325,6 +330,12 @@ static void apply_options(flapping *fl, watcher *w, circus_str reply) {
         if (strcmp(name, "respawn") == 0) {
             if (!cps_json_scalar_text(value, text, sizeof text) || !cps_parse_bool(text, &w->respawn)) {
                 w->respawn = 1;
+            }
+            continue;
+        }
+        if (strcmp(name, "on_demand") == 0) {
+            if (!cps_json_scalar_text(value, text, sizeof text) || !cps_parse_bool(text, &w->on_demand)) {
+                w->on_demand = 0;
             }
             continue;
         }
@@ -445,7 +456,7 @@ static void check(flapping *fl, watcher *w) {
         return; /* decided when the options arrive */
     }
     s = effective(fl, w);
-    if (!s.active || !w->check_flapping || !w->respawn) {
+    if (!s.active || !w->check_flapping || !w->respawn || w->on_demand) {
         w->n_exits = 0;
         return;
     }

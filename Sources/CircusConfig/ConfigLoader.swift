@@ -58,8 +58,8 @@ public enum ConfigLoader {
     }
 
     /// Like ``load(path:environment:currentDirectory:accounts:)``, but parses and checks the
-    /// `[socket:]` and `[plugin:]` sections and the `[circus]` options this version does not
-    /// serve yet instead of refusing them (watcher options are refused either way).
+    /// `[circus]` options this version does not serve yet instead of refusing them (watcher
+    /// options are refused either way).
     public static func parse(
         path: String,
         environment: [String: String],
@@ -163,7 +163,7 @@ struct ConfigBuilder {
     let currentDirectory: String
     /// What `endpoint_owner` and the control grants are checked against.
     let accounts: any AccountDirectory
-    private(set) var warnings: [String] = []
+    var warnings: [String] = []
 
     /// `[env]` expanded against the process environment (Circus's `local_env`).
     private(set) var localEnv: OrderedDictionary<String, String> = [:]
@@ -232,7 +232,11 @@ struct ConfigBuilder {
         applyEnvSections(to: &watchers)
         var built: [WatcherConfig] = []
         for pending in watchers {
-            built.append(try secondPass(pending))
+            let watcher = try secondPass(pending)
+            try checkSockets(
+                of: watcher, header: pending.section, sectionLocation: pending.sectionLocation,
+                locations: pending.locations, sockets: sockets)
+            built.append(watcher)
         }
         sockets.sort { PythonText.precedes($0.name, $1.name) }
         plugins.sort { PythonText.precedes($0.name, $1.name) }
@@ -349,71 +353,7 @@ struct ConfigBuilder {
         return s
     }
 
-    // MARK: - [socket:NAME]
-
-    private static let socketFamilies: Set<String> = ["AF_INET", "AF_INET6", "AF_UNIX"]
-    private static let socketTypes: Set<String> = ["SOCK_STREAM", "SOCK_DGRAM", "SOCK_RAW", "SOCK_RDM", "SOCK_SEQPACKET"]
-
-    private func buildSocket(
-        _ header: String, section: IniSection, items: OrderedDictionary<String, IniValue>
-    ) throws(ConfigError) -> SocketConfig {
-        // Circus takes the text after the *last* "socket:" and lower-cases it.
-        let name = Self.textAfterLast("socket:", in: header).lowercased()
-        var socket = SocketConfig(name: name)
-        socket.location = section.location
-        var raw: OrderedDictionary<String, String> = [:]
-        for (key, value) in items { raw[key] = expandGlobal(value) }
-        socket.raw = raw
-
-        func text(_ option: String) -> (String, IniValue)? {
-            guard let value = items[option] else { return nil }
-            return (raw[option]!, value)
-        }
-        func integer(_ option: String) throws(ConfigError) -> Int? {
-            guard let (t, v) = text(option) else { return nil }
-            return try convert(t, at: v, section: header, option: option, ValueParser.int)
-        }
-        func flag(_ option: String) throws(ConfigError) -> Bool {
-            guard let (t, v) = text(option) else { return false }
-            return try convert(t, at: v, section: header, option: option, ValueParser.bool)
-        }
-
-        if let (t, _) = text("host") { socket.host = t }
-        if let port = try integer("port") { socket.port = port }
-        if let (t, v) = text("family") {
-            let family = t.uppercased()
-            guard Self.socketFamilies.contains(family) else {
-                throw ConfigError(
-                    at: v.location, section: header, option: "family",
-                    message: "\(PythonText.repr(t)) is not a socket family (AF_INET, AF_INET6 or AF_UNIX)")
-            }
-            socket.family = family
-        }
-        if let (t, v) = text("type") {
-            let type = t.uppercased()
-            guard Self.socketTypes.contains(type) else {
-                throw ConfigError(
-                    at: v.location, section: header, option: "type",
-                    message: "\(PythonText.repr(t)) is not a socket type (SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_RDM or SOCK_SEQPACKET)")
-            }
-            socket.type = type
-        }
-        if let (t, _) = text("proto") { socket.proto = t }
-        if let backlog = try integer("backlog") { socket.backlog = backlog }
-        if let (t, _) = text("path") {
-            socket.path = t
-            socket.family = "AF_UNIX"  // a path forces a Unix socket, as in CircusSocket
-        }
-        if let umask = try integer("umask") { socket.umask = umask }  // decimal, as Circus parses it
-        socket.replace = try flag("replace")
-        socket.soReusePort = try flag("so_reuseport")
-        socket.blocking = try flag("blocking")
-        if let (t, _) = text("interface") { socket.interface = t }
-        if socket.family != "AF_UNIX", !(0...65535).contains(socket.port), let (_, v) = text("port") {
-            throw ConfigError(at: v.location, section: header, option: "port", message: "\(socket.port) is not a port number (0-65535)")
-        }
-        return socket
-    }
+    // MARK: - [socket:NAME] (see SocketSections.swift)
 
     /// The text after the last occurrence of `marker` (Python `text.split(marker)[-1]`).
     static func textAfterLast(_ marker: String, in text: String) -> String {

@@ -169,30 +169,6 @@ public struct CircusSettings: Hashable, Sendable {
     public init() {}
 }
 
-/// A `[socket:NAME]` section; NAME lower-cased. Values are kept as
-/// validated strings/numbers; binding happens in the daemon.
-public struct SocketConfig: Hashable, Sendable {
-    public var name: String
-    public var host: String = "localhost"
-    public var port: Int = 8080
-    public var family: String = "AF_INET"
-    public var type: String = "SOCK_STREAM"
-    public var proto: String? = nil
-    public var backlog: Int = 2048
-    public var path: String? = nil
-    /// Decimal, as Circus parses it (default 8).
-    public var umask: Int = 8
-    public var replace: Bool = false
-    public var interface: String? = nil
-    public var soReusePort: Bool = false
-    public var blocking: Bool = false
-    /// All raw options of the section, for reloadconfig comparison.
-    public var raw: OrderedDictionary<String, String> = [:]
-    public var location: SourceLocation? = nil
-
-    public init(name: String) { self.name = name }
-}
-
 /// Where a plugin's code comes from (the section's `use`).
 public enum PluginSource: Hashable, Sendable {
     /// A shared library named by its path (absolute: a relative path in the file is

@@ -19,18 +19,10 @@ extension ConfigBuilder {
         ("prereload_fn", { !$0.isEmpty }, "it names a Python function, and circusd runs no Python"),
     ]
 
-    /// Refuses the sections and `[circus]` options this version does not serve yet.
+    /// Refuses the `[circus]` options this version does not serve yet.
     ///
     /// - Throws: ``ConfigError`` at the first one, in file order.
     func refuseUnserved() throws(ConfigError) {
-        for (name, section) in document.sections {
-            guard let items = document.items(in: name), !items.isEmpty else { continue }
-            if name.hasPrefix("socket:") {
-                throw ConfigError(
-                    at: section.location, section: name,
-                    message: "is not supported yet by this version of circusd: circus sockets are not bound yet")
-            }
-        }
         for (option, requests, reason) in Self.unservedSettings {
             guard let value = document.value(option, in: "circus") else { continue }
             let text = Substitution.replace(value.value, table: globalTable)

@@ -72,11 +72,7 @@ public enum Substitution {
         var i = 0
         while i < scalars.count {
             if let match = matchVariable(scalars, at: i) {
-                var key = String(String.UnicodeScalarView(scalars[match.key])).lowercased()
-                // Python adds the prefix only when the key does not already start with it,
-                // so `$(circus.circus.wid)` also reaches `circus.wid`.
-                if !key.unicodeScalars.starts(with: "circus".unicodeScalars) { key = "circus." + key }
-                if let value = table.values[key] {
+                if let value = table.values[fullKey(String(String.UnicodeScalarView(scalars[match.key])))] {
                     out.append(contentsOf: value.unicodeScalars)
                 } else {
                     out.append(contentsOf: scalars[i..<match.end])
@@ -88,6 +84,31 @@ public enum Substitution {
             }
         }
         return String(out)
+    }
+
+    /// The variables a template names, as full lower-cased keys (`circus.sockets.web`),
+    /// in order, matched exactly as ``replace(_:table:)`` matches them.
+    public static func variableNames(in template: String) -> [String] {
+        let scalars = Array(template.unicodeScalars)
+        guard scalars.contains("(") else { return [] }
+        var names: [String] = []
+        var i = 0
+        while i < scalars.count {
+            if let match = matchVariable(scalars, at: i) {
+                names.append(fullKey(String(String.UnicodeScalarView(scalars[match.key]))))
+                i = match.end
+            } else {
+                i += 1
+            }
+        }
+        return names
+    }
+
+    /// The table key a matched variable key looks up. Python adds the prefix only when the
+    /// key does not already start with it, so `$(circus.circus.wid)` also reaches `circus.wid`.
+    private static func fullKey(_ key: String) -> String {
+        let lower = key.lowercased()
+        return lower.unicodeScalars.starts(with: "circus".unicodeScalars) ? lower : "circus." + lower
     }
 
     /// Circus's `$VAR` expansion of environment values (`parse_env_dict`): `$NAME` where

@@ -213,7 +213,6 @@ public enum WatcherOptions {
         .init("executable", .text, default: .none, set: .refused,
               read: { .text($0.executable) }, write: { $0.executable = $1.textValue }),
         .init("use_sockets", .bool, default: .bool(false), set: .refused,
-              support: .notYet("circus sockets are not bound by this version"),
               read: { .bool($0.useSockets) }, write: { $0.useSockets = $1.boolValue }),
         .init("priority", .int, default: .int(0), set: .refused,
               read: { .int($0.priority) }, write: { $0.priority = $1.intValue }),
@@ -225,7 +224,6 @@ public enum WatcherOptions {
               read: { $0.absentOptions.contains("stdout_stream_conf") ? .none : .dictionary($0.stdoutStream.filter { $0.key != "class" }) },
               write: { if case .dictionary(let d) = $1 { $0.stdoutStream = d } }),
         .init("on_demand", .bool, default: .bool(false), set: .refused,
-              support: .notYet("on_demand starts a watcher when its socket gets a connection, and sockets are not bound by this version"),
               read: { .bool($0.onDemand) }, write: { $0.onDemand = $1.boolValue }),
         .init("stderr_stream_conf", .object, default: .dictionary([:]), set: .refused, spawnVariable: false,
               read: { $0.absentOptions.contains("stderr_stream_conf") ? .none : .dictionary($0.stderrStream.filter { $0.key != "class" }) },
@@ -258,7 +256,7 @@ public enum WatcherOptions {
         .init("hook_timeout", .seconds, default: .float(30), set: .live, shown: false, spawnVariable: false,
               read: { .float($0.hookTimeout) }, write: { $0.hookTimeout = $1.doubleValue }),
         .init("stdin_socket", .text, default: .none, expansion: .watcherEnv, set: .refused, shown: false,
-              spawnVariable: false, support: .notYet("circus sockets are not bound by this version"),
+              spawnVariable: false,
               read: { .text($0.stdinSocket) }, write: { $0.stdinSocket = $1.textValue }),
     ]
 

@@ -555,7 +555,9 @@ public struct WatcherMachine: Sendable {
         guard current == nil, queue.isEmpty, status == .active else { return }
         let live = activeCount
         if live < config.numprocesses {
-            if config.respawn {
+            // An on_demand watcher's processes are started by connections: one that ends is
+            // not replaced, and once none is left the watcher stops and waits for the next.
+            if config.respawn, !config.onDemand {
                 // check_flapping = false: the user says the processes are short-lived by
                 // design, so nothing throttles their respawn.
                 let delay = config.checkFlapping ? Self.crashBackoff(after: quickExits) : 0

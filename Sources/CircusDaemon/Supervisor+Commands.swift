@@ -74,7 +74,7 @@ extension Supervisor {
             case .kill: try kill(props, respond)
             case .stats: try stats(props, respond)
             case .dstats: dstats(respond)
-            case .listsockets: respond.ok(["sockets": .array([])])
+            case .listsockets: listSockets(respond)
             case .globaloptions: try globalOptions(props, respond)
             case .listen: throw .usePubSubSocket
             case .ipython:
@@ -251,7 +251,7 @@ extension Supervisor {
             switch command {
             case .start:
                 runJob(respond, scope: .all) { [unowned self] finish in
-                    self.startAll(self.watchers.filter { $0.config.autostart }) { finish($0.outcome()) }
+                    self.startAll(self.automaticallyStarted(self.watchers)) { finish($0.outcome()) }
                 }
             case .stop:
                 runJob(respond, scope: .all) { [unowned self] finish in
@@ -287,7 +287,7 @@ extension Supervisor {
             // The watchers of those names as they are now (an rm and add may have replaced one).
             let found = found.compactMap { self.current($0) }
             switch command {
-            case .start: self.startAll(found.filter { $0.config.autostart }) { finish($0.outcome()) }
+            case .start: self.startAll(self.automaticallyStarted(found)) { finish($0.outcome()) }
             case .stop:
                 let announce = self.announceStopOfStopped(found)
                 self.stopAll(found) { announce(); finish($0.outcome()) }

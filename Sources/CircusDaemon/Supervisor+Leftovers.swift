@@ -138,7 +138,7 @@ extension Supervisor {
     /// A group whose leader's parent still lives is found when that parent dies.
     private func findOtherGroups(of pid: Int32) {
         guard sessions[pid] != nil else { return }
-        guard let children = ProcessTree.ownChildren() else { return requestScan(of: pid) }
+        guard let children = ProcessTree.mainThreadChildren() else { return requestScan(of: pid) }
         var found: Set<Int32> = []
         for child in children where !monitor.isWatching(child) && getsid(child) == pid {
             let group = getpgid(child)

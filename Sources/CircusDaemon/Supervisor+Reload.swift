@@ -84,6 +84,20 @@ extension Supervisor {
     ) {
         // A read that comes back while the daemon quits must not create watchers.
         if quitting { return finish([], WatcherFailures()) }
+        resolveAddresses(of: socketChanges(to: new.sockets)) { [unowned self] sockets in
+            if self.quitting { return finish([], WatcherFailures()) }
+            self.applyReloadedConfiguration(new, sockets: sockets, finish)
+        }
+    }
+
+    /// ``applyReloadedConfiguration(_:_:)`` once the addresses of the sockets to bind are
+    /// resolved. A watcher that uses a socket that changed or went away is restarted
+    /// (stopped before the socket is closed, started once the new one is bound), even
+    /// when its own configuration did not change.
+    private func applyReloadedConfiguration(
+        _ new: CircusConfiguration, sockets: SocketChanges,
+        _ finish: @escaping (_ fresh: [WatcherEntry], _ failures: WatcherFailures) -> Void
+    ) {
         applySettings(new.settings)
         configuration.watchers = new.watchers
         configuration.globalEnv = new.globalEnv
@@ -103,10 +117,11 @@ extension Supervisor {
             }
             let before = Self.comparable(entry.creationConfig)
             let after = Self.comparable(config)
-            if before == after { continue }
+            let socketChanged = uses(entry, anyOf: sockets.closed)
+            if before == after, !socketChanged { continue }
             var beforeResized = before
             beforeResized.numprocesses = after.numprocesses
-            if beforeResized == after {
+            if beforeResized == after, !socketChanged {
                 resized.append(entry)
                 var current = entry.config
                 current.numprocesses = config.numprocesses
@@ -118,11 +133,33 @@ extension Supervisor {
         }
         let fresh = replaced.map(\.new) + added
         var failures = WatcherFailures()
-        let group = Countdown(3) { finish(fresh, failures) }
+        let group = Countdown(3) { [unowned self] in
+            self.refreshActivations()
+            finish(fresh, failures)
+        }
+        // A changed watcher starts again only if it ran: one that an operator stopped,
+        // or that never started (autostart = false), stays stopped until `start`, as
+        // for reload and SIGHUP. Added watchers follow their autostart. An on_demand
+        // watcher waits for a connection again (see startsAgain).
+        let restarting = replaced.filter { startsAgain($0.old, as: $0.new, sockets: sockets) }.map(\.new)
+            + automaticallyStarted(added)
+        // Sockets change once the watchers that held them are stopped (a removed watcher
+        // may hold a socket that is bound again); without socket changes the restarted
+        // watchers do not wait for the removed ones.
+        let rebind = Countdown(sockets.isEmpty ? 1 : 2) { [unowned self] in
+            failures.append(contentsOf: self.applySocketChanges(sockets, configurations: new.sockets))
+            self.startAll(restarting) {
+                failures.append(contentsOf: $0)
+                group.done()
+            }
+        }
         // Removed watchers: stopped and dropped (no `remove` event, as in Circus).
         watchers.removeAll { entry in removed.contains { $0 === entry } }
         for entry in removed { entry.attached = false }
-        stopAll(removed) { _ in group.done() }
+        stopAll(removed) { _ in
+            group.done()
+            if !sockets.isEmpty { rebind.done() }
+        }
         runConcurrently(.manage, on: resized) {
             failures.append(contentsOf: $0)
             group.done()
@@ -133,17 +170,7 @@ extension Supervisor {
             old.attached = false
         }
         watchers.append(contentsOf: added)
-        // A changed watcher starts again only if it ran: one that an operator stopped,
-        // or that never started (autostart = false), stays stopped until `start`, as
-        // for reload and SIGHUP. Added watchers follow their autostart.
-        let restarting = replaced.filter { $0.old.machine.status != .stopped }.map(\.new)
-            + added.filter { $0.config.autostart }
-        stopAll(replaced.map(\.old)) { [unowned self] _ in
-            self.startAll(restarting) {
-                failures.append(contentsOf: $0)
-                group.done()
-            }
-        }
+        stopAll(replaced.map(\.old)) { _ in rebind.done() }
         logger.info("reloadconfig: \(added.count) added, \(removed.count) removed, \(replaced.count) restarted, \(resized.count) resized")
     }
 
@@ -219,21 +246,32 @@ extension Supervisor {
     func restartArbiter(_ finish: @escaping (Result<JSONObject, CommandError>) -> Void) {
         stopAll(watchers) { [unowned self] _ in
             self.readConfigurationFile { result in
+                let start = { (failures: WatcherFailures) in
+                    self.startAll(self.automaticallyStarted(self.watchers)) {
+                        var all = failures
+                        all.append(contentsOf: $0)
+                        self.refreshActivations()
+                        finish(all.outcome())
+                    }
+                }
                 switch result {
                 case .success(let new):
-                    self.applySettings(new.settings)
-                    self.configuration.watchers = new.watchers
-                    self.configuration.globalEnv = new.globalEnv
-                    self.configuration.sockets = new.sockets
-                    self.configuration.plugins = new.plugins
-                    self.reloadPlugins(new)
-                    for entry in self.watchers { entry.attached = false }
-                    self.watchers = new.watchers.map(WatcherEntry.init(config:))
+                    self.resolveAddresses(of: self.socketChanges(to: new.sockets)) { sockets in
+                        self.applySettings(new.settings)
+                        self.configuration.watchers = new.watchers
+                        self.configuration.globalEnv = new.globalEnv
+                        self.configuration.sockets = new.sockets
+                        self.configuration.plugins = new.plugins
+                        self.reloadPlugins(new)
+                        for entry in self.watchers { entry.attached = false }
+                        self.watchers = new.watchers.map(WatcherEntry.init(config:))
+                        start(self.applySocketChanges(sockets, configurations: new.sockets))
+                    }
                 case .failure(let error):
                     // Keep running the previous configuration rather than nothing.
                     self.logger.error("restart: \(error); restarting with the previous configuration")
+                    start(WatcherFailures())
                 }
-                self.startAll(self.watchers.filter { $0.config.autostart }) { finish($0.outcome()) }
             }
         }
     }

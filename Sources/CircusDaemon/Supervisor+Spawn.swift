@@ -22,7 +22,8 @@ extension Supervisor {
     /// Per-process template variables: `$(circus.wid)`, `$(circus.env.X)`,
     /// `$(circus.sockets.X)`, the free-form options and every option the table marks as a
     /// spawn variable, as Python's `str()` writes them (`True`, `None`, `30.0`).
-    func spawnVariables(for config: WatcherConfig, wid: Int, env: OrderedDictionary<String, String>)
+    func spawnVariables(for config: WatcherConfig, wid: Int, env: OrderedDictionary<String, String>,
+                        sockets: OrderedDictionary<String, String>)
         -> OrderedDictionary<String, SubstitutionValue>
     {
         var variables: OrderedDictionary<String, SubstitutionValue> = [:]
@@ -32,7 +33,7 @@ extension Supervisor {
         }
         variables["wid"] = .string(String(wid))
         variables["env"] = .dictionary(env)
-        variables["sockets"] = .dictionary([:])
+        variables["sockets"] = .dictionary(sockets)
         return variables
     }
 
@@ -60,16 +61,19 @@ extension Supervisor {
             || config.gid.map(marked) == true
     }
 
-    /// Builds the spawn request for worker `wid` of `config`.
+    /// Builds the spawn request for worker `wid` of `config`, with the descriptors
+    /// `sockets` gives it.
     ///
     /// - Throws: `SpawnFailure` for a command line that does not split, an unknown user
     ///   or group; the watcher reports it like an exec failure.
-    func makeSpawnRequest(for config: WatcherConfig, wid: Int) throws(SpawnFailure) -> SpawnRequest {
+    func makeSpawnRequest(for config: WatcherConfig, wid: Int, sockets: SpawnSockets) throws(SpawnFailure)
+        -> SpawnRequest
+    {
         let env = childEnvironment(for: config)
         // Most commands have no template at all: skip building the variable table then
         // (respawn latency is what a supervisor is judged by).
         let table = Self.hasTemplates(config)
-            ? Substitution.Table(ordered: spawnVariables(for: config, wid: wid, env: env)) : nil
+            ? Substitution.Table(ordered: spawnVariables(for: config, wid: wid, env: env, sockets: sockets.numbers)) : nil
         func expand(_ text: String) -> String {
             guard let table else { return text }
             // `$WID` is Circus's deprecated spelling of `$(circus.wid)`.
@@ -160,10 +164,10 @@ extension Supervisor {
             gid: gid,
             supplementaryGroups: groups,
             resourceLimits: limits,
-            stdin: config.closeChildStdin ? .null : .inherit,
+            stdin: sockets.stdin.map(StdioMode.fd) ?? (config.closeChildStdin ? .null : .inherit),
             stdout: config.closeChildStdout ? .null : .inherit,
             stderr: config.closeChildStderr ? .null : .inherit,
-            keepFDs: [],
+            keepFDs: sockets.keep,
             newSession: true
         )
     }

@@ -108,6 +108,8 @@ public final class Supervisor {
     var pythonHookBridge: PythonHookBridge?
     /// The output streams' writer threads (Supervisor+Streams).
     let outputs = OutputStreams()
+    /// The circus sockets (`[socket:NAME]`) and the on_demand watchers waiting on them.
+    let circusSockets = SocketTable()
 
     /// Creates a supervisor for `configuration`. Nothing is bound or spawned until `run()`.
     ///
@@ -173,8 +175,15 @@ public final class Supervisor {
             throw DaemonError("cannot read signals: \(error)")
         }
         do {
+            try bindSockets()
+        } catch {
+            shutdownEndpoints()
+            throw error
+        }
+        do {
             try startPlugins()
         } catch {
+            circusSockets.closeAll()
             shutdownEndpoints()
             stopPluginsAtOnce()
             throw error
@@ -185,8 +194,9 @@ public final class Supervisor {
         serving()
         scheduler.submit(.all) { [unowned self] done in
             // Each failure is logged by its watcher; nobody waits for an answer.
-            self.startAll(self.watchers.filter { $0.config.autostart }) { _ in done() }
+            self.startAll(self.automaticallyStarted(self.watchers)) { _ in done() }
         }
+        refreshActivations()
         drainDeferred()
         loop.run()
         // The children are gone: what they wrote last is still in the pipes.
@@ -196,6 +206,7 @@ public final class Supervisor {
         // of its worker would wait for it forever.
         for worker in abandonedHookWorkers where worker.pendingCount > 0 { _ = Unmanaged.passRetained(worker) }
         shutdownEndpoints()
+        circusSockets.closeAll()
         pluginHost?.shutdown()
         removePluginState()
         logger.info("Arbiter exiting")
@@ -488,6 +499,7 @@ public final class Supervisor {
             }
         }
         performDepth -= 1
+        if entry.machine.config.onDemand { updateActivation(of: entry) }
         if performDepth == 0 {
             sendTreeSignals()
             drainDeferred()
@@ -627,13 +639,22 @@ public final class Supervisor {
     /// Spawns one process and watches its pidfd. Returns the pid or the error text.
     private func spawnProcess(for entry: WatcherEntry, wid: Int) -> Result<Int32, SpawnFailure> {
         var request: SpawnRequest
+        let sockets: SpawnSockets
         let output: (StreamWriter, OutputPipes)?
-        do {
-            request = try makeSpawnRequest(for: entry.config, wid: wid)
-            output = try openOutputPipes(for: entry, request: &request)
+        do throws(SpawnFailure) {
+            sockets = try spawnSockets(for: entry.config)
+            do throws(SpawnFailure) {
+                request = try makeSpawnRequest(for: entry.config, wid: wid, sockets: sockets)
+                output = try openOutputPipes(for: entry, request: &request)
+            } catch {
+                sockets.close()
+                throw error
+            }
         } catch {
             return .failure(error)
         }
+        // The so_reuseport sockets bound for this process alone are the child's now.
+        defer { sockets.close() }
         let child: SpawnedProcess
         do {
             child = try spawner.spawn(request)
@@ -663,6 +684,7 @@ public final class Supervisor {
             stoppedWorkerReaped(pid, exitCode: code, entry: entry)
         } else {
             // A crash is respawned at once; what it left behind is ended after.
+            if entry.machine.config.onDemand, code != 0 { entry.activation.failedExits += 1 }
             perform(entry.machine.processExited(pid: pid, exitCode: code, at: moment()), on: entry)
             endLeftovers(of: pid, exitCode: code, entry: entry)
         }

@@ -24,6 +24,8 @@ final class WatcherEntry {
     /// that events keep Circus's order.
     var waitingForHook = false
     var heldWork: Deque<() -> Void> = []
+    /// An on_demand watcher's wait for a connection on its sockets.
+    var activation = OnDemandActivation()
 
     init(config: WatcherConfig) {
         machine = WatcherMachine(config: config, seed: UInt64.random(in: 1...UInt64.max))

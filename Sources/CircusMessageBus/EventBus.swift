@@ -47,9 +47,10 @@ public final class EventBus {
         let current = subscribers
         guard !current.isEmpty else { return }
         let topic = event.topic.utf8
-        for subscriber in current where subscriber.prefix.isEmpty || topic.starts(with: subscriber.prefix) {
-            subscriber.handler(event)
-        }
+        let reached = current.filter { $0.prefix.isEmpty || topic.starts(with: $0.prefix) }
+        // The pub/sub socket and the plugins each want the payload's JSON: made once.
+        let event = reached.count > 1 ? event.encodingPayload() : event
+        for subscriber in reached { subscriber.handler(event) }
     }
 
     /// How many subscriptions are active.

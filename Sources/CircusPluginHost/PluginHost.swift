@@ -276,7 +276,7 @@ public final class PluginHost: Sendable {
         var payload: LentBytes?
         var reached: [any HostedInstance] = []
         for instance in all where instance.wants(event.topic) {
-            if payload == nil { payload = LentBytes(json: event.payload) }
+            if payload == nil { payload = LentBytes(event.payloadFrame) }
             instance.enqueueEvent(topic: event.topic, payload: payload!, wake: wake)
             reached.append(instance)
         }

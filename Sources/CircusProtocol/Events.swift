@@ -92,7 +92,12 @@ public struct EventMessage: Hashable, Sendable {
     /// The topic, e.g. `watcher.web_app.spawn`.
     public var topic: String
     /// The payload object.
-    public var payload: JSONObject
+    public var payload: JSONObject {
+        didSet { encoded = nil }
+    }
+    /// `payloadFrame`, when `encodingPayload()` made it: an event that several subscribers
+    /// serialize (the pub/sub socket, the plugins) is serialized once.
+    private var encoded: EncodedPayload?
 
     /// A message with any topic (plugins may publish their own).
     public init(topic: String, payload: JSONObject) {
@@ -104,5 +109,27 @@ public struct EventMessage: Hashable, Sendable {
     public var topicFrame: [UInt8] { Array(topic.utf8) }
 
     /// The second frame: `json.dumps(payload)`.
-    public var payloadFrame: [UInt8] { JSONWriter.serialize(.object(payload)) }
+    public var payloadFrame: [UInt8] { encoded?.bytes ?? JSONWriter.serialize(.object(payload)) }
+
+    /// The same message carrying its serialized payload, for `payloadFrame` to return.
+    public func encodingPayload() -> EventMessage {
+        var copy = self
+        copy.encoded = EncodedPayload(bytes: payloadFrame)
+        return copy
+    }
+
+    public static func == (a: EventMessage, b: EventMessage) -> Bool {
+        a.topic == b.topic && a.payload == b.payload
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(topic)
+        hasher.combine(payload)
+    }
+}
+
+/// Serialized payload bytes, shared by the copies of one message.
+private final class EncodedPayload: Sendable {
+    let bytes: [UInt8]
+    init(bytes: [UInt8]) { self.bytes = bytes }
 }

@@ -97,13 +97,17 @@ public enum ProcessTree {
         }
     }
 
-    /// This process's own children, from its threads' `children` files: as many small
-    /// reads as circusd has threads, whatever the number of processes on the system.
+    /// The children of this process's main thread, from its `children` file: one small
+    /// read, whatever the number of processes on the system. They include every process
+    /// re-parented to this one as a child subreaper: the kernel gives an orphan to the
+    /// reaper's first live thread, which is the main thread while the process runs. (The
+    /// children other threads spawned are in their own files.)
     ///
     /// nil when the kernel has no `children` files (CONFIG_PROC_CHILDREN): the caller then
     /// needs a scan of /proc, which belongs on a worker thread.
-    public static func ownChildren() -> [Int32]? {
-        childrenFromTasks(of: getpid())
+    public static func mainThreadChildren() -> [Int32]? {
+        let pid = getpid()
+        return ProcFS.readNumbers("/proc/\(pid)/task/\(pid)/children")
     }
 
     /// The parent pid of `pid`, or nil when it is gone.

@@ -320,7 +320,7 @@ struct WatcherTests {
 
     @Test("args and shell_args stay strings, split at spawn time")
     func argsStayStrings() throws {
-        let w = try loadWatcher("[watcher:w]\ncmd = foo\nargs = --fd $(circus.sockets.web)\nshell_args = \"bar baz\" qux\n")
+        let w = try loadWatcher("[socket:web]\nport = 0\n[watcher:w]\nuse_sockets = 1\ncmd = foo\nargs = --fd $(circus.sockets.web)\nshell_args = \"bar baz\" qux\n")
         #expect(w.args == .string("--fd $(circus.sockets.web)"))
         #expect(w.shellArgs == .string("\"bar baz\" qux"))
         #expect(try Shlex.split("\"bar baz\" qux") == ["bar baz", "qux"])
@@ -353,20 +353,59 @@ struct SocketPluginTests {
         let s = sockets[0]
         #expect(s.host == "127.0.0.1")
         #expect(s.port == 8888)
-        #expect(s.family == "AF_INET6")
-        #expect(s.type == "SOCK_DGRAM")
-        #expect(s.proto == "udp")
+        #expect(s.family == .inet6)
+        #expect(s.type == .datagram)
+        #expect(s.proto == "udp" && s.protocolNumber == 17)
         #expect(s.backlog == 10)
-        #expect(s.umask == 22)  // decimal, as Circus parses it
+        // A leading zero reads as octal (Circus reads 022 as decimal 22, that is 0o26).
+        #expect(s.umask == 0o22)
         #expect(s.replace && s.soReusePort && s.blocking)
         #expect(s.interface == "eth0")
         #expect(s.raw["family"] == "af_inet6")
         #expect(s.location == SourceLocation(file: "circus.ini", line: 3))
         let u = sockets[1]
         #expect(u.path == "/run/s/u.sock")
-        #expect(u.family == "AF_UNIX")
+        #expect(u.family == .unix)
         #expect(u.port == 8080 && u.host == "localhost" && u.umask == 8 && u.backlog == 2048)
         #expect(!u.replace && !u.soReusePort && !u.blocking)
+    }
+
+    @Test("umask: a leading zero reads as octal, other values as Circus reads them (decimal)", arguments: [
+        ("0", UInt32(0)), ("8", 8), ("18", 18), ("022", 0o22), ("0o22", 0o22), ("077", 0o77), ("010", 8),
+    ])
+    func socketUmask(text: String, mask: UInt32) throws {
+        #expect(try parseConfiguration("[socket:u]\npath = /tmp/u.sock\numask = \(text)\n").sockets.first?.umask == mask)
+    }
+
+    @Test("a path makes the socket AF_UNIX whatever the family says")
+    func pathWinsOverFamily() throws {
+        let s = try parseConfiguration("[socket:u]\nfamily = AF_INET6\npath = /tmp/u.sock\n").sockets[0]
+        #expect(s.family == .unix && s.path == "/tmp/u.sock")
+    }
+
+    @Test("the sockets a watcher uses: named in cmd or args (any case), stdin_socket, or all with use_sockets")
+    func socketsUsed() throws {
+        let config = try parseConfiguration("""
+            [socket:web]
+            port = 0
+            [socket:api]
+            port = 0
+            [socket:in]
+            port = 0
+            [watcher:a]
+            cmd = server --fd $(circus.sockets.WEB)
+            args = ((circus.sockets.api)) $(circus.sockets.web)
+            use_sockets = true
+            [watcher:b]
+            cmd = server
+            stdin_socket = In
+            use_sockets = true
+            [watcher:c]
+            cmd = server
+            use_sockets = true
+            """)
+        let names = config.sockets.map(\.name)
+        #expect(config.watchers.map { $0.socketsUsed(among: names) } == [["web", "api"], ["in"], ["api", "in", "web"]])
     }
 
     @Test("socket name is the text after the last 'socket:', as in Circus")

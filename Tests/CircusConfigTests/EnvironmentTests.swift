@@ -100,7 +100,10 @@ struct EnvironmentTests {
     @Test("per-process variables survive loading for spawn time")
     func perProcessVariables() throws {
         let w = try loadWatcher("""
+            [socket:web]
+            port = 0
             [watcher:w]
+            use_sockets = true
             cmd = server --fd $(circus.sockets.web) --id ((circus.wid)) $(circus.env.missing) $(wid)
             args = $(circus.wid) $(circus.numprocesses)
             """)

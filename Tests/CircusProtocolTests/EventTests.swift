@@ -45,4 +45,16 @@ struct EventTests {
         #expect(message.topicFrame == Array("watcher.web_app.\(name)".utf8))
         #expect(String(decoding: message.payloadFrame, as: UTF8.self) == json)
     }
+
+    @Test func aPayloadEncodedOnceIsTheSameFrameAndAChangeDropsIt() {
+        let message = EventMessage(topic: "watcher.w.spawn", payload: ["process_pid": 42, "time": .double(1.5)])
+        let encoded = message.encodingPayload()
+        #expect(encoded == message)
+        #expect(encoded.hashValue == message.hashValue)
+        #expect(String(decoding: encoded.payloadFrame, as: UTF8.self) == #"{"process_pid": 42, "time": 1.5}"#)
+        var changed = encoded
+        changed.payload["process_pid"] = 43
+        #expect(String(decoding: changed.payloadFrame, as: UTF8.self) == #"{"process_pid": 43, "time": 1.5}"#)
+        #expect(changed != message)
+    }
 }

@@ -842,34 +842,6 @@ let sleeperINI = """
         }
     }
 
-    /// A configured unix socket is bound before the watchers, listed, and inherited by
-    /// `use_sockets` children at the same fd number.
-    @Test(.disabled("[socket:] binding and use_sockets arrive with the streams-and-sockets issue"))
-    func listsocketsReportsConfiguredSockets() async throws {
-        try await withDaemon("""
-            [socket:ux]
-            path = %DIR%/ux.sock
-
-            [watcher:server]
-            cmd = sh -c 'echo $(circus.sockets.ux) > %DIR%/fd.txt; exec sleep 978'
-            use_sockets = true
-            """) { h in
-            let reply = try await h.call("listsockets")
-            expectOK(reply, keys: ["sockets"])
-            let sockets = reply["sockets"]?.arrayValue ?? []
-            #expect(sockets.count == 1, "\(reply)")
-            let socket = sockets.first ?? .null
-            #expect(socket.keys == ["fd", "name", "backlog", "path"])
-            #expect(socket["name"] == "ux")
-            #expect(socket["backlog"] == 2048)
-            #expect(socket["path"] == .string("\(h.dir)/ux.sock"))
-            var info = stat()
-            #expect(stat("\(h.dir)/ux.sock", &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK)
-            let fd = try await h.waitFile("\(h.dir)/fd.txt") { $0.hasSuffix("\n") }
-            #expect(fd.trimmingCharacters(in: .whitespacesAndNewlines) == socket["fd"]?.intValue.map(String.init))
-        }
-    }
-
     @Test func listsocketsGlobaloptionsListenIpython() async throws {
         try await withDaemon(sleeperINI) { h in
             let sockets = try await h.call("listsockets", id: "x6")

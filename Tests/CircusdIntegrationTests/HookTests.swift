@@ -289,7 +289,7 @@ private let markerWatcher = """
             """ + markerWatcher) { h, _ in
             let release = h.dir + "/hook.log.release"
             // Whatever happens, the held hook threads end with the test.
-            defer { FileManager.default.createFile(atPath: release, contents: nil) }
+            defer { _ = FileManager.default.createFile(atPath: release, contents: nil) }
             // hook_timeout (30 s by default) is set at run time like any live option.
             let mark = h.mark
             expectError(try await h.call("set", ["name": "slow", "options": ["hook_timeout": 0]]), errno: 3,
@@ -303,7 +303,7 @@ private let markerWatcher = """
             #expect(try await h.waitWatcherEvents("marker", since: mark, through: "stop") == ["spawn", "start", "kill", "reap", "stop"])
             #expect(h.watcherEvents("slow", since: mark) == [])
             // Released, the hook says yes and the start goes on.
-            FileManager.default.createFile(atPath: release, contents: nil)
+            _ = FileManager.default.createFile(atPath: release, contents: nil)
             #expect(try await h.waitWatcherEvents("slow", since: mark, through: "start") == ["hook_success before_start", "spawn", "start"])
             expectOK(try await h.call("stop", ["name": "slow", "waiting": true]), keys: ["info"])
 

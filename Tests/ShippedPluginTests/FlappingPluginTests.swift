@@ -122,14 +122,20 @@ import Testing
             "web: stopped by someone else while flapping was to restart it: it stays stopped"))
     }
 
-    @Test(arguments: [false, true]) func ignoresWatchersWithCheckFlappingFalse(isolated: Bool) throws {
+    /// check_flapping = false, and on_demand watchers (connections start their processes,
+    /// which are never respawned: circusd contains their failures itself).
+    @Test(arguments: [false, true]) func ignoresWatchersWithCheckFlappingFalseOrOnDemand(isolated: Bool) throws {
         let plugin = try LoadedPlugin(.flapping, isolated: isolated)
         defer { plugin.close() }
-        plugin.bus.answer(Self.daemon(["batch": ["check_flapping": false], "jobs": ["check_flapping": "False"], "web": [:]]))
+        plugin.bus.answer(Self.daemon([
+            "batch": ["check_flapping": false], "jobs": ["check_flapping": "False"], "inetd": ["on_demand": true],
+            "web": [:],
+        ]))
         try plugin.start("flapping", Self.config)
 
         for pid in Int64(1)...4 { Self.crash(plugin, "batch", pid: pid) }
         for pid in Int64(5)...8 { Self.crash(plugin, "jobs", pid: pid) }
+        for pid in Int64(11)...14 { Self.crash(plugin, "inetd", pid: pid) }
         Self.crash(plugin, "web", pid: 9)
         Self.crash(plugin, "web", pid: 10)
         // web's exits came after the others', so any stop of theirs would come first.

@@ -151,7 +151,7 @@ final class RedisPeer {
             "--daemonize", "no", "--loglevel", "warning", "--logfile", "\(directory)/redis.log",
         ] + (password.map { ["--requirepass", $0] } ?? [])
         try process.run()
-        try waitUntil("redis-server to listen on 127.0.0.1:\(port)") { () -> Bool? in
+        _ = try waitUntil("redis-server to listen on 127.0.0.1:\(port)") { () -> Bool? in
             if !process.isRunning {
                 return nil
             }
