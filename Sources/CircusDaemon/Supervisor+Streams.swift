@@ -97,6 +97,7 @@ extension Supervisor {
 
     /// Retires the writers of the watcher keys `which` selects.
     private func retireOutputWriters(_ which: (String) -> Bool) {
+        outputs.retired.removeAll { $0.hasEnded }
         for (key, old) in outputs.writers where which(key) {
             old.writer.retire()
             outputs.retired.append(old.writer)

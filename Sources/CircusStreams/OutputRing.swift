@@ -8,7 +8,8 @@ struct OutputRing {
     /// than this are cut to their end).
     static let capacity = 64 * 1024
 
-    private var storage = [UInt8](repeating: 0, count: OutputRing.capacity)
+    /// Allocated with the first bytes: a stream that never captures anything costs nothing.
+    private var storage: [UInt8] = []
     /// Index of the oldest byte.
     private var head = 0
     private(set) var count = 0
@@ -17,6 +18,7 @@ struct OutputRing {
     /// of a large chunk are copied).
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
+        if storage.isEmpty { storage = [UInt8](repeating: 0, count: Self.capacity) }
         let keep = UnsafeRawBufferPointer(rebasing: bytes[max(0, bytes.count - Self.capacity)...])
         let capacity = Self.capacity
         storage.withUnsafeMutableBytes { ring in
@@ -40,6 +42,7 @@ struct OutputRing {
 
     /// The bytes held, oldest first.
     var bytes: [UInt8] {
+        if count == 0 { return [] }
         if head + count <= Self.capacity { return Array(storage[head..<(head + count)]) }
         return Array(storage[head...]) + Array(storage[0..<(head + count - Self.capacity)])
     }

@@ -44,6 +44,10 @@ public final class StreamWriter: @unchecked Sendable {
     /// A turn that moved less than this is followed by a nap of `batchingNap` (see `moved`).
     static let smallTurn = 16 * 1024
     static let batchingNap: useconds_t = 200
+    /// Set when the thread has ended (a retired writer whose pipes were all drained).
+    private let ended = Atomic<Bool>(false)
+    /// Whether the writer thread has ended; safe from any thread.
+    public var hasEnded: Bool { ended.load(ordering: .acquiring) }
     /// Monotonic deadline of the follow lease, as Double bits; 0 when nobody follows.
     private let followDeadline = Atomic<UInt64>(0)
     private let onLines: @Sendable (FollowedLines) -> Void
@@ -90,6 +94,7 @@ public final class StreamWriter: @unchecked Sendable {
         thread = try OSThread.start { [self] in
             box.loop.run()
             self.closeAll()
+            self.ended.store(true, ordering: .releasing)
         }
         remote.post { [self] in
             for (name, config) in [("stdout", stdout), ("stderr", stderr)] {
