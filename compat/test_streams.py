@@ -51,6 +51,10 @@ stdout_stream.time_format = %Y
 """)
     p = YEAR + b" [%d] | " % pid_of(d, "w")
     content(d.workdir / "out.log", p + b"a\n" + p + b"b\n" + p + b"c\n")
+    # `options` shows the stream's keys without `class`, as Circus stores them.
+    opts = ok(d.cmd("options", name="w"))["options"]
+    assert opts["stdout_stream_conf"] == {"filename": "out.log", "time_format": "%Y"}
+    assert opts["stderr_stream_conf"] == {}
 
 
 def test_filename_alone_is_a_file_stream_and_stderr_too(make_daemon):
