@@ -29,6 +29,8 @@ final class OutputStreams {
     static let followLease = 30.0
     /// Lines `tail` returns when the request does not say.
     static let defaultLines = 10
+    /// How long circusd's exit waits for the writers to take what is left in the pipes.
+    static let exitDeadline = 5.0
 }
 
 /// The read and write ends of one process's stream pipes.
@@ -143,10 +145,15 @@ extension Supervisor {
     }
 
     /// At exit, once the children are gone: every writer takes what its pipes still hold,
-    /// then closes its files.
+    /// then closes its files; circusd waits for them up to `OutputStreams.exitDeadline`.
     func finishOutputStreams() {
-        for entry in outputs.writers.values { entry.writer.finish() }
-        for writer in outputs.retired { writer.finish() }
+        let deadline = EventLoop.monotonicNow() + OutputStreams.exitDeadline
+        for writer in outputs.writers.values.map(\.writer) + outputs.retired
+        where !writer.finish(deadline: deadline) {
+            let seconds = Int(OutputStreams.exitDeadline)
+            logger.warning(
+                "the output of \(writer.watcher) was still being written after \(seconds) s (its file does not take writes); circusd exits without the rest")
+        }
         outputs.writers = [:]
         outputs.retired = []
     }

@@ -170,15 +170,25 @@ public final class StreamWriter: @unchecked Sendable {
         }
     }
 
-    /// Takes everything the pipes hold now, closes the files and ends the thread; returns
-    /// when that is done. For circusd's exit, once the children are gone.
-    public func finish() {
+    /// Takes everything the pipes hold now, closes the files and ends the thread. For
+    /// circusd's exit, once the children are gone.
+    ///
+    /// - Parameter deadline: monotonic seconds after which it stops waiting (a file on a
+    ///   hung disk must not keep circusd from exiting).
+    /// - Returns: false when the thread was still writing at the deadline (it is left to
+    ///   the process's exit).
+    public func finish(deadline: Double) -> Bool {
         remote.post { [self] in
             for fd in Array(pipes.keys) { service(fd, untilEmpty: true) }
             loopBox.loop.stop()
         }
+        while !hasEnded {
+            if monotonicSeconds() >= deadline { return false }
+            usleep(1000)
+        }
         thread?.join()
         thread = nil
+        return true
     }
 
     // MARK: - Writer thread

@@ -207,15 +207,29 @@ func currentYear() -> String {
         }
     }
 
+    /// `slow` writes 1 MB into a FIFO that nobody reads (create it before starting `slow`):
+    /// its writer thread blocks in write(2) once the FIFO is full, like a writer on a hung disk.
+    static let stuckINI = """
+        [watcher:slow]
+        autostart = false
+        cmd = sh -c 'head -c 1000000 /dev/zero | tr "\\0" x; exec sleep 100'
+        stdout_stream.class = FileStream
+        stdout_stream.filename = %DIR%/fifo
+        """
+
+    /// Waits until a child of `pid` sleeps in a write to a full pipe (its stream's writer
+    /// no longer drains it).
+    func waitBlockedOnPipe(_ h: DaemonHarness, childOf pid: Int32) async throws {
+        try await h.waitUntil("a child of \(pid) blocked on its full pipe") {
+            let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+            return children.split(separator: " ").contains { child in
+                ((try? String(contentsOfFile: "/proc/\(child)/wchan", encoding: .utf8)) ?? "").contains("pipe_write")
+            }
+        }
+    }
+
     @Test func aStreamStuckOnItsFileHoldsUpNothingElse() async throws {
-        // `slow` writes 1 MB into a FIFO nobody reads: its writer thread blocks in write(2)
-        // once the FIFO is full, like a writer on a hung disk.
-        try await withDaemon("""
-            [watcher:slow]
-            autostart = false
-            cmd = sh -c 'head -c 1000000 /dev/zero | tr "\\0" x; exec sleep 100'
-            stdout_stream.class = FileStream
-            stdout_stream.filename = %DIR%/fifo
+        try await withDaemon(Self.stuckINI + """
 
             [watcher:fast]
             autostart = false
@@ -228,12 +242,7 @@ func currentYear() -> String {
             #expect(mkfifo("\(h.dir)/fifo", 0o600) == 0)
             let slow = try await startedPid(h, "slow")
             // The program is stuck writing its pipe: nothing drains it any more.
-            try await h.waitUntil("slow's program blocked on its full pipe") {
-                let children = (try? String(contentsOfFile: "/proc/\(slow)/task/\(slow)/children", encoding: .utf8)) ?? ""
-                return children.split(separator: " ").contains { pid in
-                    ((try? String(contentsOfFile: "/proc/\(pid)/wchan", encoding: .utf8)) ?? "").contains("pipe_write")
-                }
-            }
+            try await waitBlockedOnPipe(h, childOf: slow)
             // Commands, another watcher's stream and a respawn go on.
             let fast = try await startedPid(h, "fast")
             try await h.waitFile("\(h.dir)/fast.log") { $0 == "fast\n" }
@@ -253,6 +262,17 @@ func currentYear() -> String {
                 return total
             }
             #expect(read == 1_000_000)
+        }
+    }
+
+    @Test func exitWaitsForAStuckStreamOnlyFiveSeconds() async throws {
+        try await withDaemon(Self.stuckINI) { h in
+            #expect(mkfifo("\(h.dir)/fifo", 0o600) == 0)
+            let slow = try await startedPid(h, "slow")
+            try await waitBlockedOnPipe(h, childOf: slow)
+            expectOK(try await h.call("quit", ["waiting": true]))
+            #expect(await h.waitExit(timeout: 20), "circusd waited for a stream that cannot be written")
+            #expect(h.log.contains("the output of slow was still being written after 5 s (its file does not take writes)"))
         }
     }
 
