@@ -4,6 +4,7 @@
 // socket. The loop thread only makes pipes and hands them over: it never touches a file.
 
 import CircusConfig
+import CircusCore
 import CircusMessageBus
 import CircusProtocol
 import CircusStreams
@@ -55,13 +56,17 @@ extension Supervisor {
     /// The writer for `entry`'s current stream configuration, made (and the previous one
     /// retired) when it changed; nil when the watcher has no stream.
     func outputWriter(for entry: WatcherEntry) throws(SpawnFailure) -> StreamWriter? {
-        let config = entry.config
-        if let current = outputs.writers[entry.key], current.stdoutKeys == config.stdoutStream,
-           current.stderrKeys == config.stderrStream
+        // Every spawn asks: a watcher without streams is answered without a lookup.
+        let noStreams = entry.machine.config.stdoutStream.isEmpty && entry.machine.config.stderrStream.isEmpty
+        if noStreams, outputs.writers.isEmpty { return nil }
+        let current = outputs.writers[entry.key]
+        if let current, current.stdoutKeys == entry.machine.config.stdoutStream,
+           current.stderrKeys == entry.machine.config.stderrStream
         {
             return current.writer
         }
-        if config.stdoutStream.isEmpty, config.stderrStream.isEmpty, outputs.writers[entry.key] == nil { return nil }
+        if noStreams, current == nil { return nil }
+        let config = entry.config
         retireOutputWriters { $0 == entry.key || self.watcher(named: $0) == nil }
         let stdout: StreamConfig?
         let stderr: StreamConfig?
