@@ -18,6 +18,12 @@ ssize_t circus_splice_to_file(int pipe_fd, int file_fd, int64_t *offset, size_t 
 
 int circus_output_pipe(int fds[2]) {
     if (pipe2(fds, O_CLOEXEC) != 0) return -errno;
+    // 256 KiB instead of 64 KiB: a busy writer fills the pipe 4x later, so the stream's
+    // writer can gather more per wakeup without holding the program up. Pages are taken
+    // only as data waits in the pipe, but the kernel counts a pipe's capacity against its
+    // user's pipe-user-pages-soft, and once a user is past it every new pipe of that user
+    // gets a single page: only root, which that limit does not apply to, enlarges them.
+    if (geteuid() == 0) (void)fcntl(fds[0], F_SETPIPE_SZ, 256 * 1024);
     int flags = fcntl(fds[0], F_GETFL);
     if (flags < 0 || fcntl(fds[0], F_SETFL, flags | O_NONBLOCK) != 0) {
         int e = errno;
