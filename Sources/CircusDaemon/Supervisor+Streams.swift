@@ -194,25 +194,29 @@ extension Supervisor {
                 guard let n = lines.pythonInt, n >= 0 else { throw .message("'lines' must be a non-negative integer") }
                 count = Int(truncatingIfNeeded: n)
             }
-            var follow: Bool?
-            if let value = props["follow"] {
-                guard case .bool(let b) = value else { throw .notABoolean("follow") }
-                follow = b
+            let follow: Bool?
+            switch props["follow"] {
+            case nil: follow = nil
+            case .bool(let b)?: follow = b
+            default: throw .notABoolean("follow")
             }
             retireOutputWriters { self.watcher(named: $0) == nil }
-            guard let writer = outputs.writers[entry.key]?.writer else {
-                guard entry.config.stdoutStream.isEmpty, entry.config.stderrStream.isEmpty else {
-                    // Configured, and no process has run yet: nothing captured.
-                    return respond.ok(tailPayload([:], entry: entry, follow: nil))
-                }
+            // Made here if no process ran yet, so that a follow starting now is kept.
+            let found: StreamWriter?
+            do {
+                found = try outputWriter(for: entry)
+            } catch {
+                throw .message(error.message)
+            }
+            guard let writer = found else {
                 throw .message("watcher \(PythonText.repr(entry.name)) has no output stream: its output is not captured")
             }
             if let follow {
                 writer.follow(until: follow ? EventLoop.monotonicNow() + OutputStreams.followLease : 0)
             }
-            let payloadFollow = follow
+            let streams = writer.configs.map(\.0)
             writer.tail(count) { lines in
-                respond.ok(tailPayload(lines, entry: nil, follow: payloadFollow, streams: writer.configs.map(\.0)))
+                respond.ok(tailPayload(lines, streams: streams, follow: follow))
             }
         } catch {
             fail(respond, error)
@@ -220,16 +224,11 @@ extension Supervisor {
     }
 }
 
-/// `{"stdout": [...], "stderr": [...], "follow": seconds}`: the captured streams' lines,
-/// and with `follow`, how long the lease lasts (0 once stopped).
-private func tailPayload(_ lines: [String: [String]], entry: WatcherEntry?, follow: Bool?, streams: [String]? = nil)
-    -> JSONObject
-{
+/// `{"stdout": [...], "stderr": [...], "follow": seconds}`: the lines of each of
+/// `streams`, and with `follow`, how long the lease lasts (0 once stopped).
+private func tailPayload(_ lines: [String: [String]], streams: [String], follow: Bool?) -> JSONObject {
     var payload = JSONObject()
-    let names = streams ?? entry.map { e in
-        [("stdout", e.config.stdoutStream), ("stderr", e.config.stderrStream)].filter { !$0.1.isEmpty }.map(\.0)
-    } ?? []
-    for name in names { payload[name] = .array((lines[name] ?? []).map { .string($0) }) }
+    for name in streams { payload[name] = .array((lines[name] ?? []).map { .string($0) }) }
     if let follow { payload["follow"] = .double(follow ? OutputStreams.followLease : 0) }
     return payload
 }

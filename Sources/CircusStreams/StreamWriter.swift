@@ -157,7 +157,7 @@ public final class StreamWriter: @unchecked Sendable {
         }
     }
 
-    /// The files this writer writes to, by stream (for diagnostics).
+    /// The configured streams, by name (`stdout`, `stderr`).
     public var configs: [(String, StreamConfig)] {
         [("stdout", stdoutConfig), ("stderr", stderrConfig)].compactMap { name, config in config.map { (name, $0) } }
     }

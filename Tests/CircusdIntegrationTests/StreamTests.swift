@@ -390,7 +390,22 @@ func currentYear() -> String {
 
             [watcher:quiet]
             cmd = sleep 100
+
+            [watcher:later]
+            autostart = false
+            cmd = sh -c 'echo first; exec sleep 100'
+            stdout_stream.class = FileStream
+            stdout_stream.filename = %DIR%/later.log
             """) { h in
+            // A follow can begin before the watcher ever ran.
+            let before = try await h.call("tail", ["name": "later", "follow": true])
+            expectOK(before, keys: ["stdout", "follow"])
+            #expect(before["stdout"] == [])
+            let laterMark = h.mark
+            let later = try await startedPid(h, "later")
+            let firstLine = try await h.waitEvent("tail.later", since: laterMark)
+            #expect(firstLine.payload["lines"] == ["first"] && firstLine.payload["pid"] == .int(Int64(later)))
+
             let pid = try await startedPid(h, "w")
             try await h.waitFile("\(h.dir)/out.log") { $0 == "a\nb\nc\n" }
             try await h.waitFile(h.stdoutPath) { $0 == "e1\n" }
