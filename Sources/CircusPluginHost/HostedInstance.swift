@@ -21,7 +21,10 @@ protocol HostedInstance: AnyObject, Sendable {
     /// Queues an event (dropping the oldest queued event when full); with `wake` false,
     /// the instance's thread or host process hears of it at the next `wake()` (or with
     /// the next item queued with a wakeup), so a batch of events costs one wakeup.
-    func enqueueEvent(topic: String, payload: LentBytes, wake: Bool)
+    ///
+    /// - Returns: true when the event waits for `wake()` and nothing did before it (the
+    ///   caller must see to that call); false otherwise.
+    func enqueueEvent(topic: String, payload: LentBytes, wake: Bool) -> Bool
     /// Hands over what was queued with `wake: false`.
     func wake()
     /// Queues a command (`handle` nil) or hook request; the outcome goes to `complete`.

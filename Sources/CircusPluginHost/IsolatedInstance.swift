@@ -141,7 +141,7 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
         }
     }
 
-    func enqueueEvent(topic: String, payload: LentBytes, wake: Bool) {
+    func enqueueEvent(topic: String, payload: LentBytes, wake: Bool) -> Bool {
         var frame = FrameWriter(CIRCUS_FRAME_EVENT)
         frame.string(topic)
         payload.withBytes { frame.string($0) }
@@ -150,6 +150,7 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
         // and are dropped); this bound matters only while it does not read at all (a
         // host being killed as hung).
         let capacity = max(settings.queueCapacity, 4096)
+        var newlyDeferred = false
         let post = shared.withLock { s -> Bool in
             guard s.connected else { return false }
             if s.queuedEvents >= capacity, let oldest = s.outbox.firstIndex(where: { $0.isEvent }) {
@@ -161,12 +162,14 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
             s.outbox.append((bytes, true))
             s.queuedEvents += 1
             if !wake {
+                newlyDeferred = !s.flushDeferred
                 s.flushDeferred = true
                 return false
             }
             return Self.claimFlush(&s)
         }
         if post { onLoop { [self] in flush() } }
+        return newlyDeferred
     }
 
     func wake() {

@@ -53,7 +53,7 @@ final class PluginExecutor: @unchecked Sendable {
         var droppedTotal: UInt64 = 0
         /// A drain job is posted or running.
         var draining = false
-        /// Items were queued with their wakeup left for `wake()`.
+        /// Items were queued with their wakeup left for `wake()` (`enqueueDeferringWake`).
         var wakeDeferred = false
         var closed = false
     }
@@ -125,26 +125,30 @@ final class PluginExecutor: @unchecked Sendable {
     // MARK: The queue
 
     /// Queues `item` after everything queued before it. Never blocks on the plugin.
-    ///
-    /// With `wake` false the executor's thread is not woken for it: the caller calls
-    /// `wake()` later, once for a whole batch (an item queued meanwhile with `wake` runs
-    /// the batch with it, in order).
     @discardableResult
-    func enqueue(_ item: Item, wake: Bool = true) -> Enqueued {
+    func enqueue(_ item: Item) -> Enqueued {
         let (result, post) = queue.withLock { q -> (Enqueued, Bool) in
             let result = Self.add(item, to: &q, capacity: capacity)
-            guard result == .queued else { return (result, false) }
-            if !wake {
-                q.wakeDeferred = true
-                return (result, false)
-            }
-            return (result, Self.claimDrain(&q))
+            return (result, result == .queued && Self.claimDrain(&q))
         }
         if post { remote.post { [self] in drain() } }
         return result
     }
 
-    /// Wakes the thread for what was queued with `wake: false`, unless it runs already.
+    /// Queues `item` as `enqueue` does, without waking the thread for it: the caller calls
+    /// `wake()` later, once for a whole batch (an item queued meanwhile with `enqueue`
+    /// runs the batch with it, in order).
+    ///
+    /// - Returns: true when nothing queued this way was waiting for `wake()` before.
+    func enqueueDeferringWake(_ item: Item) -> Bool {
+        queue.withLock { q -> Bool in
+            guard Self.add(item, to: &q, capacity: capacity) == .queued, !q.wakeDeferred else { return false }
+            q.wakeDeferred = true
+            return true
+        }
+    }
+
+    /// Wakes the thread for what `enqueueDeferringWake` queued, unless it runs already.
     func wake() {
         let post = queue.withLock { q -> Bool in
             guard q.wakeDeferred else { return false }

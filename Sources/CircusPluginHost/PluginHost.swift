@@ -64,6 +64,8 @@ public final class PluginHost: Sendable {
         var librariesByPath: [String: PluginLibrary] = [:]
         var librariesByName: [String: PluginLibrary] = [:]
         var instances: [String: any HostedInstance] = [:]
+        /// `instances`' values, kept with it: every event is offered to each.
+        var all: [any HostedInstance] = []
         /// Instance names in the order they were first started, for listing.
         var order: [String] = []
         var commands: [String: any HostedInstance] = [:]
@@ -74,8 +76,9 @@ public final class PluginHost: Sendable {
     let configuration: Configuration
     let clock: DeadlineClock
     private let registry = Mutex(Registry())
-    /// Instances holding events queued without a wakeup (`deliverDeferringWakeup`).
-    private let deferredWakeups = Mutex<[ObjectIdentifier: any HostedInstance]>([:])
+    /// Instances holding events queued without a wakeup (`deliverDeferringWakeup`), each
+    /// once until it is woken.
+    private let deferredWakeups = Mutex<[any HostedInstance]>([])
 
     /// A host talking to the daemon through `bus`.
     ///
@@ -187,6 +190,7 @@ public final class PluginHost: Sendable {
         registry.withLock { r in
             if r.instances[name] == nil { r.order.append(name) }
             r.instances[name] = instance
+            r.all = Array(r.instances.values)
         }
         instance.begin(config: config, stateDirectory: stateDirectory, completion: completion)
     }
@@ -253,34 +257,35 @@ public final class PluginHost: Sendable {
     ///   `wakeDeferred()`: the caller must then see to that call (circusd makes it at the
     ///   end of its loop turn).
     public func deliverDeferringWakeup(_ event: EventMessage) -> Bool {
-        let reached = enqueue(event, wake: false)
+        let waiting = enqueue(event, wake: false)
+        guard !waiting.isEmpty else { return false }
         return deferredWakeups.withLock { pending in
-            let first = pending.isEmpty && !reached.isEmpty
-            for instance in reached { pending[ObjectIdentifier(instance)] = instance }
-            return first
+            defer { pending.append(contentsOf: waiting) }
+            return pending.isEmpty
         }
     }
 
     /// Wakes the instances that `deliverDeferringWakeup(_:)` queued events for.
     public func wakeDeferred() {
         let pending = deferredWakeups.withLock { pending in
-            defer { pending.removeAll() }
-            return Array(pending.values)
+            defer { pending.removeAll(keepingCapacity: true) }
+            return pending
         }
         for instance in pending { instance.wake() }
     }
 
+    /// Queues `event` for the instances that want it; returns those that now wait for
+    /// `wake()` and did not before.
     @discardableResult
     private func enqueue(_ event: EventMessage, wake: Bool) -> [any HostedInstance] {
-        let all = registry.withLock { Array($0.instances.values) }
+        let all = registry.withLock { $0.all }
         var payload: LentBytes?
-        var reached: [any HostedInstance] = []
+        var waiting: [any HostedInstance] = []
         for instance in all where instance.wants(event.topic) {
             if payload == nil { payload = LentBytes(event.payloadFrame) }
-            instance.enqueueEvent(topic: event.topic, payload: payload!, wake: wake)
-            reached.append(instance)
+            if instance.enqueueEvent(topic: event.topic, payload: payload!, wake: wake) { waiting.append(instance) }
         }
-        return reached
+        return waiting
     }
 
     /// Runs a plugin command (registered through `PluginBus.registerCommand`).

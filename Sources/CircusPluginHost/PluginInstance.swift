@@ -84,7 +84,20 @@ final class PluginInstance: HostedInstance, @unchecked Sendable {
         var lifecycle: PluginState = .loaded
         /// Host API calls that register or send something are accepted.
         var accepting = false
-        var registrations: [UInt64: Registration] = [:]
+        var registrations: [UInt64: Registration] = [:] {
+            didSet {
+                subscriptions = registrations.compactMap { handle, r in
+                    if case .subscription(let prefix, _) = r.kind { (handle, Array(prefix.utf8)) } else { nil }
+                }.sorted { $0.handle < $1.handle }
+            }
+        }
+        /// The subscriptions among `registrations`, in registration order: every event
+        /// delivered is matched against them, registrations change seldom.
+        private(set) var subscriptions: [(handle: UInt64, prefix: [UInt8])] = []
+
+        func subscribed(to topic: String) -> Bool {
+            subscriptions.contains { topic.utf8.starts(with: $0.prefix) }
+        }
         var pendingCalls: [UInt64: PendingCall] = [:]
         var failure: String?
     }
@@ -447,25 +460,23 @@ final class PluginInstance: HostedInstance, @unchecked Sendable {
     /// Whether some subscription of a started instance wants `topic`.
     func wants(_ topic: String) -> Bool {
         state.withLock { s in
-            guard s.lifecycle == .started else { return false }
-            return s.registrations.values.contains { r in
-                if case .subscription(let prefix, _) = r.kind { topic.hasPrefix(prefix) } else { false }
-            }
+            s.lifecycle == .started && s.subscribed(to: topic)
         }
     }
 
     /// Queues an event (dropping the oldest queued event when full).
-    func enqueueEvent(topic: String, payload: LentBytes, wake: Bool) {
-        executor.enqueue(.init(kind: .event, run: { [self] in dispatch(topic: topic, payload: payload) }), wake: wake)
+    func enqueueEvent(topic: String, payload: LentBytes, wake: Bool) -> Bool {
+        let item = PluginExecutor.Item(kind: .event, run: { [self] in dispatch(topic: topic, payload: payload) })
+        guard wake else { return executor.enqueueDeferringWake(item) }
+        executor.enqueue(item)
+        return false
     }
 
     func wake() { executor.wake() }
 
     private func dispatch(topic: String, payload: LentBytes) {
         let handles = state.withLock { s in
-            s.registrations.compactMap { handle, r -> UInt64? in
-                if case .subscription(let prefix, _) = r.kind, topic.hasPrefix(prefix) { handle } else { nil }
-            }.sorted()
+            s.subscriptions.compactMap { topic.utf8.starts(with: $0.prefix) ? $0.handle : nil }
         }
         let topicBytes = LentBytes(topic)
         for handle in handles {
