@@ -1,7 +1,7 @@
 // What each command takes: the argument schema the `commands` command lists, and the
 // properties that must be present before a command runs (Circus checks them first).
 
-public import OrderedCollections
+import OrderedCollections
 
 /// One property a command takes.
 ///

@@ -2,7 +2,7 @@
 // TimedRotatingFileHandler as Circus copies it (suffixes, midnight and weekday alignment,
 // the daylight-saving correction, pruning to backup_count).
 
-public import CircusConfig
+import CircusConfig
 import Glibc
 
 /// The rollover schedule of one timed stream.

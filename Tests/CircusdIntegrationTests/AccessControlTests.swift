@@ -116,16 +116,15 @@ struct AccessControlTests {
     }
 
     @Test func controlSocketFileIs0600ByDefaultAnd0660ForOneGroup() async throws {
-        let savedMask = umask(0)  // the daemon inherits it: the mode must not depend on it
-        defer { umask(savedMask) }
-        try await withRig(accessConfig(), ipc: true) { rig in
+        // The daemon runs with umask 0: the socket's mode must not depend on the umask.
+        try await withRig(accessConfig(), ipc: true, umask: 0) { rig in
             var info = stat()
             #expect(stat("\(rig.dir)/ctl.sock", &info) == 0)
             #expect(info.st_mode & 0o777 == 0o600)
             // nobody cannot even connect: the client times out (exit 4).
             await #expect(throws: HarnessError.self) { try await rig.call("status", as: "nobody") }
         }
-        try await withRig(accessConfig("control_groups = nogroup"), ipc: true) { rig in
+        try await withRig(accessConfig("control_groups = nogroup"), ipc: true, umask: 0) { rig in
             var info = stat()
             #expect(stat("\(rig.dir)/ctl.sock", &info) == 0)
             #expect(info.st_mode & 0o777 == 0o660)

@@ -27,8 +27,12 @@ final class AccessRig: @unchecked Sendable {
     /// Compiles the client, writes `circus.ini` (`%DIR%`, `%ENDPOINT%` and `%PUBSUB%`
     /// substituted) and starts circusd with `environment` added to the test's (`%DIR%`
     /// substituted too); waits until root gets an answer to `list`.
+    ///
+    /// `umask` is the daemon's own (set by a shell that then execs it): the test process's
+    /// umask is shared by every test running in parallel, so it is never changed.
     init(ini: String, ipc: Bool, daemonUser: String? = nil, bindAllInterfaces: Bool = false,
-         environment: [String: String] = [:], prepare: (String) throws -> Void = { _ in }) async throws {
+         environment: [String: String] = [:], umask daemonUmask: mode_t? = nil,
+         prepare: (String) throws -> Void = { _ in }) async throws {
         dir = try DaemonHarness.makeTempDir()
         chmod(dir, 0o755)
         let port = try freePort()
@@ -38,12 +42,16 @@ final class AccessRig: @unchecked Sendable {
         try Self.compileClient(into: dir)
         try prepare(dir)
         try rewrite(ini)
+        var command = [DaemonHarness.binary, "\(dir)/circus.ini"]
+        if let daemonUmask {
+            command = ["/bin/sh", "-c", "umask \(String(daemonUmask, radix: 8)) && exec \"$0\" \"$@\""] + command
+        }
         if let daemonUser {
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", daemonUser, "--", DaemonHarness.binary, "\(dir)/circus.ini"]
+            process.arguments = ["-u", daemonUser, "--"] + command
         } else {
-            process.executableURL = URL(fileURLWithPath: DaemonHarness.binary)
-            process.arguments = ["\(dir)/circus.ini"]
+            process.executableURL = URL(fileURLWithPath: command[0])
+            process.arguments = Array(command.dropFirst())
         }
         if !environment.isEmpty {
             var merged = ProcessInfo.processInfo.environment
@@ -228,10 +236,10 @@ func freePort() throws -> Int {
 
 /// Runs `body` with a rig, always stopping it.
 func withRig(_ ini: String, ipc: Bool, daemonUser: String? = nil, bindAllInterfaces: Bool = false,
-             environment: [String: String] = [:], prepare: (String) throws -> Void = { _ in },
+             environment: [String: String] = [:], umask: mode_t? = nil, prepare: (String) throws -> Void = { _ in },
              _ body: (AccessRig) async throws -> Void) async throws {
     let rig = try await AccessRig(ini: ini, ipc: ipc, daemonUser: daemonUser, bindAllInterfaces: bindAllInterfaces,
-                                  environment: environment, prepare: prepare)
+                                  environment: environment, umask: umask, prepare: prepare)
     do {
         try await body(rig)
     } catch {

@@ -420,13 +420,13 @@ func currentYear() -> String {
             expectOK(following, keys: ["stdout", "stderr", "follow"])
             #expect(following["follow"] == .double(30))
             #expect(following["stdout"] == ["c"])
-            FileManager.default.createFile(atPath: "\(h.dir)/go", contents: nil)
+            _ = FileManager.default.createFile(atPath: "\(h.dir)/go", contents: nil)
             let first = try await h.waitEvent("tail.w", since: mark)
             #expect(first.payload["stream"] == "stdout")
             #expect(first.payload["pid"] == .int(Int64(pid)))
             // A line is published once it is complete: "e" waits for its newline.
             #expect(first.payload["lines"] == ["d"])
-            FileManager.default.createFile(atPath: "\(h.dir)/go2", contents: nil)
+            _ = FileManager.default.createFile(atPath: "\(h.dir)/go2", contents: nil)
             let events = try await h.waitEvents(since: mark, count: 2, "tail.w") { $0.topic == "tail.w" }
             #expect(events[1].payload["lines"] == ["ef"])
             try await h.waitFile("\(h.dir)/out.log") { $0 == "a\nb\nc\nd\nef\n" }
