@@ -24,6 +24,15 @@ cmd = %s -c "import signal,sys,time; signal.signal(signal.SIGUSR1, lambda *a: sy
 """ % PYTHON
 
 
+def catches_usr1(pid):
+    """Whether `pid` has a handler for SIGUSR1 (SigCgt in /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return int(line.split()[1], 16) & (1 << (signal.SIGUSR1 - 1)) != 0
+    return False
+
+
 def ev(lst, watcher="sleeper"):
     """[(event, payload)] for one watcher, in arrival order."""
     pre = "watcher.%s." % watcher
@@ -212,6 +221,8 @@ def test_crash_is_reaped_with_exit_code_and_respawned(make_daemon):
     d = make_daemon(CRASHER)
     lst = d.listen(["watcher."])
     (pid,) = d.pids("crash")
+    # Python installs its USR1 handler after it starts: until then USR1 kills it.
+    wait_until(lambda: catches_usr1(pid))
     d.cmd("signal", name="crash", signum="USR1")
     reap = lst.wait_for("watcher.crash.reap", timeout=5)[0][1]
     check_reap(reap, 3)
