@@ -35,14 +35,10 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-VENV_PY = os.path.join(ROOT, ".venv", "bin", "python")
-try:
-    import zmq
-except ImportError:
-    if os.path.exists(VENV_PY) and not os.environ.get("CBENCH_REEXEC"):
-        os.environ["CBENCH_REEXEC"] = "1"
-        os.execv(VENV_PY, [VENV_PY, os.path.abspath(__file__)] + sys.argv[1:])
-    raise
+import benchvenv  # noqa: E402
+
+benchvenv.require(__file__, "zmq")
+import zmq  # noqa: E402
 
 import argparse
 import json

@@ -16,14 +16,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 VENV_PY = os.path.join(REPO, ".venv", "bin", "python")
 
-try:
-    import zmq  # noqa: F401
-    import psutil  # noqa: F401
-except ImportError:  # re-run under the project's virtualenv (pyzmq + psutil)
-    if os.path.exists(VENV_PY) and not os.environ.get("CBENCH_REEXEC"):
-        os.environ["CBENCH_REEXEC"] = "1"
-        os.execv(VENV_PY, [VENV_PY, os.path.abspath(__file__)] + sys.argv[1:])
-    raise
+import benchvenv  # noqa: E402
+
+benchvenv.require(__file__, "zmq", "psutil")
+import zmq  # noqa: E402,F401
+import psutil  # noqa: E402,F401
 
 import argparse
 import array

@@ -47,10 +47,13 @@ public final class EventBus {
         let current = subscribers
         guard !current.isEmpty else { return }
         let topic = event.topic.utf8
-        let reached = current.filter { $0.prefix.isEmpty || topic.starts(with: $0.prefix) }
-        // The pub/sub socket and the plugins each want the payload's JSON: made once.
-        let event = reached.count > 1 ? event.encodingPayload() : event
-        for subscriber in reached { subscriber.handler(event) }
+        func reaches(_ subscriber: Subscriber) -> Bool { subscriber.prefix.isEmpty || topic.starts(with: subscriber.prefix) }
+        // The pub/sub socket and the plugins each want the payload's JSON: made once. (No
+        // array of the matching subscribers: this runs for every event.)
+        var matching = 0
+        for subscriber in current where reaches(subscriber) { matching += 1 }
+        let event = matching > 1 ? event.encodingPayload() : event
+        for subscriber in current where reaches(subscriber) { subscriber.handler(event) }
     }
 
     /// How many subscriptions are active.

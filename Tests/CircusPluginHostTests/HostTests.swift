@@ -47,13 +47,11 @@ import Testing
     }
 
     @Test(arguments: Mode.allCases) func theExamplePluginCountsWatcherEventsAndAnswersItsCommand(_ mode: Mode) throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let bus = RecordingBus()
-        let host = try PluginHost(bus: bus)
-        defer { host.shutdown() }
-        let library = try host.load(try Build.plugin(Build.example, into: directory.path, as: "example.so"), mode)
-        try host.startAndWait("counter", of: library, config: ["interval_ms": 5], stateDirectory: directory.path, mode: mode)
+        let (directory, bus, host) = try startCounter(mode)
+        defer {
+            host.shutdown()
+            directory.remove()
+        }
 
         let command = try bus.wait(for: "counter.count to be registered") { $0.commands["counter.count"] }
         #expect(command.instance == "counter")
@@ -88,13 +86,11 @@ import Testing
     @Test(arguments: Mode.allCases) func eventsDeliveredWithADeferredWakeupWaitForItOrForTheNextRequest(_ mode: Mode) throws {
         // circusd hands a loop turn's events over with one wakeup per instance at the end
         // of the turn; a request queued meanwhile runs the events queued before it first.
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let bus = RecordingBus()
-        let host = try PluginHost(bus: bus)
-        defer { host.shutdown() }
-        let library = try host.load(try Build.plugin(Build.example, into: directory.path, as: "example.so"), mode)
-        try host.startAndWait("counter", of: library, config: ["interval_ms": 5], stateDirectory: directory.path, mode: mode)
+        let (directory, bus, host) = try startCounter(mode)
+        defer {
+            host.shutdown()
+            directory.remove()
+        }
 
         #expect(host.deliverDeferringWakeup(EventMessage(topic: "watcher.web.spawn", payload: ["pid": 1])))
         #expect(!host.deliverDeferringWakeup(EventMessage(topic: "watcher.web.spawn", payload: ["pid": 2])))
@@ -336,5 +332,21 @@ import Testing
         for i in 1...1000 { probe.host.deliver(EventMessage(topic: "watcher.burst.e\(i)", payload: [:])) }
         #expect(try probe.host.call("probe.count").get() == ["count": 1000])
         #expect(probe.host.instance("probe")?.droppedEvents == 0)
+    }
+
+    /// The C example plugin started as `counter` (ticking every 5 ms) on a fresh host.
+    private func startCounter(_ mode: Mode) throws -> (TemporaryDirectory, RecordingBus, PluginHost) {
+        let directory = try TemporaryDirectory()
+        let bus = RecordingBus()
+        let host = try PluginHost(bus: bus)
+        do {
+            let library = try host.load(try Build.plugin(Build.example, into: directory.path, as: "example.so"), mode)
+            try host.startAndWait("counter", of: library, config: ["interval_ms": 5], stateDirectory: directory.path, mode: mode)
+        } catch {
+            host.shutdown()
+            directory.remove()
+            throw error
+        }
+        return (directory, bus, host)
     }
 }
