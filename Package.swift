@@ -93,7 +93,10 @@ let package = Package(
         .target(name: "CCircusStreams"),
         .target(
             name: "CircusStreams",
-            dependencies: ["CCircusStreams", "CircusConfig", "CircusSystem"],
+            dependencies: [
+                "CCircusStreams", "CircusConfig", "CircusProtocol", "CircusSystem",
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
             swiftSettings: upcoming
         ),
         .target(

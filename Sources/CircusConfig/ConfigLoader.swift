@@ -522,6 +522,7 @@ struct ConfigBuilder {
             expanded[option] = expand(value.value)
         }
         func location(_ option: String) -> SourceLocation { pending.locations[option] ?? pending.sectionLocation }
+        w.optionLocations = pending.locations
         func failure(_ option: String, _ message: String) -> ConfigError {
             ConfigError(at: location(option), section: header, option: option, message: message)
         }

@@ -124,6 +124,9 @@ public struct WatcherConfig: Hashable, Sendable {
     public var extraOptions: OrderedDictionary<String, String> = [:]
     /// Where the section starts; nil for watchers created by `add`.
     public var location: SourceLocation? = nil
+    /// Where each option of the section was given, for errors found after loading (a
+    /// Python stream class that cannot be imported).
+    public var optionLocations: [String: SourceLocation] = [:]
     /// Options Circus reports as null because an `add` did not give them (`args`, `env`);
     /// a configuration file always gives them a value.
     public var absentOptions: Set<String> = []

@@ -5,32 +5,65 @@
 
 public import OrderedCollections
 
-/// The stream classes Circus ships (`circus.stream.*`).
-public enum StreamClass: String, CaseIterable, Hashable, Sendable {
-    case file = "FileStream"
-    case watchedFile = "WatchedFileStream"
-    case timedRotatingFile = "TimedRotatingFileStream"
-    case stdout = "StdoutStream"
-    case fancyStdout = "FancyStdoutStream"
+/// The class that writes a stream: one of those Circus ships (`circus.stream.*`), or a
+/// Python class of the user's, which circusd runs in a Python helper.
+public enum StreamClass: Hashable, Sendable {
+    case file
+    case watchedFile
+    case timedRotatingFile
+    case stdout
+    case fancyStdout
+    /// A callable Python class named by its dotted path (`myapp.streams.Syslog`), which
+    /// Circus imports and calls with each chunk.
+    case python(String)
 
-    /// The options the class takes besides `class`, in Circus's constructor order.
+    /// The classes circusd writes itself, in the order Circus documents them.
+    public static let builtIn: [StreamClass] = [.file, .watchedFile, .timedRotatingFile, .stdout, .fancyStdout]
+
+    /// A built-in class by its bare name (`FileStream`).
+    public init?(builtInName name: String) {
+        guard let found = Self.builtIn.first(where: { $0.name == name }) else { return nil }
+        self = found
+    }
+
+    /// The class's name as a configuration gives it: the bare name of a built-in class,
+    /// the dotted path of a Python one.
+    public var name: String {
+        switch self {
+        case .file: return "FileStream"
+        case .watchedFile: return "WatchedFileStream"
+        case .timedRotatingFile: return "TimedRotatingFileStream"
+        case .stdout: return "StdoutStream"
+        case .fancyStdout: return "FancyStdoutStream"
+        case .python(let path): return path
+        }
+    }
+
+    /// The options a built-in class takes besides `class`, in Circus's constructor order
+    /// (a Python class gets every key as a keyword argument, and its constructor decides).
     public var options: [String] {
         switch self {
         case .file: return ["filename", "max_bytes", "backup_count", "time_format"]
         case .watchedFile: return ["filename", "time_format"]
         case .timedRotatingFile:
             return ["filename", "backup_count", "time_format", "rotate_when", "rotate_interval", "utc"]
-        case .stdout: return []
+        case .stdout, .python: return []
         case .fancyStdout: return ["color", "time_format"]
         }
     }
 
-    /// Whether the class writes to a file (the others write to circusd's stdout).
+    /// Whether the class writes to a file (the built-in others write to circusd's stdout).
     public var writesFile: Bool {
         switch self {
         case .file, .watchedFile, .timedRotatingFile: return true
-        case .stdout, .fancyStdout: return false
+        case .stdout, .fancyStdout, .python: return false
         }
+    }
+
+    /// The dotted path of a Python class; nil for a built-in one.
+    public var pythonClass: String? {
+        if case .python(let path) = self { return path }
+        return nil
     }
 }
 
@@ -109,6 +142,9 @@ public struct StreamConfig: Hashable, Sendable {
     public var utc: Bool = false
     /// FancyStdoutStream's colour, 1 (red) to 7 (white); nil picks one at random.
     public var color: Int?
+    /// A Python class's keyword arguments: every key but `class`, as strings, as Circus
+    /// passes them.
+    public var pythonOptions: OrderedDictionary<String, String> = [:]
 
     /// Colour names in the order of their ANSI codes (red is 31).
     public static let colors = ["red", "green", "yellow", "blue", "magenta", "cyan", "white"]
@@ -142,12 +178,16 @@ public struct StreamConfig: Hashable, Sendable {
                     + "TimedRotatingFileStream, StdoutStream, FancyStdoutStream) or a filename")
         }
         var config = StreamConfig(kind: kind)
+        if kind.pythonClass != nil {
+            config.pythonOptions = options.filter { $0.key != "class" }
+            return config
+        }
         for (key, value) in options where key != "class" {
             guard kind.options.contains(key) else {
                 let takes = kind.options.isEmpty ? "takes no option" : "takes " + kind.options.joined(separator: ", ")
                 let hint = key == "max_bytes" && kind == .timedRotatingFile
                     ? " (it rotates by time; max_bytes is FileStream's)" : ""
-                throw StreamConfigError(key: key, message: "\(kind.rawValue) \(takes)\(hint)")
+                throw StreamConfigError(key: key, message: "\(kind.name) \(takes)\(hint)")
             }
             switch key {
             case "filename": config.filename = value
@@ -196,24 +236,35 @@ public struct StreamConfig: Hashable, Sendable {
         return config
     }
 
-    /// The class a `class` value names: a bare name, or Circus's dotted one.
+    /// The class a `class` value names: a bare name, Circus's dotted one, or the dotted
+    /// path of a Python class (imported and checked when circusd loads the configuration).
     private static func streamClass(_ name: String) throws(StreamConfigError) -> StreamClass {
-        let bare = name.hasPrefix("circus.stream.") ? String(name.dropFirst("circus.stream.".count)) : name
-        if let kind = StreamClass(rawValue: bare) { return kind }
-        let known = StreamClass.allCases.map(\.rawValue).joined(separator: ", ")
+        let circusPrefix = "circus.stream."
+        let inCircus = name.hasPrefix(circusPrefix)
+        let bare = inCircus ? String(name.dropFirst(circusPrefix.count)) : name
+        if let kind = StreamClass(builtInName: bare) { return kind }
+        let known = StreamClass.builtIn.map(\.name).joined(separator: ", ")
         if bare == "QueueStream" {
             throw StreamConfigError(
                 key: "class",
                 message: "QueueStream keeps the output in a Python queue inside Circus's process, for library use; "
                     + "circusd has no such queue: use one of \(known)")
         }
-        if name.contains(".") {
+        if inCircus, !bare.contains(".") {
             throw StreamConfigError(
-                key: "class",
-                message: "\(PythonText.repr(name)) is a Python class, which circusd cannot run as a stream: use one of "
-                    + known + " (bare or as circus.stream.<name>)")
+                key: "class", message: "circus.stream has no class \(PythonText.repr(bare)): use one of \(known)")
         }
-        throw StreamConfigError(key: "class", message: "unknown stream class \(PythonText.repr(name)): use one of \(known)")
+        if name.contains(".") || name.contains(":") {
+            guard HookTarget.isPythonDottedName(name) else {
+                throw StreamConfigError(
+                    key: "class", message: "\(PythonText.repr(name)) is not a Python dotted path (module.Class)")
+            }
+            return .python(name)
+        }
+        throw StreamConfigError(
+            key: "class",
+            message: "unknown stream class \(PythonText.repr(name)): use one of \(known), or a Python class as "
+                + "module.Class")
     }
 
     private static func int(_ key: String, _ value: String) throws(StreamConfigError) -> Int {

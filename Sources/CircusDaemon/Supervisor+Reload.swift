@@ -33,6 +33,7 @@ extension Supervisor {
                         path: path, environment: env, currentDirectory: directory, accounts: accounts)
                     try hooks.resolve(loaded.configuration)
                     try PythonHookCheck.verify(loaded.configuration, environment: environment)
+                    try PythonStreamCheck.verify(loaded.configuration, environment: environment)
                     // Opens and checks the plugin libraries here, off the loop: a missing or
                     // refused one makes the file fail to load, and nothing changes.
                     _ = try planner?.plans(for: loaded.configuration)
@@ -238,6 +239,8 @@ extension Supervisor {
     static func comparable(_ config: WatcherConfig) -> WatcherConfig {
         var copy = config
         copy.location = nil
+        copy.optionLocations = [:]
+        for point in copy.hooks.keys { copy.hooks[point]?.location = nil }
         return copy
     }
 

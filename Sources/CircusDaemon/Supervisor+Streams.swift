@@ -85,6 +85,7 @@ extension Supervisor {
         do {
             writer = try StreamWriter(
                 watcher: name, stdout: stdout, stderr: stderr,
+                python: PythonRuntime(python: configuration.settings.python, environment: environment),
                 report: { error, message in
                     if error { logger.error("\(message)") } else { logger.info("\(message)") }
                 },
@@ -147,6 +148,11 @@ extension Supervisor {
         guard let pid else { return pipes.closeAll() }
         pipes.closeWriteEnds()
         writer.attach(pid: pid, stdout: pipes.stdout?.read, stderr: pipes.stderr?.read)
+    }
+
+    /// The watcher stopped: its writer calls a Python stream class's `close()`, as Circus does.
+    func outputWatcherStopped(_ entry: WatcherEntry) {
+        outputs.writers[entry.key]?.writer.watcherStopped()
     }
 
     /// At exit, once the children are gone: every writer takes what its pipes still hold,

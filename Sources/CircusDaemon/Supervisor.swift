@@ -624,7 +624,9 @@ public final class Supervisor {
         case .spawn(let pid, let time): message = .spawn(pid: Int64(pid), time: time)
         case .reap(let pid, let time, let code): message = .reap(pid: Int64(pid), time: time, exitCode: Int64(code))
         case .start(let time): message = .start(time: time)
-        case .stop(let time): message = .stop(time: time)
+        case .stop(let time):
+            message = .stop(time: time)
+            outputWatcherStopped(entry)
         case .reload(let time): message = .reload(time: time)
         }
         publish(message, for: entry.name)

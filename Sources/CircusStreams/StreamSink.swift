@@ -36,10 +36,17 @@ final class StreamSink {
     /// A scratch buffer for rendered output, reused for every chunk.
     private var rendered: [UInt8] = []
 
-    init(config: StreamConfig, name: String, watcher: String, report: @escaping (_ error: Bool, _ message: String) -> Void) {
+    /// The helper that runs a Python stream class (shared by the watcher's two streams).
+    private let python: PythonStreamHelper?
+
+    init(
+        config: StreamConfig, name: String, watcher: String, python: PythonStreamHelper?,
+        report: @escaping (_ error: Bool, _ message: String) -> Void
+    ) {
         self.config = config
         self.name = name
         self.watcher = watcher
+        self.python = config.kind.pythonClass != nil ? python : nil
         self.report = report
         colorPrefixCode = config.color ?? Int.random(in: 1...7)
         if config.kind.writesFile {
@@ -108,10 +115,17 @@ final class StreamSink {
     /// opens the path again when it starts, so a file removed meanwhile is made again.
     func close() { closeFile() }
 
-    /// Opens the file again for a new process if it was closed.
+    /// Opens the file again for a new process if it was closed; for a Python class, calls
+    /// its `open()` if the watcher (re)started since its last `close()`.
     func reopen() {
+        python?.open(name)
         guard config.kind.writesFile, fd < 0 else { return }
         openFile()
+    }
+
+    /// The watcher stopped: a Python class's `close()` is called, as Circus calls it.
+    func watcherStopped() {
+        python?.close(name)
     }
 
     /// Opens again a file that could not be opened, at most once a second.
@@ -141,7 +155,7 @@ final class StreamSink {
         case .timedRotatingFile:
             let now = wallClock().seconds
             if timed?.isDue(now) == true { rotateByTime(now: now) }
-        case .stdout, .fancyStdout:
+        case .stdout, .fancyStdout, .python:
             break
         }
     }
@@ -245,6 +259,8 @@ final class StreamSink {
             }
         case .stdout:
             writeToStdout(chunk)
+        case .python:
+            python?.write(chunk, stream: name, pid: pid)
         case .fancyStdout:
             rendered.removeAll(keepingCapacity: true)
             let now = wallClock()

@@ -35,6 +35,8 @@ public final class StreamWriter: @unchecked Sendable {
     private let loopBox: LoopBox
     private var thread: OSThread?
     private var sinks: [String: StreamSink] = [:]
+    /// Runs the watcher's Python stream classes, when it has any.
+    private var python: PythonStreamHelper?
     private var pipes: [Int32: PipeState] = [:]
     private var retiring = false
     private var finished = false
@@ -72,12 +74,13 @@ public final class StreamWriter: @unchecked Sendable {
     /// Starts the writer thread of `watcher` and opens its files on it.
     ///
     /// - Parameters:
+    ///   - python: the Python that runs a Python stream class (started with the first chunk).
     ///   - report: a failure (`error` true) or a recovery, on the writer thread; each
     ///     failure is reported once when it begins, not per chunk.
     ///   - lines: lines for `tail` followers, on the writer thread.
     /// - Throws: `SystemError` when the thread or its epoll cannot be created.
     public init(
-        watcher: String, stdout: StreamConfig?, stderr: StreamConfig?,
+        watcher: String, stdout: StreamConfig?, stderr: StreamConfig?, python runtime: PythonRuntime? = nil,
         report: @escaping @Sendable (_ error: Bool, _ message: String) -> Void,
         lines: @escaping @Sendable (FollowedLines) -> Void
     ) throws(SystemError) {
@@ -97,9 +100,13 @@ public final class StreamWriter: @unchecked Sendable {
             self.ended.store(true, ordering: .releasing)
         }
         remote.post { [self] in
-            for (name, config) in [("stdout", stdout), ("stderr", stderr)] {
-                guard let config else { continue }
-                sinks[name] = StreamSink(config: config, name: name, watcher: watcher, report: report)
+            let streams = configs
+            if streams.contains(where: { $0.1.kind.pythonClass != nil }) {
+                python = PythonStreamHelper(
+                    watcher: watcher, streams: streams, runtime: runtime, loop: box.loop, report: report)
+            }
+            for (name, config) in streams {
+                sinks[name] = StreamSink(config: config, name: name, watcher: watcher, python: python, report: report)
             }
         }
     }
@@ -162,6 +169,13 @@ public final class StreamWriter: @unchecked Sendable {
         [("stdout", stdoutConfig), ("stderr", stderrConfig)].compactMap { name, config in config.map { (name, $0) } }
     }
 
+    /// The watcher stopped (Circus then calls a Python stream class's `close()`).
+    public func watcherStopped() {
+        remote.post { [self] in
+            for sink in sinks.values { sink.watcherStopped() }
+        }
+    }
+
     /// The watcher got new streams: this writer ends once its pipes are drained.
     public func retire() {
         remote.post { [self] in
@@ -199,6 +213,8 @@ public final class StreamWriter: @unchecked Sendable {
         for fd in Array(pipes.keys) { closePipe(fd) }
         for sink in sinks.values { sink.close() }
         sinks = [:]
+        python?.shutdown()
+        python = nil
     }
 
     private func closePipe(_ fd: Int32) {

@@ -86,6 +86,7 @@ struct Circusd: ParsableCommand {
             loaded = try ConfigLoader.load(path: config, environment: environment, currentDirectory: cwd, accounts: accounts)
             try hooks.resolve(loaded.configuration)
             try PythonHookCheck.verify(loaded.configuration, environment: environmentList)
+            try PythonStreamCheck.verify(loaded.configuration, environment: environmentList)
             try PythonPluginCheck.verify(loaded.configuration, environment: environmentList)
         } catch {
             fail("circusd: configuration error: \(error)")

@@ -101,6 +101,7 @@ struct WatcherTests {
         var expected = WatcherConfig(name: "w", cmd: "sleep 1")
         expected.workingDir = dir.path
         expected.location = SourceLocation(file: "circus.ini", line: 1)
+        expected.optionLocations = ["cmd": SourceLocation(file: "circus.ini", line: 2)]
         #expect(w == expected)
         #expect(w.numprocesses == 1)
         #expect(w.stopSignal == 15)

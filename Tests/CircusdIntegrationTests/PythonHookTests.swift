@@ -6,8 +6,9 @@ import CircusProtocol
 import Foundation
 import Testing
 
-/// The virtualenv Python that scripts/setup.sh makes (Circus 0.19 installed).
-private let venvPython: String = {
+/// The virtualenv Python that scripts/setup.sh makes (Circus 0.19 installed), shared by
+/// the Python hook, plugin and stream tests.
+let venvPython: String = {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().path
     return root + "/.venv/bin/python"

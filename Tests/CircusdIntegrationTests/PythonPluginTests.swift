@@ -6,13 +6,6 @@ import CircusProtocol
 import Foundation
 import Testing
 
-/// The project's `.venv` (scripts/setup.sh makes it, with Circus 0.19 from PyPI).
-private var venvPython: String {
-    let here = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
-    let root = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    return root.appendingPathComponent(".venv/bin/python").path
-}
-
 /// Records every event, and answers each watcher start with a command sent back to circusd.
 private let recorderPlugin = """
     import json

@@ -55,14 +55,17 @@ func currentYear() -> String {
     return String(Int(parts.tm_year) + 1900)
 }
 
-@Suite("Output streams") struct StreamTests {
+extension DaemonHarness {
     /// Starts `watcher` (configured with `autostart = false`, so that its spawn is seen
     /// on the pub/sub socket) and returns the pid of its first process.
-    func startedPid(_ h: DaemonHarness, _ watcher: String) async throws -> Int32 {
-        let mark = h.mark
-        expectOK(try await h.call("start", ["name": .string(watcher), "waiting": true]), keys: ["info"])
-        return try #require(try await h.waitEvent("watcher.\(watcher).spawn", since: mark).pid)
+    func startedPid(_ watcher: String) async throws -> Int32 {
+        let mark = self.mark
+        expectOK(try await call("start", ["name": .string(watcher), "waiting": true]), keys: ["info"])
+        return try #require(try await waitEvent("watcher.\(watcher).spawn", since: mark).pid)
     }
+}
+
+@Suite("Output streams") struct StreamTests {
 
     @Test func fileStreamKeepsBytesAndTheLastPartialLine() async throws {
         try await withDaemon("""
@@ -89,7 +92,7 @@ func currentYear() -> String {
             stdout_stream.filename = %DIR%/out.log
             stdout_stream.time_format = %Y
             """) { h in
-            let pid = try await startedPid(h, "w")
+            let pid = try await h.startedPid("w")
             let p = "\(currentYear()) [\(pid)] | "
             // "line1\nline2\n\n" is one write, read as one chunk (the child waits for it to be
             // in the file before it writes again): its trailing newlines are stripped and one
@@ -114,7 +117,7 @@ func currentYear() -> String {
             stdout_stream.time_format = %Y
             """) { h in
             try await h.waitFile(h.stdoutPath) { $0 == "plain\n" }
-            let pid = try await startedPid(h, "fancy")
+            let pid = try await h.startedPid("fancy")
             let line = { (text: String) in "\u{1B}[0;32;40m\(currentYear()) [\(pid)] | \(text)\u{1B}[0m\n" }
             // Empty lines are skipped; each line is coloured and reset.
             try await h.waitFile(h.stdoutPath) { $0 == "plain\n" + line("x") + line("y") }
@@ -180,7 +183,7 @@ func currentYear() -> String {
             stdout_stream.filename = %DIR%/out.log
             stdout_stream.time_format = %Y
             """) { h in
-            let pid = try await startedPid(h, "w")
+            let pid = try await h.startedPid("w")
             let p = "\(currentYear()) [\(pid)] | "
             try await h.waitFile("\(h.dir)/out.log") { $0 == "\(p)before\n" }
             #expect(rename("\(h.dir)/out.log", "\(h.dir)/out.log.old") == 0)
@@ -240,11 +243,11 @@ func currentYear() -> String {
             cmd = sleep 100
             """) { h in
             #expect(mkfifo("\(h.dir)/fifo", 0o600) == 0)
-            let slow = try await startedPid(h, "slow")
+            let slow = try await h.startedPid("slow")
             // The program is stuck writing its pipe: nothing drains it any more.
             try await waitBlockedOnPipe(h, childOf: slow)
             // Commands, another watcher's stream and a respawn go on.
-            let fast = try await startedPid(h, "fast")
+            let fast = try await h.startedPid("fast")
             try await h.waitFile("\(h.dir)/fast.log") { $0 == "fast\n" }
             let other = try await h.waitPids("other", count: 1)[0]
             let mark = h.mark
@@ -268,7 +271,7 @@ func currentYear() -> String {
     @Test func exitWaitsForAStuckStreamOnlyFiveSeconds() async throws {
         try await withDaemon(Self.stuckINI) { h in
             #expect(mkfifo("\(h.dir)/fifo", 0o600) == 0)
-            let slow = try await startedPid(h, "slow")
+            let slow = try await h.startedPid("slow")
             try await waitBlockedOnPipe(h, childOf: slow)
             expectOK(try await h.call("quit", ["waiting": true]))
             #expect(await h.waitExit(timeout: 20), "circusd waited for a stream that cannot be written")
@@ -336,7 +339,7 @@ func currentYear() -> String {
             [watcher:other]
             cmd = sleep 100
             """) { h in
-            let pid = try await startedPid(h, "w")
+            let pid = try await h.startedPid("w")
             try await h.waitUntil("the failure in the log") { h.log.contains("%DIR%/later/out.log".replacingOccurrences(of: "%DIR%", with: h.dir)) }
             // A hundred lines later (tail sees what the stream captured, written or not)...
             try await h.waitUntil("100 lines captured") {
@@ -367,7 +370,7 @@ func currentYear() -> String {
             [watcher:other]
             cmd = sleep 100
             """) { h in
-            let pid = try await startedPid(h, "w")
+            let pid = try await h.startedPid("w")
             try await h.waitUntil("all 200 lines captured") {
                 try await h.call("tail", ["name": "w", "lines": 1])["stdout"] == ["n200"]
             }
@@ -402,11 +405,11 @@ func currentYear() -> String {
             expectOK(before, keys: ["stdout", "follow"])
             #expect(before["stdout"] == [])
             let laterMark = h.mark
-            let later = try await startedPid(h, "later")
+            let later = try await h.startedPid("later")
             let firstLine = try await h.waitEvent("tail.later", since: laterMark)
             #expect(firstLine.payload["lines"] == ["first"] && firstLine.payload["pid"] == .int(Int64(later)))
 
-            let pid = try await startedPid(h, "w")
+            let pid = try await h.startedPid("w")
             try await h.waitFile("\(h.dir)/out.log") { $0 == "a\nb\nc\n" }
             try await h.waitFile(h.stdoutPath) { $0 == "e1\n" }
             let reply = try await h.call("tail", ["name": "w", "lines": 2])

@@ -10,17 +10,11 @@ import OrderedCollections
 /// Checks that every Python hook of a configuration can be imported.
 public enum PythonHookCheck {
     /// Resolves argv[1] as Circus's `resolve_name` does, and prints why not.
-    private static let probe = """
-        import importlib, sys
+    private static let probe = PythonSource.resolveName + """
+        import sys
         name = sys.argv[1]
         try:
-            if ":" in name:
-                module, attr = name.split(":", 1)
-            else:
-                module, attr = name.rsplit(".", 1)
-            obj = importlib.import_module(module)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
+            obj = resolve_name(name)
             if not callable(obj):
                 raise TypeError("%r is not callable" % (obj,))
         except Exception as e:
@@ -52,23 +46,7 @@ public enum PythonHookCheck {
 
     /// Why `python` cannot import the callable `name`, or nil when it can.
     static func problem(python: String, name: String, environment: [(key: String, value: String)]) -> String? {
-        let run: (status: ProcessExitStatus, output: String)
-        do {
-            run = try PythonPluginCheck.capture(
-                SpawnRequest(
-                    executable: python, arguments: [python, "-c", probe, name], environment: environment,
-                    searchPath: environment.last(where: { $0.key == "PATH" })?.value ?? SpawnRequest.defaultSearchPath))
-        } catch {
-            return "the Python that runs hooks, \(PythonText.repr(python)), cannot be run (\(error)): install Python 3, "
-                + "or name one with `python = /path/to/python` in [circus]"
-        }
-        let said = run.output.split(separator: "\n").last.map(String.init) ?? ""
-        switch run.status {
-        case .exited(0): return nil
-        case .exited(4): return "\(PythonText.repr(python)) cannot import \(PythonText.repr(name)): \(said)"
-        default:
-            return "\(PythonText.repr(python)) failed to import \(PythonText.repr(name)) (\(run.status))"
-                + (said.isEmpty ? "" : ": \(said)")
-        }
+        PythonImportProbe.problem(
+            python: python, script: probe, arguments: [name], name: name, runs: "hooks", environment: environment)
     }
 }

@@ -146,6 +146,8 @@ final class PythonHookBridge: Sendable {
             return "the Python that runs hooks, \(PythonText.repr(python)), cannot be run (\(error)): install "
                 + "Python 3, or name one with `python = /path/to/python` in [circus]"
         }
+        // circusd's orphan reaper must leave its exit status to `helperEnded`.
+        if let pid = state.process?.pid { ChildMonitor.markOwned(pid) }
         close(input[0])
         close(output[1])
         _ = fcntl(input[1], F_SETFL, fcntl(input[1], F_GETFL) | O_NONBLOCK)
@@ -245,6 +247,7 @@ final class PythonHookBridge: Sendable {
             // Its stdin is closed; a helper stuck in a hook is not waited for.
             if reason != nil { try? process.signal(SIGTERM) }
             let status = (try? process.waitForExit()) ?? .unknown
+            ChildMonitor.unmarkOwned(process.pid)
             process.close()
             if reason == nil { why += " (\(status))" }
         }

@@ -3,6 +3,8 @@
 // JSON answer per line on the protocol descriptor (its original stdout; the hooks' own
 // prints go to stderr, so they cannot corrupt an answer).
 
+import CircusConfig
+
 enum PythonHookScript {
     /// Requests: `{"id", "hook", "hook_name", "watcher", "arbiter", "extra"}`; answers:
     /// `{"id", "result": bool}` or `{"id", "error": str(exception), "type": "<exception class>"}`.
@@ -18,19 +20,7 @@ WRITE = threading.Lock()
 HOOKS = {}
 
 
-def resolve_name(name):
-    # circus.util.resolve_name: "pkg.mod:obj" or "pkg.mod.obj".
-    if ":" in name:
-        module, attr = name.split(":", 1)
-    elif "." in name:
-        module, attr = name.rsplit(".", 1)
-    else:
-        return importlib.import_module(name)
-    obj = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
-
+\#(PythonSource.resolveName)
 
 class Process(object):
     """What Circus's Process offers a hook: its wid and pid."""
