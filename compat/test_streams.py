@@ -96,3 +96,68 @@ stdout_stream.backup_count = 1
     content(d.workdir / "out.log", lines(7))
     assert (d.workdir / "out.log.1").read_bytes() == lines(4, 5, 6)
     assert not (d.workdir / "out.log.2").exists()
+
+
+JOURNAL_STREAM = '''
+import json
+
+
+class Journal(object):
+    """A stream class as Circus users write one: keyword options, called with a dict
+    per chunk, open() at watcher start and close() at stop."""
+
+    def __init__(self, path, **kwargs):
+        self.path = path
+        self._log(call="init", options=sorted(kwargs.items()))
+
+    def _log(self, **fields):
+        with open(self.path, "a") as f:
+            f.write(json.dumps(fields, sort_keys=True) + "\\n")
+
+    def open(self):
+        self._log(call="open")
+
+    def __call__(self, data):
+        self._log(call="data", keys=sorted(data), type=type(data["data"]).__name__,
+                  name=data["name"], pid=data["pid"], text=data["data"].decode())
+
+    def close(self):
+        self._log(call="close")
+'''
+
+
+def test_a_python_stream_class_is_called_as_circus_calls_it(make_daemon, tmp_path, monkeypatch):
+    import json
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "journalstream.py").write_text(JOURNAL_STREAM)
+    monkeypatch.setenv("PYTHONPATH", str(modules))
+    journal = tmp_path / "journal.log"
+    d = make_daemon("""
+[watcher:w]
+cmd = sh -c 'printf "hello\\n"; exec sleep 3600'
+stdout_stream.class = journalstream.Journal
+stdout_stream.path = %s
+stdout_stream.level = 3
+""" % journal)
+    pid = pid_of(d, "w")
+
+    def calls():
+        try:
+            return [json.loads(line) for line in journal.read_text().splitlines()]
+        except OSError:
+            return []
+    wait_until(lambda: any(c["call"] == "data" for c in calls()), msg="a chunk reached the class")
+    ok(d.cmd("stop", name="w"))
+    wait_until(lambda: calls()[-1]["call"] == "close", msg="close() at stop")
+    ok(d.cmd("start", name="w"))
+    second = pid_of(d, "w")
+    wait_until(lambda: "".join(c.get("text", "") for c in calls() if c.get("pid") == second) == "hello\n",
+               msg="the second process's chunk")
+    seen = calls()
+    assert seen[0] == {"call": "init", "options": [["level", "3"]]}
+    # The first process's bytes came between open() and close(), the second's after open().
+    assert [c["call"] if c["call"] != "data" else c["pid"] for c in seen] == [
+        "init", "open", pid, "close", "open", second]
+    assert all(c["keys"] == ["data", "name", "pid"] and c["type"] == "bytes" and c["name"] == "stdout"
+               and c["text"] == "hello\n" for c in seen if c["call"] == "data"), seen

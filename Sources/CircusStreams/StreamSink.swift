@@ -115,12 +115,16 @@ final class StreamSink {
     /// opens the path again when it starts, so a file removed meanwhile is made again.
     func close() { closeFile() }
 
-    /// Opens the file again for a new process if it was closed; for a Python class, calls
-    /// its `open()` if the watcher (re)started since its last `close()`.
+    /// Opens the file again for a new process if it was closed.
     func reopen() {
-        python?.open(name)
         guard config.kind.writesFile, fd < 0 else { return }
         openFile()
+    }
+
+    /// A process starts: a Python class's `open()` is called if the watcher (re)started
+    /// since its last `close()`, as Circus calls it when the watcher starts.
+    func processStarting() {
+        python?.open(name)
     }
 
     /// The watcher stopped: a Python class's `close()` is called, as Circus calls it.

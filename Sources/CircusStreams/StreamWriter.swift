@@ -39,6 +39,8 @@ public final class StreamWriter: @unchecked Sendable {
     private var python: PythonStreamHelper?
     private var pipes: [Int32: PipeState] = [:]
     private var retiring = false
+    /// The watcher stopped while its processes' pipes still held output.
+    private var stopPending = false
     private var finished = false
     /// Bytes moved in the current loop turn, and whether the end of the turn looks at them.
     private var movedThisTurn = 0
@@ -130,6 +132,10 @@ public final class StreamWriter: @unchecked Sendable {
     public func attach(pid: Int32, stdout: Int32?, stderr: Int32?) {
         remote.post { [self] in
             if pipes.isEmpty { for sink in sinks.values { sink.reopen() } }
+            // A process started while the last stop's pipes were still draining: the
+            // stream objects stay open (no close() and open() between the two runs).
+            stopPending = false
+            for sink in sinks.values { sink.processStarting() }
             for (name, fd) in [("stdout", stdout), ("stderr", stderr)] {
                 guard let fd else { continue }
                 var state = PipeState(fd: fd, pid: pid, stream: name)
@@ -169,10 +175,15 @@ public final class StreamWriter: @unchecked Sendable {
         [("stdout", stdoutConfig), ("stderr", stderrConfig)].compactMap { name, config in config.map { (name, $0) } }
     }
 
-    /// The watcher stopped (Circus then calls a Python stream class's `close()`).
+    /// The watcher stopped (Circus then calls a Python stream class's `close()`): once
+    /// the stopped processes' pipes are drained, so that their last bytes come first.
     public func watcherStopped() {
         remote.post { [self] in
-            for sink in sinks.values { sink.watcherStopped() }
+            if pipes.isEmpty {
+                for sink in sinks.values { sink.watcherStopped() }
+            } else {
+                stopPending = true
+            }
         }
     }
 
@@ -222,6 +233,10 @@ public final class StreamWriter: @unchecked Sendable {
         if let registration = state.registration { loopBox.loop.unregister(registration) }
         close(fd)
         guard pipes.isEmpty else { return }
+        if stopPending {
+            stopPending = false
+            for sink in sinks.values { sink.watcherStopped() }
+        }
         if retiring {
             loopBox.loop.stop()
         } else {
