@@ -147,7 +147,9 @@ final class PythonStreamHelper {
         let searchPath = runtime.environment.last(where: { $0.key == "PATH" })?.value ?? SpawnRequest.defaultSearchPath
         var request = SpawnRequest(
             executable: runtime.python,
-            arguments: [runtime.python, "-c", PythonStreamScript.source, spec, String(fromHelper[1])],
+            arguments: [
+                runtime.python, "-c", PythonStreamScript.source, spec, String(fromHelper[1]), String(getpid()),
+            ],
             environment: runtime.environment, searchPath: searchPath)
         request.stdin = .fd(toHelper[0])
         request.keepFDs = [fromHelper[1]]

@@ -38,14 +38,22 @@ enum PythonStreamScript {
     static let constructionFailed: Int32 = 3
 
     /// argv[1]: `{"watcher": name, "streams": {"stdout": {"class": path, "options": {...}}}}`;
-    /// argv[2]: the report descriptor. Reports: `{"stream", "error", "traceback"}` when a
+    /// argv[2]: the report descriptor; argv[3]: circusd's pid. Reports: `{"stream", "error", "traceback"}` when a
     /// stream fails (once until it works again), `{"stream", "recovered", "lost"}` after.
     static let source = #"""
-import json, logging, os, signal, struct, sys, traceback
+import ctypes, json, logging, os, signal, struct, sys, traceback
 
 # circusd ends the helper by closing its stdin, once the last bytes are written: an
-# interrupt meant for circusd (Ctrl-C in its terminal) must not cut that short.
+# interrupt meant for circusd (Ctrl-C in its terminal) must not cut that short. But a
+# helper must not outlive circusd (a class stuck in a call never reads that end):
+# PR_SET_PDEATHSIG ends it with circusd, and one whose circusd is already gone leaves.
 signal.signal(signal.SIGINT, signal.SIG_IGN)
+try:
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+except Exception:
+    pass
+if os.getppid() != int(sys.argv[3]):
+    sys.exit(0)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                     format="%(asctime)s %(name)s[%(process)d] [%(levelname)s] %(message)s")
 SPEC = json.loads(sys.argv[1])

@@ -205,6 +205,33 @@ private func collectINI(_ cmd: String) -> String {
         }
     }
 
+    @Test func aHelperStuckInACallEndsWithCircusd() async throws {
+        // The class never returns; circusd's exit gives up on the output after 5 s, and
+        // the helper must not outlive it.
+        try await withDaemon(streamINI("""
+            [watcher:slow]
+            autostart = false
+            cmd = sh -c 'echo one; exec sleep 100'
+            stdout_stream.class = mystreams.Stall
+            stdout_stream.directory = %DIR%
+            """), files: ["mystreams.py": streamModule]) { h in
+            _ = try await h.startedPid("slow")
+            let daemon = h.pid
+            var helper: Int32 = 0
+            try await h.waitUntil("the stream helper") {
+                // The writer thread started it: it is that thread's child.
+                let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(daemon)/task")) ?? []
+                let children = threads.flatMap { readFile("/proc/\(daemon)/task/\($0)/children").split(separator: " ") }
+                    .compactMap { Int32($0) }
+                helper = children.first { readFile("/proc/\($0)/cmdline").contains("mystreams.Stall") } ?? 0
+                return helper != 0
+            }
+            kill(daemon, SIGTERM)
+            #expect(await h.waitExit(timeout: 30))
+            try await h.waitUntil("the helper's end") { !FileManager.default.fileExists(atPath: "/proc/\(helper)/cmdline") }
+        }
+    }
+
     static let badStreams: [BadConfig] = [
         BadConfig(name: "a class that does not import",
                   ini: streamINI(markerINI + "\nstdout_stream.class = mystreams.Nope\n"),
