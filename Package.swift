@@ -217,7 +217,7 @@ let package = Package(
         .testTarget(
             name: "CircusDaemonTests",
             dependencies: [
-                "CircusDaemon", "CircusProtocol", "CircusPluginHost",
+                "CircusDaemon", "CircusProtocol", "CircusPluginHost", "CircusStreams",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
             swiftSettings: upcoming

@@ -38,6 +38,8 @@ import benchvenv  # noqa: E402
 benchvenv.require(__file__, "zmq")
 import zmq  # noqa: E402
 
+from benchctl import call  # noqa: E402
+
 import argparse
 import json
 import shutil
@@ -47,16 +49,6 @@ import tempfile
 import time
 
 WATCHERS = ["plain", "chook", "ffihook"]
-
-
-def call(sock, command, timeout=120.0, **props):
-    sock.send(json.dumps({"id": "b", "command": command, "properties": props}).encode())
-    if not sock.poll(int(timeout * 1000)):
-        raise RuntimeError(f"no reply to {command} within {timeout} s")
-    reply = json.loads(sock.recv())
-    if reply.get("status") != "ok":
-        raise RuntimeError(f"{command}: {reply}")
-    return reply
 
 
 def percentile(values, p):

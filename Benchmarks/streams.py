@@ -34,8 +34,9 @@ import benchvenv  # noqa: E402
 benchvenv.require(__file__, "zmq")
 import zmq  # noqa: E402
 
+from benchctl import call  # noqa: E402
+
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -51,16 +52,6 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def call(sock, command, timeout=60.0, **props):
-    sock.send(json.dumps({"id": "b", "command": command, "properties": props}).encode())
-    if not sock.poll(int(timeout * 1000)):
-        raise RuntimeError(f"no reply to {command} within {timeout} s")
-    reply = json.loads(sock.recv())
-    if reply.get("status") != "ok":
-        raise RuntimeError(f"{command}: {reply}")
-    return reply
 
 
 def wait_size(path, size, timeout=600.0):

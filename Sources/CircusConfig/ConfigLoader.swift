@@ -284,7 +284,7 @@ struct ConfigBuilder {
         let ignore = try flag.map { f throws(ConfigError) in
             try convert(f, at: value, section: section, option: option, ValueParser.bool)
         } ?? false
-        return HookSpec(point: point, target: target, signature: signature, ignoreFailure: ignore, location: value.location)
+        return HookSpec(point: point, target: target, signature: signature, ignoreFailure: ignore)
     }
 
     func bool(_ value: IniValue, _ section: String, _ option: String) throws(ConfigError) -> Bool {

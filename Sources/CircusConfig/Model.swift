@@ -39,16 +39,12 @@ public struct HookSpec: Hashable, Sendable {
     public var signature: HookSignature?
     /// When true a failing hook never aborts the operation (`, true`).
     public var ignoreFailure: Bool
-    /// The option's line, for errors found when the library is opened.
-    public var location: SourceLocation?
 
-    public init(point: HookPoint, target: HookTarget, signature: HookSignature?, ignoreFailure: Bool,
-                location: SourceLocation? = nil) {
+    public init(point: HookPoint, target: HookTarget, signature: HookSignature?, ignoreFailure: Bool) {
         self.point = point
         self.target = target
         self.signature = signature
         self.ignoreFailure = ignoreFailure
-        self.location = location
     }
 
     /// Whether a failure (or a hook past its deadline) lets the watcher go on: `, true`,
@@ -124,9 +120,14 @@ public struct WatcherConfig: Hashable, Sendable {
     public var extraOptions: OrderedDictionary<String, String> = [:]
     /// Where the section starts; nil for watchers created by `add`.
     public var location: SourceLocation? = nil
-    /// Where each option of the section was given, for errors found after loading (a
-    /// Python stream class that cannot be imported).
+    /// Where each option of the section was given, for errors found after loading (a hook
+    /// library that does not open, a Python stream class that cannot be imported).
     public var optionLocations: [String: SourceLocation] = [:]
+
+    /// Where `option` was given, or the section when it was not (or for `add`: nil).
+    public func location(of option: String) -> SourceLocation? {
+        optionLocations[option] ?? location
+    }
     /// Options Circus reports as null because an `add` did not give them (`args`, `env`);
     /// a configuration file always gives them a value.
     public var absentOptions: Set<String> = []

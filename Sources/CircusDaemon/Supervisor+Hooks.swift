@@ -10,6 +10,7 @@ import CircusHooks
 import CircusMessageBus
 import CircusPluginHost
 import CircusProtocol
+import CircusStreams
 import CircusSystem
 import DequeModule
 import Glibc
@@ -355,7 +356,7 @@ extension Supervisor {
             bridge = existing
         } else {
             bridge = PythonHookBridge(
-                python: configuration.settings.python, environment: environment,
+                runtime: PythonRuntime(python: configuration.settings.python, environment: environment),
                 endpoint: configuration.settings.endpoint)
             pythonHookBridge = bridge
         }

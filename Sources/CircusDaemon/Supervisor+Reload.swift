@@ -240,7 +240,6 @@ extension Supervisor {
         var copy = config
         copy.location = nil
         copy.optionLocations = [:]
-        for point in copy.hooks.keys { copy.hooks[point]?.location = nil }
         return copy
     }
 

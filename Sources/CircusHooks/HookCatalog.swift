@@ -24,8 +24,9 @@ public final class HookCatalog: Sendable {
                     let function = try HookFunction(resolving: spec)
                     functions.withLock { $0[spec] = function }
                 } catch {
+                    let option = "hooks.\(spec.point.rawValue)"
                     throw ConfigError(
-                        at: spec.location, section: "watcher:\(watcher.name)", option: "hooks.\(spec.point.rawValue)",
+                        at: watcher.location(of: option), section: "watcher:\(watcher.name)", option: option,
                         message: error.description)
                 }
             }

@@ -13,19 +13,6 @@ import CircusProtocol
 import Glibc
 import OrderedCollections
 
-/// The Python that runs stream classes: circusd's `python` option and environment (the
-/// helper imports the classes as Circus would inside circusd).
-public struct PythonRuntime: Sendable {
-    /// An executable path or a name looked up in the environment's PATH.
-    public var python: String
-    public var environment: [(key: String, value: String)]
-
-    public init(python: String, environment: [(key: String, value: String)]) {
-        self.python = python
-        self.environment = environment
-    }
-}
-
 /// One watcher's Python stream objects, in a helper process started on demand.
 final class PythonStreamHelper {
     private let runtime: PythonRuntime?
@@ -144,13 +131,9 @@ final class PythonStreamHelper {
             return "cannot create a pipe: \(errnoText(errno))"
         }
         for fd in toHelper + fromHelper { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        let searchPath = runtime.environment.last(where: { $0.key == "PATH" })?.value ?? SpawnRequest.defaultSearchPath
-        var request = SpawnRequest(
-            executable: runtime.python,
-            arguments: [
-                runtime.python, "-c", PythonStreamScript.source, spec, String(fromHelper[1]), String(getpid()),
-            ],
-            environment: runtime.environment, searchPath: searchPath)
+        var request = runtime.request([
+            "-c", PythonStreamScript.source, spec, String(fromHelper[1]), String(getpid()),
+        ])
         request.stdin = .fd(toHelper[0])
         request.keepFDs = [fromHelper[1]]
         // The helper is ended by the end of its input, after the last bytes: a signal sent
@@ -161,8 +144,7 @@ final class PythonStreamHelper {
             started = try Spawner().spawn(request)
         } catch {
             (toHelper + fromHelper).forEach { _ = Glibc.close($0) }
-            return "the Python that runs stream classes, \(PythonText.repr(runtime.python)), cannot be run (\(error)): "
-                + "install Python 3, or name one with `python = /path/to/python` in [circus]"
+            return runtime.cannotRun("stream classes", error)
         }
         ChildMonitor.markOwned(started.pid)
         Glibc.close(toHelper[0])

@@ -5,6 +5,7 @@
 @testable import CircusDaemon
 import CircusHooks
 import CircusProtocol
+import CircusStreams
 import OrderedCollections
 import Glibc
 import Synchronization
@@ -65,7 +66,7 @@ struct PythonHookBridgeTests {
     static func bridge(python: String = "python3", module dir: String) -> PythonHookBridge {
         var env: [(key: String, value: String)] = [("PYTHONPATH", dir), ("PYTHONDONTWRITEBYTECODE", "1")]
         if let path = getenv("PATH") { env.append(("PATH", String(cString: path))) }
-        return PythonHookBridge(python: python, environment: env, endpoint: "ipc:///nonexistent")
+        return PythonHookBridge(runtime: PythonRuntime(python: python, environment: env), endpoint: "ipc:///nonexistent")
     }
 
     static func call(_ hook: String, name: String = "before_start", extra: JSONObject = [:],

@@ -64,11 +64,8 @@ extension CircusSystemTests {
 
         @Test func descriptorCallbacksAndUnregisterWithinABatch() throws {
             let loop = try EventLoop()
-            let a = Support.pipe()
-            let b = Support.pipe()
+            let (a, b) = Support.twoReadablePipes()
             defer { for fd in [a.read, a.write, b.read, b.write] { close(fd) } }
-            _ = write(a.write, "1", 1)
-            _ = write(b.write, "2", 1)
             var calls: [Int32] = []
             var regA: EventLoop.Registration?
             var regB: EventLoop.Registration?
@@ -99,11 +96,8 @@ extension CircusSystemTests {
 
         @Test func endOfTurnJobsRunAfterTheTurnsCallbacksBeforeTheLoopSleeps() throws {
             let loop = try EventLoop()
-            let a = Support.pipe()
-            let b = Support.pipe()
+            let (a, b) = Support.twoReadablePipes()
             defer { for fd in [a.read, a.write, b.read, b.write] { close(fd) } }
-            _ = write(a.write, "1", 1)
-            _ = write(b.write, "2", 1)
             var order: [String] = []
             var scheduled = false
             // Both descriptors are ready in the same turn: the job waits for both callbacks.

@@ -52,7 +52,7 @@ extension CircusSystemTests {
             var template = Array("/tmp/procfs-XXXXXX".utf8CString)
             let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
             try #require(fd >= 0)
-            let path = String(cString: template)
+            let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             defer { unlink(path) }
             _ = text.withCString { write(fd, $0, strlen($0)) }
             close(fd)

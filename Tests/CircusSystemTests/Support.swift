@@ -19,6 +19,15 @@ enum Support {
         return (fds[0], fds[1])
     }
 
+    /// Two pipes with a byte waiting in each, so both are readable in the same loop turn.
+    static func twoReadablePipes() -> (a: (read: Int32, write: Int32), b: (read: Int32, write: Int32)) {
+        let a = pipe()
+        let b = pipe()
+        _ = write(a.write, "1", 1)
+        _ = write(b.write, "2", 1)
+        return (a, b)
+    }
+
     /// Everything readable from `fd` until EOF; closes it.
     static func readAll(_ fd: Int32) -> String {
         var bytes: [UInt8] = []

@@ -352,6 +352,35 @@ private let markerWatcher = """
         }
     }
 
+    @Test func reloadconfigKeepsAWatcherWhoseLinesOnlyMoved() async throws {
+        let ini = """
+            [watcher:w]
+            cmd = sleep 100
+            hooks.after_spawn = %LIB%:allow
+            graceful_timeout = 3
+            """
+        try await withHookDaemon(ini) { h, library in
+            let pids = try await h.childPids("w")
+            try #require(pids.count == 1)
+            // The same options, each on another line (and the hook first).
+            try h.rewriteConfig("""
+                # moved
+                [watcher:w]
+                hooks.after_spawn = \(library.path):allow
+
+                graceful_timeout = 3
+                cmd = sleep 100
+                """)
+            let mark = h.mark
+            expectOK(try await h.call("reloadconfig", ["waiting": true]))
+            // A later spawn must follow anything the reload did: only it is seen.
+            expectOK(try await h.call("incr", ["name": "w", "waiting": true]), keys: ["numprocesses"])
+            _ = try await h.waitWatcherEvents("w", since: mark, through: "spawn")
+            #expect(h.watcherEvents("w", since: mark).filter { !$0.hasPrefix("hook_") } == ["spawn"])
+            #expect(try await h.childPids("w").contains(pids[0]))
+        }
+    }
+
     @Test func hooksAPluginRegisteredAreAskedAfterTheConfigurationsOwn() async throws {
         let fixtures = try FixturePlugin.directory()
         defer { try? FileManager.default.removeItem(atPath: fixtures) }

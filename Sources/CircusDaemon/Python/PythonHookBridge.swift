@@ -7,6 +7,7 @@
 import CircusConfig
 import CircusHooks
 import CircusProtocol
+import CircusStreams
 import CircusSystem
 import Glibc
 import OrderedCollections
@@ -51,8 +52,7 @@ final class PythonHookBridge: Sendable {
         var stopping = false
     }
 
-    private let python: String
-    private let environment: [(key: String, value: String)]
+    private let runtime: PythonRuntime
     private let endpoint: String
     private let state = Mutex(State())
     /// Wakes the bridge thread when a request is queued or circusd stops (a self-pipe:
@@ -60,11 +60,10 @@ final class PythonHookBridge: Sendable {
     private let wake: Int32
     private let wakeWriter: Int32
 
-    /// A bridge that runs `python` (a path or a name looked up in the environment's PATH)
-    /// with `environment`; the hooks' `arbiter.call` reaches circusd at `endpoint`.
-    init(python: String, environment: [(key: String, value: String)], endpoint: String) {
-        self.python = python
-        self.environment = environment
+    /// A bridge that runs the hooks with `runtime`; their `arbiter.call` reaches circusd
+    /// at `endpoint`.
+    init(runtime: PythonRuntime, endpoint: String) {
+        self.runtime = runtime
         self.endpoint = endpoint
         var fds: [Int32] = [-1, -1]
         if pipe(&fds) == 0 {
@@ -132,10 +131,7 @@ final class PythonHookBridge: Sendable {
             return "cannot create a pipe: \(String(cString: strerror(errno)))"
         }
         for fd in input + output { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        let searchPath = environment.last(where: { $0.key == "PATH" })?.value ?? SpawnRequest.defaultSearchPath
-        var request = SpawnRequest(
-            executable: python, arguments: [python, "-c", PythonHookScript.source, endpoint],
-            environment: environment, searchPath: searchPath)
+        var request = runtime.request(["-c", PythonHookScript.source, endpoint])
         request.stdin = .fd(input[0])
         request.stdout = .fd(output[1])
         request.stderr = .inherit
@@ -143,8 +139,7 @@ final class PythonHookBridge: Sendable {
             state.process = try Spawner().spawn(request)
         } catch {
             for fd in input + output { close(fd) }
-            return "the Python that runs hooks, \(PythonText.repr(python)), cannot be run (\(error)): install "
-                + "Python 3, or name one with `python = /path/to/python` in [circus]"
+            return runtime.cannotRun("hooks", error)
         }
         // circusd's orphan reaper must leave its exit status to `helperEnded`.
         if let pid = state.process?.pid { ChildMonitor.markOwned(pid) }

@@ -4,6 +4,7 @@
 // config worker thread).
 
 public import CircusConfig
+import CircusStreams
 import CircusSystem
 import OrderedCollections
 
@@ -28,25 +29,21 @@ public enum PythonHookCheck {
     public static func verify(
         _ configuration: CircusConfiguration, environment: [(key: String, value: String)]
     ) throws(ConfigError) {
-        let python = configuration.settings.python
+        let runtime = PythonRuntime(python: configuration.settings.python, environment: environment)
         var checked: [String: String?] = [:]
         for watcher in configuration.watchers {
             for (point, spec) in watcher.hooks {
                 guard let name = spec.target.python else { continue }
-                let problem = checked[name] ?? problem(python: python, name: name, environment: environment)
+                let problem = checked[name] ?? PythonImportProbe.problem(
+                    runtime, script: probe, arguments: [name], name: name, runs: "hooks")
                 checked[name] = problem
                 if let problem {
+                    let option = "hooks.\(point.rawValue)"
                     throw ConfigError(
-                        at: spec.location, section: "watcher:\(watcher.name)", option: "hooks.\(point.rawValue)",
+                        at: watcher.location(of: option), section: "watcher:\(watcher.name)", option: option,
                         message: problem)
                 }
             }
         }
-    }
-
-    /// Why `python` cannot import the callable `name`, or nil when it can.
-    static func problem(python: String, name: String, environment: [(key: String, value: String)]) -> String? {
-        PythonImportProbe.problem(
-            python: python, script: probe, arguments: [name], name: name, runs: "hooks", environment: environment)
     }
 }

@@ -6,6 +6,7 @@
 
 public import CircusConfig
 import CircusProtocol
+import CircusStreams
 import CircusSystem
 import OrderedCollections
 
@@ -39,30 +40,27 @@ public enum PythonStreamCheck {
     public static func verify(
         _ configuration: CircusConfiguration, environment: [(key: String, value: String)]
     ) throws(ConfigError) {
-        let python = configuration.settings.python
+        let runtime = PythonRuntime(python: configuration.settings.python, environment: environment)
         for watcher in configuration.watchers {
             for (prefix, keys) in [("stdout_stream", watcher.stdoutStream), ("stderr_stream", watcher.stderrStream)] {
                 guard let stream = try? StreamConfig.parse(keys), let path = stream.kind.pythonClass else { continue }
-                if let problem = problem(python: python, path: path, options: stream, environment: environment) {
+                if let problem = problem(runtime, path: path, options: stream) {
                     let option = prefix + ".class"
                     throw ConfigError(
-                        at: watcher.optionLocations[option] ?? watcher.location
-                            ?? SourceLocation(file: configuration.path, line: 0),
+                        at: watcher.location(of: option),
                         section: "watcher:\(watcher.name)", option: option, message: problem)
                 }
             }
         }
     }
 
-    /// Why `python` cannot make a stream of class `path` with the stream's options.
-    private static func problem(
-        python: String, path: String, options stream: StreamConfig, environment: [(key: String, value: String)]
-    ) -> String? {
+    /// Why `runtime` cannot make a stream of class `path` with the stream's options.
+    private static func problem(_ runtime: PythonRuntime, path: String, options stream: StreamConfig) -> String? {
         var keywords = JSONObject()
         for (key, value) in stream.pythonOptions { keywords[key] = .string(value) }
         return PythonImportProbe.problem(
-            python: python, script: probe, arguments: [path, JSONWriter.string(.object(keywords))], name: path,
-            runs: "stream classes", environment: environment,
+            runtime, script: probe,
+            arguments: [path, JSONWriter.string(.object(keywords))], name: path, runs: "stream classes",
             statuses: [5: { "\(PythonText.repr(path)) does not take these options: \($0)" }])
     }
 }
