@@ -255,7 +255,7 @@ public final class LogSink: @unchecked Sendable {
     private func emit(_ bytes: [UInt8]) {
         if case .syslog = destination {
             // One datagram per record; a syslog daemon that is away loses the line.
-            _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
             return
         }
         bytes.withUnsafeBytes { buffer in

@@ -489,8 +489,11 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
                 writeOffset = 0
                 if writeBuffer.isEmpty { break }
             }
+            // MSG_NOSIGNAL: a host that died must be an EPIPE here, never a SIGPIPE that ends
+            // whatever process embeds the plugin host (circusd ignores SIGPIPE, a test
+            // process or another embedder need not).
             let n = writeBuffer.withUnsafeBytes { raw in
-                write(socket, raw.baseAddress! + writeOffset, raw.count - writeOffset)
+                Glibc.send(socket, raw.baseAddress! + writeOffset, raw.count - writeOffset, Int32(MSG_NOSIGNAL))
             }
             if n > 0 {
                 writeOffset += n

@@ -17,7 +17,12 @@ public final class OSThread: Sendable {
     private init(handle: pthread_t) { self.handle = handle }
 
     /// Starts `body` on a new thread. The thread inherits the caller's signal mask, so call
-    /// `SignalSource.blockDaemonSignals()` first in the daemon.
+    /// `SignalSource.blockDaemonSignals()` first in the daemon. SIGPIPE is blocked on the new
+    /// thread whatever the caller's mask: these threads write to pipes and sockets of helper
+    /// processes that may die at any time, and such a write must fail with EPIPE, never end
+    /// the process (circusd ignores SIGPIPE; a test process or another program using these
+    /// modules need not). The signal a blocked write raises stays pending on the thread
+    /// only and goes with it.
     ///
     /// - Throws: `SystemError` (EAGAIN) when the thread cannot be created.
     public static func start(_ body: @escaping @Sendable () -> Void) throws(SystemError) -> OSThread {
@@ -25,6 +30,10 @@ public final class OSThread: Sendable {
         var handle = pthread_t()
         let r = pthread_create(&handle, nil, { raw in
             let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            var pipe = sigset_t()
+            sigemptyset(&pipe)
+            sigaddset(&pipe, SIGPIPE)
+            pthread_sigmask(SIG_BLOCK, &pipe, nil)
             box.body()
             return nil
         }, box)

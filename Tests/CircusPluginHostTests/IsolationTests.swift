@@ -63,6 +63,31 @@ import Testing
         #expect(held.all.count == 1)
     }
 
+    /// The process embedding the host keeps SIGPIPE's default action (this test process
+    /// does; circusd ignores it): frames written to a host that has died must be an error
+    /// the host handles, never a signal that ends the embedding process.
+    @Test func framesQueuedForADeadHostNeverRaiseSIGPIPE() throws {
+        var action = sigaction()
+        sigaction(SIGPIPE, nil, &action)
+        #expect(action.__sigaction_handler.sa_handler == nil, "this test needs SIGPIPE at its default action")
+        let probe = try Probe(.isolated, configure: Self.quick)
+        defer { probe.close() }
+        let pid = try #require(probe.host.instance("probe")?.pid)
+        kill(pid, SIGKILL)
+        // Events for the dead host until its replacement runs: those delivered between its
+        // death and the loop noticing it are written to a socket whose peer is gone.
+        var delivered = 0
+        while probe.host.instance("probe").map({ $0.restarts == 1 && $0.state == .started }) != true {
+            probe.host.deliver(EventMessage(topic: "watcher.web.spawn", payload: ["pid": .int(Int64(delivered))]))
+            delivered += 1
+            if delivered % 64 == 0 { usleep(100) }
+        }
+        _ = try Self.restarted(probe, from: pid)
+        #expect(delivered > 0)
+        // The new host answers (what it counted depends on when it subscribed).
+        #expect(try probe.host.call("probe.count").get()["count"] != nil)
+    }
+
     @Test func aPluginThatBlocksForeverIsKilledAsHungAndRestarted() throws {
         let probe = try Probe(.isolated, configure: Self.quick)
         defer { probe.close() }
