@@ -108,17 +108,6 @@ def test_ini_only_options_are_unknown_keys_for_add_and_set(make_daemon, key):
             "error", 3, "unknown key '%s'" % key)
 
 
-@pytest.mark.swift_only  # Circus changes the stream at run time; circusd takes it from the file
-def test_stream_options_are_refused_by_set(make_daemon):
-    d = make_daemon(SLEEPER)
-    r = d.cmd("set", name="sleeper",
-              options={"stdout_stream": {"class": "FileStream"}})
-    assert (r["status"], r["errno"]) == ("error", 3)
-    assert r["reason"] == (
-        "'stdout_stream' cannot be changed at run time: output streams are set in the "
-        "configuration file: change it and send reloadconfig")
-
-
 def test_misspelled_option_is_a_free_form_option(make_daemon):
     d = make_daemon(SLEEPER + "numproceses = 2\n")
     opts = options(d, "sleeper")

@@ -161,3 +161,45 @@ stdout_stream.level = 3
         "init", "open", pid, "close", "open", second]
     assert all(c["keys"] == ["data", "name", "pid"] and c["type"] == "bytes" and c["name"] == "stdout"
                and c["text"] == "hello\n" for c in seen if c["call"] == "data"), seen
+
+
+def numbers(path):
+    """The N of each `line N` line of the file."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    return [int(line[5:]) for line in text.splitlines() if line.startswith("line ")]
+
+
+def test_set_moves_a_running_watchers_output_to_the_new_file(make_daemon):
+    # Circus swaps the stream object under the running process: what it writes next goes
+    # to the new file, nothing is restarted, and every line lands in one file or the other.
+    d = make_daemon("""
+[watcher:w]
+cmd = sh -c 'i=0; while :; do i=$((i+1)); echo "line $i"; sleep 0.02; done'
+stdout_stream.class = FileStream
+stdout_stream.filename = old.log
+""")
+    pid = pid_of(d, "w")
+    wait_until(lambda: len(numbers(d.workdir / "old.log")) >= 3, msg="lines in old.log")
+    ok(d.cmd("set", name="w", options={"stdout_stream.filename": "new.log"},
+             waiting=True))
+    wait_until(lambda: len(numbers(d.workdir / "new.log")) >= 3, msg="lines in new.log")
+    assert ok(d.cmd("list", name="w"))["pids"] == [pid]
+    old = numbers(d.workdir / "old.log")
+    new = numbers(d.workdir / "new.log")
+    assert old == list(range(1, len(old) + 1))
+    assert new == list(range(len(old) + 1, len(old) + len(new) + 1))
+
+
+def test_add_takes_a_whole_stream(make_daemon):
+    d = make_daemon("""
+[watcher:idle]
+cmd = sleep 3600
+""")
+    ok(d.cmd("add", name="a", cmd="sh -c 'echo added; exec sleep 3600'", start=True,
+             options={"stdout_stream": {"class": "FileStream", "filename": "added.log"}}))
+    content(d.workdir / "added.log", b"added\n")
+    assert ok(d.cmd("options", name="a"))["options"]["stdout_stream_conf"] == {
+        "filename": "added.log"}

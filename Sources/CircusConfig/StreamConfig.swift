@@ -286,3 +286,12 @@ public struct StreamConfigError: Error, Hashable, Sendable {
     /// What is wrong.
     public var message: String
 }
+
+extension WatcherConfig {
+    /// The watcher's two streams, parsed (nil for one it does not have).
+    ///
+    /// - Throws: ``StreamConfigError`` naming the key at fault.
+    public func outputStreams() throws(StreamConfigError) -> (stdout: StreamConfig?, stderr: StreamConfig?) {
+        (try StreamConfig.parse(stdoutStream), try StreamConfig.parse(stderrStream))
+    }
+}

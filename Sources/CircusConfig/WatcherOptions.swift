@@ -269,17 +269,12 @@ public enum WatcherOptions {
         ("stderr_stream.", .served),
     ]
 
-    /// Why `set` and `add` refuse stream keys: a configuration file sets the streams.
-    public static let streamsFixedAtLoad =
-        "output streams are set in the configuration file: change it and send reloadconfig"
-
-
     /// Keys `set`/`add` accept besides the table's options, with what they do: Circus
     /// takes whole stream and hook objects and a `retry_in` that nothing reads.
     public static let wireOnly: [(name: String, support: Support)] = [
         ("retry_in", .withoutEffect("Circus accepts it and nothing reads it")),
-        ("stdout_stream", .notYet(streamsFixedAtLoad)),
-        ("stderr_stream", .notYet(streamsFixedAtLoad)),
+        ("stdout_stream", .served),
+        ("stderr_stream", .served),
         ("hooks", .notYet(HookPoint.fixedAtLoad)),
     ]
 

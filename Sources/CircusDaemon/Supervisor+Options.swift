@@ -45,6 +45,17 @@ extension Supervisor {
         // Errors that depend on the watcher are answered now too; the job checks again.
         var preview = entry.config
         for (key, value) in options { try apply(option: key, value: value, to: &preview, fromAdd: false, raw: raw) }
+        let streams = options.keys.filter { $0.hasPrefix("stdout_stream") || $0.hasPrefix("stderr_stream") }
+        guard !streams.isEmpty else { return applySet(options, on: entry, respond) }
+        checkPythonStreams(of: preview, previous: entry.config) { [unowned self] problem in
+            if let problem { return self.fail(respond, problem) }
+            self.applySet(options, on: entry, respond)
+        }
+    }
+
+    /// `set`'s job, once the options were checked.
+    private func applySet(_ options: JSONObject, on entry: WatcherEntry, _ respond: Responder) {
+        let raw = respond.request.raw
         runJob(respond, on: entry) { [unowned self] entry, finish in
             var config = entry.config
             do throws(CommandError) {
@@ -54,9 +65,12 @@ extension Supervisor {
             }
             entry.machine.replaceConfig(config)
             for _ in options.keys { self.publish(.updated(time: EventLoop.wallNow()), for: entry.name) }
+            // Streams change in place; one the processes have no pipe for needs new processes.
+            let streams = options.keys.contains { $0.hasPrefix("stdout_stream") || $0.hasPrefix("stderr_stream") }
+            let streamsNeedReload = streams && !self.replaceOutputStreams(of: entry)
             // A stopped watcher stays stopped: whether it runs is decided when the reload
             // begins, not when the request arrived.
-            let needsReload = options.keys.contains { WatcherOptions.option($0)?.liveChange == .reload }
+            let needsReload = streamsNeedReload || options.keys.contains { WatcherOptions.option($0)?.liveChange == .reload }
             let command: WatcherCommand =
                 needsReload ? .reload(graceful: true, sequential: false, runningOnly: true) : .manage
             self.run(command, on: entry) { _ in finish(.success([:])) }
@@ -75,12 +89,49 @@ extension Supervisor {
             config.rlimits[String(key.dropFirst("rlimit_".count)).lowercased()] = value.pythonInt
             return
         }
+        if try applyStream(option: key, value: value, to: &config) { return }
         guard let option = WatcherOptions.option(key) else { return }  // `retry_in`: read by nothing
         let converted = OptionValidation.value(of: key, value, fromAdd: fromAdd)
         if key == "numprocesses", config.singleton, converted.intValue > 1 {
             throw .unexpected(rawRequest: raw, CommandError.Text.singletonHasSingleProcess)
         }
         option.write(&config, converted)
+    }
+
+    /// `stdout_stream` / `stderr_stream` (a whole stream, as `add` takes it) and
+    /// `stdout_stream.<key>` / `stderr_stream.<key>` (one key, as `set` takes it): the
+    /// stream's keys change, and the result must be a stream this daemon can write, checked
+    /// as the configuration file's streams are. Circus turns a stream whose class was
+    /// given into a FileStream once a key is set (it pops `class` from the configuration);
+    /// here the class stays.
+    ///
+    /// - Returns: false when `key` is not a stream option.
+    /// - Throws: errno 3 naming the key at fault.
+    private func applyStream(option key: String, value: JSON, to config: inout WatcherConfig) throws(CommandError) -> Bool {
+        let stream: String
+        let member: String?
+        if let dot = key.firstIndex(of: ".") {
+            stream = String(key[..<dot])
+            member = String(key[key.index(after: dot)...])
+        } else {
+            stream = key
+            member = nil
+        }
+        guard stream == "stdout_stream" || stream == "stderr_stream" else { return false }
+        var keys = stream == "stdout_stream" ? config.stdoutStream : config.stderrStream
+        if let member {
+            keys[member] = PythonText.str(value)
+        } else if case .object(let object) = value {
+            keys = OrderedDictionary(uniqueKeysWithValues: object.map { ($0.key, PythonText.str($0.value)) })
+        }
+        do {
+            _ = try StreamConfig.parse(keys)
+        } catch {
+            throw .message("'\(stream).\(error.key)': \(error.message)")
+        }
+        if stream == "stdout_stream" { config.stdoutStream = keys } else { config.stderrStream = keys }
+        config.absentOptions.remove(stream + "_conf")
+        return true
     }
 
     /// Every option `options` reports, sorted by name as Circus's reply is: the table's

@@ -71,9 +71,8 @@ extension Supervisor {
         let stdout: StreamConfig?
         let stderr: StreamConfig?
         do {
-            // Checked when the configuration was loaded; an `add` cannot set streams.
-            stdout = try StreamConfig.parse(config.stdoutStream)
-            stderr = try StreamConfig.parse(config.stderrStream)
+            // Checked when the configuration was loaded, or when `set` or `add` arrived.
+            (stdout, stderr) = try config.outputStreams()
         } catch {
             throw SpawnFailure(message: "\(config.name): stream option \(error.key): \(error.message)")
         }
@@ -101,6 +100,53 @@ extension Supervisor {
         outputs.writers[entry.key] = OutputStreams.Entry(
             stdoutKeys: config.stdoutStream, stderrKeys: config.stderrStream, writer: writer)
         return writer
+    }
+
+    /// Gives the running writer of `entry` the streams a `set` gave its configuration, in
+    /// place, as Circus swaps the stream objects of a running watcher.
+    ///
+    /// - Returns: false when the processes must be restarted to have them: a stream they
+    ///   have no pipe for (the watcher had none, as Circus then reloads the watcher too).
+    func replaceOutputStreams(of entry: WatcherEntry) -> Bool {
+        let config = entry.machine.config
+        guard var current = outputs.writers[entry.key] else { return entry.machine.processes.isEmpty }
+        if current.stdoutKeys == config.stdoutStream, current.stderrKeys == config.stderrStream { return true }
+        // Checked when `set` arrived.
+        guard let (stdout, stderr) = try? config.outputStreams(),
+              stdout == nil || current.writer.stdoutConfig != nil, stderr == nil || current.writer.stderrConfig != nil
+        else { return entry.machine.processes.isEmpty }
+        current.writer.replaceStreams(stdout: stdout, stderr: stderr)
+        current.stdoutKeys = config.stdoutStream
+        current.stderrKeys = config.stderrStream
+        outputs.writers[entry.key] = current
+        return true
+    }
+
+    /// Calls `then` (on the loop) once the Python stream classes that `config` names with
+    /// keys other than `previous`'s were imported and their keywords bound, off the loop
+    /// (as the configuration file's are checked at load), with the reason one cannot run.
+    func checkPythonStreams(of config: WatcherConfig, previous: WatcherConfig?, then: @escaping (CommandError?) -> Void) {
+        let changed = [
+            ("stdout_stream", config.stdoutStream, previous?.stdoutStream),
+            ("stderr_stream", config.stderrStream, previous?.stderrStream),
+        ].filter { _, keys, old in
+            guard keys != old, let parsed = try? StreamConfig.parse(keys) else { return false }
+            return parsed.kind.pythonClass != nil
+        }
+        guard !changed.isEmpty else { return then(nil) }
+        let runtime = PythonRuntime(python: configuration.settings.python, environment: environment)
+        do {
+            try loop.offload(to: configWorker, {
+                changed.lazy.compactMap { prefix, keys, _ in
+                    PythonStreamCheck.problem(keys, runtime: runtime).map { "'\(prefix).class': \($0)" }
+                }.first
+            }, then: { [unowned self] problem in
+                then(problem.map { CommandError.message($0) })
+                self.drainDeferred()
+            })
+        } catch {
+            then(.message("cannot check the Python stream class: \(error)"))
+        }
     }
 
     /// Retires the writers of the watcher keys `which` selects.

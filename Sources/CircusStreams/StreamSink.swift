@@ -115,6 +115,12 @@ final class StreamSink {
     /// opens the path again when it starts, so a file removed meanwhile is made again.
     func close() { closeFile() }
 
+    /// Carries over what `tail` returns from the sink this one replaces (closed already,
+    /// so everything it wrote is in its lines).
+    func takeHistory(of old: StreamSink) {
+        ring = old.ring
+    }
+
     /// Opens the file again for a new process if it was closed.
     func reopen() {
         guard config.kind.writesFile, fd < 0 else { return }

@@ -27,10 +27,14 @@ public final class StreamWriter: @unchecked Sendable {
     // `loop`; other threads post to it).
     /// The watcher, for messages and follow events.
     public let watcher: String
-    /// The configurations this writer was made for (the supervisor compares them with the
-    /// watcher's current ones to know when to make a new writer).
-    public let stdoutConfig: StreamConfig?
-    public let stderrConfig: StreamConfig?
+    /// The streams the writer writes to: those it was made for, or those `replaceStreams`
+    /// gave it. Read and changed by the thread that owns the writer (the supervisor's loop);
+    /// the writer thread works from the copies posted to it.
+    public private(set) var stdoutConfig: StreamConfig?
+    public private(set) var stderrConfig: StreamConfig?
+    /// For the Python helper of streams that `replaceStreams` gives the writer.
+    private let runtime: PythonRuntime?
+    private let report: @Sendable (_ error: Bool, _ message: String) -> Void
     private let remote: EventLoop.Remote
     private let loopBox: LoopBox
     private var thread: OSThread?
@@ -89,6 +93,8 @@ public final class StreamWriter: @unchecked Sendable {
         self.watcher = watcher
         stdoutConfig = stdout
         stderrConfig = stderr
+        self.runtime = runtime
+        self.report = report
         onLines = lines
         let loop = try EventLoop()
         remote = loop.remote
@@ -101,15 +107,43 @@ public final class StreamWriter: @unchecked Sendable {
             self.closeAll()
             self.ended.store(true, ordering: .releasing)
         }
+        let streams = configs
+        remote.post { [self] in makeSinks(streams) }
+    }
+
+    /// Gives the running processes' output other streams, as Circus's `set` of a
+    /// `stdout_stream.<key>` swaps the stream object of a running watcher: the old streams
+    /// are closed (a Python class's `close()` is called), and what the pipes hold from now
+    /// on goes to the new ones (a new Python object is opened if processes run). `tail`
+    /// keeps the lines captured so far. A stream the writer did not have cannot be added
+    /// this way (the processes have no pipe for it): the supervisor restarts them instead.
+    public func replaceStreams(stdout: StreamConfig?, stderr: StreamConfig?) {
+        stdoutConfig = stdout
+        stderrConfig = stderr
+        let streams = configs
         remote.post { [self] in
-            let streams = configs
-            if streams.contains(where: { $0.1.kind.pythonClass != nil }) {
-                python = PythonStreamHelper(
-                    watcher: watcher, streams: streams, runtime: runtime, loop: box.loop, report: report)
+            let previous = sinks
+            for sink in previous.values { sink.watcherStopped() }
+            python?.shutdown()
+            python = nil
+            for sink in previous.values { sink.close() }
+            sinks = [:]
+            makeSinks(streams)
+            for (name, sink) in sinks {
+                if let old = previous[name] { sink.takeHistory(of: old) }
+                if !pipes.isEmpty { sink.processStarting() }
             }
-            for (name, config) in streams {
-                sinks[name] = StreamSink(config: config, name: name, watcher: watcher, python: python, report: report)
-            }
+        }
+    }
+
+    /// Makes the sinks of `streams`, and the helper of their Python classes (writer thread).
+    private func makeSinks(_ streams: [(String, StreamConfig)]) {
+        if streams.contains(where: { $0.1.kind.pythonClass != nil }) {
+            python = PythonStreamHelper(
+                watcher: watcher, streams: streams, runtime: runtime, loop: loopBox.loop, report: report)
+        }
+        for (name, config) in streams {
+            sinks[name] = StreamSink(config: config, name: name, watcher: watcher, python: python, report: report)
         }
     }
 

@@ -110,12 +110,6 @@ let stubbornINI = """
 
     @Test func unservedOptionsAreRefusedByAddAndSet() async throws {
         try await withDaemon(sleeperINI) { h in
-            expectError(try await h.call("set", ["name": "sleeper", "options": ["stdout_stream": ["class": "FileStream"]]]),
-                        errno: 3, reason: "'stdout_stream' cannot be changed at run time: "
-                            + "output streams are set in the configuration file: change it and send reloadconfig")
-            expectError(try await h.call("set", ["name": "sleeper", "options": ["stderr_stream.filename": "x.log"]]),
-                        errno: 3, reason: "'stderr_stream.filename' cannot be changed at run time: "
-                            + "output streams are set in the configuration file: change it and send reloadconfig")
             expectError(try await h.call("add", ["name": "x", "cmd": "true", "options": ["hooks.after_start": "a:b"]]),
                         errno: 3, reasonContains: "'hooks.after_start' cannot be changed at run time: hooks are opened when the "
                             + "configuration is loaded")

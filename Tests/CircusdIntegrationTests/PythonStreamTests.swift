@@ -232,6 +232,35 @@ private func collectINI(_ cmd: String) -> String {
         }
     }
 
+    @Test func setGivesARunningWatcherAPythonStreamCheckedFirst() async throws {
+        try await withDaemon(streamINI("""
+            [watcher:w]
+            autostart = false
+            cmd = sh -c 'echo before; while [ ! -e %DIR%/go ]; do sleep 0.01; done; echo after; exec sleep 100'
+            stdout_stream.class = FileStream
+            stdout_stream.filename = %DIR%/out.log
+            """), files: ["mystreams.py": streamModule]) { h in
+            let pid = try await h.startedPid("w")
+            try await h.waitFile("\(h.dir)/out.log") { $0 == "before\n" }
+            // Checked as the configuration file's classes are, and refused with the reason.
+            expectError(try await h.call("set", ["name": "w", "options": ["stdout_stream.class": "mystreams.Nope"]]),
+                        errno: 3, reason: "'stdout_stream.class': '\(venvPython)' cannot import 'mystreams.Nope': "
+                            + "AttributeError: module 'mystreams' has no attribute 'Nope'")
+            let strict: JSON = ["class": "mystreams.Strict", "directory": .string(h.dir), "colour": "red"]
+            expectError(try await h.call("set", ["name": "w", "options": ["stdout_stream": strict]]),
+                        errno: 3, reason: "'stdout_stream.class': 'mystreams.Strict' does not take these options: "
+                            + "TypeError: got an unexpected keyword argument 'colour'")
+            // A class that can run takes the running process's next output.
+            let collect: JSON = ["class": "mystreams.Collect", "directory": .string(h.dir), "label": "swapped"]
+            expectOK(try await h.call("set", ["name": "w", "waiting": true, "options": ["stdout_stream": collect]]))
+            _ = FileManager.default.createFile(atPath: h.dir + "/go", contents: nil)
+            try await h.waitFile("\(h.dir)/swapped.stdout.\(pid)") { $0 == "after\n" }
+            #expect(readFile("\(h.dir)/out.log") == "before\n")
+            #expect(calls(h, "swapped") == ["init", "open"])
+            #expect(try await h.call("list", ["name": "w"])["pids"] == [.int(Int64(pid))])
+        }
+    }
+
     static let badStreams: [BadConfig] = [
         BadConfig(name: "a class that does not import",
                   ini: streamINI(markerINI + "\nstdout_stream.class = mystreams.Nope\n"),

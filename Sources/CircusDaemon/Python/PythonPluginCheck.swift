@@ -100,6 +100,10 @@ public enum PythonPluginCheck {
             close(fds[0]); close(fds[1])
             throw error
         }
+        // Run while the loop serves (reloadconfig, `set`, `add`): the loop's orphan reaper
+        // must leave this child's exit status to the wait below.
+        ChildMonitor.markOwned(process.pid)
+        defer { ChildMonitor.unmarkOwned(process.pid) }
         close(fds[1])
         var output: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)

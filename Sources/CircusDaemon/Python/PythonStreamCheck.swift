@@ -43,8 +43,7 @@ public enum PythonStreamCheck {
         let runtime = PythonRuntime(python: configuration.settings.python, environment: environment)
         for watcher in configuration.watchers {
             for (prefix, keys) in [("stdout_stream", watcher.stdoutStream), ("stderr_stream", watcher.stderrStream)] {
-                guard let stream = try? StreamConfig.parse(keys), let path = stream.kind.pythonClass else { continue }
-                if let problem = problem(runtime, path: path, options: stream) {
+                if let problem = problem(keys, runtime: runtime) {
                     let option = prefix + ".class"
                     throw ConfigError(
                         at: watcher.location(of: option),
@@ -54,8 +53,11 @@ public enum PythonStreamCheck {
         }
     }
 
-    /// Why `runtime` cannot make a stream of class `path` with the stream's options.
-    private static func problem(_ runtime: PythonRuntime, path: String, options stream: StreamConfig) -> String? {
+    /// Why `runtime` cannot make the Python stream that `keys` configure (the keys after
+    /// `stdout_stream.`); nil when it can, or when they name no Python class. Blocks while
+    /// Python imports the class: call it off the loop.
+    static func problem(_ keys: OrderedDictionary<String, String>, runtime: PythonRuntime) -> String? {
+        guard let stream = try? StreamConfig.parse(keys), let path = stream.kind.pythonClass else { return nil }
         var keywords = JSONObject()
         for (key, value) in stream.pythonOptions { keywords[key] = .string(value) }
         return PythonImportProbe.problem(
