@@ -271,20 +271,11 @@ struct ConfigBuilder {
         guard let point = HookPoint(rawValue: name) else {
             throw ConfigError(
                 at: value.location, section: section, option: option,
-                message: "unknown hook \(PythonText.repr(name)): hooks are "
-                    + HookPoint.allCases.map(\.rawValue).joined(separator: ", "))
+                message: HookPoint.unknown(name))
         }
-        let (text, flag) = HookTarget.splitOption(expandGlobal(value))
-        let target = try convert(text, at: value, section: section, option: option) { (t: String) throws(ValueParseError) in
-            try HookTarget(parsing: t)
+        return try convert(expandGlobal(value), at: value, section: section, option: option) { (t: String) throws(ValueParseError) in
+            try HookSpec(point: point, option: t)
         }
-        let signature = try convert(text, at: value, section: section, option: option) { (_: String) throws(ValueParseError) in
-            try HookSignature(target, for: point)
-        }
-        let ignore = try flag.map { f throws(ConfigError) in
-            try convert(f, at: value, section: section, option: option, ValueParser.bool)
-        } ?? false
-        return HookSpec(point: point, target: target, signature: signature, ignoreFailure: ignore)
     }
 
     func bool(_ value: IniValue, _ section: String, _ option: String) throws(ConfigError) -> Bool {

@@ -38,10 +38,10 @@ public enum HookPoint: String, CaseIterable, Hashable, Sendable {
         }
     }
 
-    /// Why `set` and `add` refuse hooks: Circus imports a Python callable there; a library
-    /// is opened when the configuration is loaded, before anything starts.
-    public static let fixedAtLoad =
-        "hooks are opened when the configuration is loaded: change hooks.<name> in the configuration file and run reloadconfig"
+    /// What is said of a hook name that is none of Circus's.
+    public static func unknown(_ name: String) -> String {
+        "unknown hook \(PythonText.repr(name)): hooks are " + allCases.map(\.rawValue).joined(separator: ", ")
+    }
 
     /// Every argument a declared signature may bind for this hook.
     public var arguments: [HookArgument] { [.watcher, .hookName] + extraArguments }

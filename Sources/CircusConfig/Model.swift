@@ -50,6 +50,18 @@ public struct HookSpec: Hashable, Sendable {
     /// Whether a failure (or a hook past its deadline) lets the watcher go on: `, true`,
     /// or a hook whose failures Circus always ignores.
     public var failureIgnored: Bool { ignoreFailure || point.failureIgnoredByDefault }
+
+    /// The hook `hooks.<point> = target[, ignore_failure]` names (the configuration file's
+    /// option, or the value `set` sends), target and declared signature checked.
+    ///
+    /// - Throws: ``ValueParseError`` naming what is wrong.
+    public init(point: HookPoint, option text: String) throws(ValueParseError) {
+        let (targetText, flag) = HookTarget.splitOption(text)
+        let target = try HookTarget(parsing: targetText)
+        let signature = try HookSignature(target, for: point)
+        let ignore = try flag.map { f throws(ValueParseError) in try ValueParser.bool(f) } ?? false
+        self.init(point: point, target: target, signature: signature, ignoreFailure: ignore)
+    }
 }
 
 /// One `[watcher:NAME]` section, or a watcher created by the `add` command.

@@ -275,7 +275,7 @@ public enum WatcherOptions {
         ("retry_in", .withoutEffect("Circus accepts it and nothing reads it")),
         ("stdout_stream", .served),
         ("stderr_stream", .served),
-        ("hooks", .notYet(HookPoint.fixedAtLoad)),
+        ("hooks", .served),
     ]
 
     /// Free-form options circusd itself reads (they stay free-form, as in Circus).

@@ -171,20 +171,17 @@ extension Supervisor {
         for (key, value) in options {
             try apply(option: key, value: value, to: &config, fromAdd: true, raw: raw)
         }
-        guard config.stdoutStream.isEmpty, config.stderrStream.isEmpty else {
-            return checkPythonStreams(of: config, previous: nil) { [unowned self] problem in
-                if let problem { return self.fail(respond, problem) }
-                self.create(config, replacing: existing, start: props.flag("start"), respond)
-            }
+        checkLoadables(of: config, previous: nil) { [unowned self] problem in
+            if let problem { return self.fail(respond, problem) }
+            self.create(config, replacing: existing, start: props.flag("start"), respond)
         }
-        create(config, replacing: existing, start: props.flag("start"), respond)
     }
 
     /// Adds the watcher `add` asked for, once its options were checked.
     private func create(_ config: WatcherConfig, replacing existing: WatcherEntry?, start: Bool, _ respond: Responder) {
         let name = config.name
         let alreadyExist = CommandError.unexpected(rawRequest: respond.request.raw, CommandError.Text.alreadyExist(name))
-        // What may have happened while a Python stream class was being checked.
+        // What may have happened while a hook or a Python stream class was being checked.
         if quitting { return fail(respond, .alreadyRunning("arbiter_stop")) }
         if existing == nil, watcher(named: name) != nil { return fail(respond, alreadyExist) }
         let create = { [unowned self] () -> WatcherEntry in

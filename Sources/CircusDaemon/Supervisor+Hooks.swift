@@ -371,7 +371,8 @@ extension Supervisor {
             hook: name, hookName: call.point.rawValue, watcher: watcher,
             arbiter: ["watchers": .array(watchers.map { .string($0.name) })],
             extra: request.filter { arguments.contains($0.key) },
-            deadline: .milliseconds(Int64(entry.config.hookTimeout * 1000)))
+            deadline: .milliseconds(Int64(entry.config.hookTimeout * 1000)),
+            reload: entry.pythonHooksToReload.remove(call.point) != nil)
         return {
             let answer = HookAnswer()
             bridge.call(bridgeCall) { answer.give($0) }

@@ -4,8 +4,10 @@
 import CircusBus
 import CircusConfig
 import CircusCore
+import CircusHooks
 import CircusMessageBus
 import CircusProtocol
+import CircusStreams
 import CircusSystem
 import Glibc
 import Logging
@@ -45,9 +47,7 @@ extension Supervisor {
         // Errors that depend on the watcher are answered now too; the job checks again.
         var preview = entry.config
         for (key, value) in options { try apply(option: key, value: value, to: &preview, fromAdd: false, raw: raw) }
-        let streams = options.keys.filter { $0.hasPrefix("stdout_stream") || $0.hasPrefix("stderr_stream") }
-        guard !streams.isEmpty else { return applySet(options, on: entry, respond) }
-        checkPythonStreams(of: preview, previous: entry.config) { [unowned self] problem in
+        checkLoadables(of: preview, previous: entry.config) { [unowned self] problem in
             if let problem { return self.fail(respond, problem) }
             self.applySet(options, on: entry, respond)
         }
@@ -64,6 +64,12 @@ extension Supervisor {
                 return finish(.failure(error))
             }
             entry.machine.replaceConfig(config)
+            for (key, value) in options where key == "hooks" || key.hasPrefix("hooks.") {
+                let names = key == "hooks" ? Array(value.objectValue?.keys ?? []) : [String(key.dropFirst("hooks.".count))]
+                for point in names.compactMap(HookPoint.init(rawValue:)) where config.hooks[point]?.target.python != nil {
+                    entry.pythonHooksToReload.insert(point)
+                }
+            }
             for _ in options.keys { self.publish(.updated(time: EventLoop.wallNow()), for: entry.name) }
             // Streams change in place; one the processes have no pipe for needs new processes.
             let streams = options.keys.contains { $0.hasPrefix("stdout_stream") || $0.hasPrefix("stderr_stream") }
@@ -90,6 +96,7 @@ extension Supervisor {
             return
         }
         if try applyStream(option: key, value: value, to: &config) { return }
+        if try applyHook(option: key, value: value, to: &config) { return }
         guard let option = WatcherOptions.option(key) else { return }  // `retry_in`: read by nothing
         let converted = OptionValidation.value(of: key, value, fromAdd: fromAdd)
         if key == "numprocesses", config.singleton, converted.intValue > 1 {
@@ -132,6 +139,95 @@ extension Supervisor {
         if stream == "stdout_stream" { config.stdoutStream = keys } else { config.stderrStream = keys }
         config.absentOptions.remove(stream + "_conf")
         return true
+    }
+
+    /// `hooks.<name>` (`"target[, ignore_failure]"`, as the configuration file's option and
+    /// Circus's `set` take it) and `hooks` (an object of those, or of `[target,
+    /// ignore_failure]` pairs as Circus's `add` takes them): the hook is checked as the
+    /// configuration file's are (the name, the target, a declared signature); its library
+    /// or Python callable is opened before the change applies (`checkLoadables`).
+    ///
+    /// - Returns: false when `key` is not a hook option.
+    /// - Throws: errno 3 naming the hook at fault.
+    private func applyHook(option key: String, value: JSON, to config: inout WatcherConfig) throws(CommandError) -> Bool {
+        if key == "hooks" {
+            guard case .object(let hooks) = value else { return true }  // validated: an object
+            for (name, hook) in hooks { try setHook(name, hook, in: &config) }
+            return true
+        }
+        guard key.hasPrefix("hooks.") else { return false }
+        try setHook(String(key.dropFirst("hooks.".count)), value, in: &config)
+        return true
+    }
+
+    private func setHook(_ name: String, _ value: JSON, in config: inout WatcherConfig) throws(CommandError) {
+        let option = "'hooks.\(name)'"
+        guard let point = HookPoint(rawValue: name) else { throw .message("\(option): \(HookPoint.unknown(name))") }
+        let text: String
+        var ignoreFailure: Bool?
+        switch value {
+        case .string(let string):
+            text = string
+        case .array(let pair) where pair.count == 2:
+            guard case .string(let string) = pair[0], case .bool(let flag) = pair[1] else { fallthrough }
+            text = string
+            ignoreFailure = flag
+        default:
+            throw .message("\(option) must be \"target[, ignore_failure]\" or [target, ignore_failure]")
+        }
+        var spec: HookSpec
+        do {
+            spec = try HookSpec(point: point, option: text)
+        } catch {
+            throw .message("\(option): \(error.message)")
+        }
+        if let ignoreFailure { spec.ignoreFailure = ignoreFailure }
+        config.hooks[point] = spec
+    }
+
+    /// Calls `then` (on the loop) once what `config` opens anew compared with `previous`
+    /// was opened off the loop, as the configuration file's are at load: the libraries of
+    /// its hooks, its Python hooks and its Python stream classes (imported, their keywords
+    /// bound); with errno 3 naming the option that cannot be used.
+    func checkLoadables(of config: WatcherConfig, previous: WatcherConfig?, then: @escaping (CommandError?) -> Void) {
+        let streams = [
+            ("stdout_stream", config.stdoutStream, previous?.stdoutStream),
+            ("stderr_stream", config.stderrStream, previous?.stderrStream),
+        ].filter { _, keys, old in
+            guard keys != old, let parsed = try? StreamConfig.parse(keys) else { return false }
+            return parsed.kind.pythonClass != nil
+        }
+        let hooks = config.hooks.values.filter { previous?.hooks[$0.point] != $0 }
+        guard !streams.isEmpty || !hooks.isEmpty else { return then(nil) }
+        let runtime = PythonRuntime(python: configuration.settings.python, environment: environment)
+        let catalog = hookCatalog
+        do {
+            try loop.offload(to: configWorker, { () -> String? in
+                for spec in hooks {
+                    let problem: String?
+                    if let name = spec.target.python {
+                        problem = PythonHookCheck.problem(name, runtime: runtime)
+                    } else {
+                        do throws(HookResolveError) {
+                            try catalog.resolve(spec)
+                            problem = nil
+                        } catch {
+                            problem = error.description
+                        }
+                    }
+                    if let problem { return "'hooks.\(spec.point.rawValue)': \(problem)" }
+                }
+                for (prefix, keys, _) in streams {
+                    if let problem = PythonStreamCheck.problem(keys, runtime: runtime) { return "'\(prefix).class': \(problem)" }
+                }
+                return nil
+            }, then: { [unowned self] problem in
+                then(problem.map { CommandError.message($0) })
+                self.drainDeferred()
+            })
+        } catch {
+            then(.message("cannot start the thread that checks options: \(error)"))
+        }
     }
 
     /// Every option `options` reports, sorted by name as Circus's reply is: the table's

@@ -122,33 +122,6 @@ extension Supervisor {
         return true
     }
 
-    /// Calls `then` (on the loop) once the Python stream classes that `config` names with
-    /// keys other than `previous`'s were imported and their keywords bound, off the loop
-    /// (as the configuration file's are checked at load), with the reason one cannot run.
-    func checkPythonStreams(of config: WatcherConfig, previous: WatcherConfig?, then: @escaping (CommandError?) -> Void) {
-        let changed = [
-            ("stdout_stream", config.stdoutStream, previous?.stdoutStream),
-            ("stderr_stream", config.stderrStream, previous?.stderrStream),
-        ].filter { _, keys, old in
-            guard keys != old, let parsed = try? StreamConfig.parse(keys) else { return false }
-            return parsed.kind.pythonClass != nil
-        }
-        guard !changed.isEmpty else { return then(nil) }
-        let runtime = PythonRuntime(python: configuration.settings.python, environment: environment)
-        do {
-            try loop.offload(to: configWorker, {
-                changed.lazy.compactMap { prefix, keys, _ in
-                    PythonStreamCheck.problem(keys, runtime: runtime).map { "'\(prefix).class': \($0)" }
-                }.first
-            }, then: { [unowned self] problem in
-                then(problem.map { CommandError.message($0) })
-                self.drainDeferred()
-            })
-        } catch {
-            then(.message("cannot check the Python stream class: \(error)"))
-        }
-    }
-
     /// Retires the writers of the watcher keys `which` selects.
     private func retireOutputWriters(_ which: (String) -> Bool) {
         outputs.retired.removeAll { $0.hasEnded }

@@ -26,6 +26,9 @@ final class WatcherEntry {
     var heldWork: Deque<() -> Void> = []
     /// An on_demand watcher's wait for a connection on its sockets.
     var activation = OnDemandActivation()
+    /// Python hooks a `set` named since their last call: their module is imported anew at
+    /// the next call, as Circus's `set` of a hook reloads it.
+    var pythonHooksToReload: Set<HookPoint> = []
 
     init(config: WatcherConfig) {
         machine = WatcherMachine(config: config, seed: UInt64.random(in: 1...UInt64.max))

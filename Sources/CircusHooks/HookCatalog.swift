@@ -19,10 +19,9 @@ public final class HookCatalog: Sendable {
     public func resolve(_ configuration: CircusConfiguration) throws(ConfigError) {
         for watcher in configuration.watchers {
             // Python hooks run in the Python helper, not here.
-            for (_, spec) in watcher.hooks where spec.target.python == nil && function(for: spec) == nil {
+            for (_, spec) in watcher.hooks {
                 do {
-                    let function = try HookFunction(resolving: spec)
-                    functions.withLock { $0[spec] = function }
+                    try resolve(spec)
                 } catch {
                     let option = "hooks.\(spec.point.rawValue)"
                     throw ConfigError(
@@ -31,6 +30,16 @@ public final class HookCatalog: Sendable {
                 }
             }
         }
+    }
+
+    /// Opens the library and finds the symbol of `spec` if that was not done yet (a Python
+    /// hook is left to the Python helper). Blocking: call it off the loop thread.
+    ///
+    /// - Throws: ``HookResolveError`` with `dlerror()`'s text.
+    public func resolve(_ spec: HookSpec) throws(HookResolveError) {
+        guard spec.target.python == nil, function(for: spec) == nil else { return }
+        let function = try HookFunction(resolving: spec)
+        functions.withLock { $0[spec] = function }
     }
 
     /// The function resolved for `spec`, if `resolve` saw it.

@@ -104,13 +104,10 @@ public enum OptionValidation {
     }
 
     /// Refuses an option that passed Circus's checks but that this version does not
-    /// serve (hooks), so that nothing is accepted and silently ignored.
+    /// serve, so that nothing is accepted and silently ignored.
     ///
     /// - Throws: errno 3, `'<key>' is not supported yet by this version of circusd: <why>`.
     public static func checkServed(key: String) throws(CommandError) {
-        if key == "hooks" || key.hasPrefix("hooks.") {
-            throw .message("\(PythonText.repr(key)) cannot be changed at run time: \(HookPoint.fixedAtLoad)")
-        }
         let support = WatcherOptions.wireOnly.first { $0.name == key }?.support
             ?? WatcherOptions.families.first { key.hasPrefix($0.prefix) }?.support
         if case .notYet(let reason)? = support {

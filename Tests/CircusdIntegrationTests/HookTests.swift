@@ -113,7 +113,7 @@ private let allHooksINI = """
     """
 
 /// A second watcher that is started to put a known event after the ones under test.
-private let markerWatcher = """
+let markerWatcher = """
 
     [watcher:marker]
     cmd = sleep 100

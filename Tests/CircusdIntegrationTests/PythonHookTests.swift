@@ -135,6 +135,26 @@ private func pythonINI(_ watchers: String) -> String {
                     + "`python = /path/to/python` in [circus]"),
     ]
 
+    @Test func setGivesAPythonHookAndImportsItsModuleAnew() async throws {
+        try await withHookDaemon(pythonINI("""
+            [watcher:w]
+            cmd = sleep 100
+            autostart = false
+            """), files: ["gate.py": "def check(watcher, arbiter, hook_name, **kwargs):\n    return False\n"]) { h, _ in
+            expectError(try await h.call("set", ["name": "w", "options": ["hooks.before_start": "gate.nope"]]),
+                        errno: 3, reason: "'hooks.before_start': '\(venvPython)' cannot import 'gate.nope': "
+                            + "AttributeError: module 'gate' has no attribute 'nope'")
+            expectOK(try await h.call("set", ["name": "w", "waiting": true, "options": ["hooks.before_start": "gate.check"]]))
+            expectError(try await h.call("start", ["name": "w", "waiting": true]), errno: 6,
+                        reasonContains: "the before_start hook of 'w' refused the start")
+            // The module changed: the same hook set again is imported anew, as Circus reloads it.
+            try "def check(watcher, arbiter, hook_name, **kwargs):\n    return 'yes'\n"
+                .write(toFile: h.dir + "/gate.py", atomically: true, encoding: .utf8)
+            expectOK(try await h.call("set", ["name": "w", "waiting": true, "options": ["hooks.before_start": "gate.check"]]))
+            expectOK(try await h.call("start", ["name": "w", "waiting": true]), keys: ["info"])
+        }
+    }
+
     @Test(arguments: badPythonConfigs)
     func aPythonHookThatCannotRunIsAConfigError(_ bad: BadConfig) async throws {
         try await withHookDaemon(bad.ini, files: ["myhooks.py": hookModule], waitReady: false) { h, _ in

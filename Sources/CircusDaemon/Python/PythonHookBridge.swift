@@ -30,6 +30,8 @@ final class PythonHookBridge: Sendable {
         var extra: JSONObject
         /// How long the hook may run.
         var deadline: Duration
+        /// Import the hook's module anew before the call (a `set` named the hook since).
+        var reload = false
     }
 
     /// How a call ended: the hook's result as a boolean (None is False, as in Circus), or
@@ -91,6 +93,7 @@ final class PythonHookBridge: Sendable {
         var message: JSONObject = [
             "id": .null, "hook": .string(call.hook), "hook_name": .string(call.hookName),
             "watcher": .object(call.watcher), "arbiter": .object(call.arbiter), "extra": .object(call.extra),
+            "reload": .bool(call.reload),
         ]
         let failure: String? = state.withLock { state in
             if state.stopping { return "circusd is stopping" }

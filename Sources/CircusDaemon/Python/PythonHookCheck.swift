@@ -34,8 +34,7 @@ public enum PythonHookCheck {
         for watcher in configuration.watchers {
             for (point, spec) in watcher.hooks {
                 guard let name = spec.target.python else { continue }
-                let problem = checked[name] ?? PythonImportProbe.problem(
-                    runtime, script: probe, arguments: [name], name: name, runs: "hooks")
+                let problem = checked[name] ?? self.problem(name, runtime: runtime)
                 checked[name] = problem
                 if let problem {
                     let option = "hooks.\(point.rawValue)"
@@ -45,5 +44,11 @@ public enum PythonHookCheck {
                 }
             }
         }
+    }
+
+    /// Why `runtime` cannot import the hook `name`; nil when it can. Blocks while Python
+    /// imports it: call it off the loop.
+    static func problem(_ name: String, runtime: PythonRuntime) -> String? {
+        PythonImportProbe.problem(runtime, script: probe, arguments: [name], name: name, runs: "hooks")
     }
 }

@@ -94,9 +94,9 @@ def answer(message):
 
 def run(request):
     try:
-        hook = HOOKS.get(request["hook"])
+        hook = None if request.get("reload") else HOOKS.get(request["hook"])
         if hook is None:
-            hook = HOOKS[request["hook"]] = resolve_name(request["hook"])
+            hook = HOOKS[request["hook"]] = resolve_name(request["hook"], reload=bool(request.get("reload")))
         arbiter = Arbiter(request.get("arbiter", {}))
         watcher = Watcher(request["watcher"], arbiter)
         result = hook(watcher=watcher, arbiter=arbiter, hook_name=request["hook_name"], **request.get("extra", {}))
