@@ -95,6 +95,7 @@ let package = Package(
             name: "CircusStreams",
             dependencies: [
                 "CCircusStreams", "CircusConfig", "CircusProtocol", "CircusSystem",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
             swiftSettings: upcoming

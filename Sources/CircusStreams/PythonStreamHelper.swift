@@ -10,6 +10,7 @@
 import CircusConfig
 import CircusSystem
 import CircusProtocol
+import DequeModule
 import Glibc
 import OrderedCollections
 
@@ -32,6 +33,21 @@ final class PythonStreamHelper {
     /// at the next write.
     private var exitRegistration: EventLoop.Registration?
     private var reportBuffer: [UInt8] = []
+    /// Frame bytes the helper's input did not take yet (its pipe was full: the class is
+    /// slower than the output), written when the pipe has room again; and where each of
+    /// their frames ends, with its payload's length (what is lost if the helper dies).
+    private var pending: [UInt8] = []
+    private var pendingOffset = 0
+    private var pendingFrames: Deque<(end: Int, data: Int)> = []
+    /// The helper's input in the writer's loop, while bytes are pending.
+    private var inputRegistration: EventLoop.Registration?
+    /// Called on the writer thread when the helper has taken every pending byte (or ended).
+    var onDrained: (() -> Void)?
+    /// Whether the helper's input is full. The writer then leaves the pipes of the Python
+    /// streams unread, so a slow class fills them and holds up its watcher's processes
+    /// (nothing is lost, nothing is buffered without bound), while the writer's thread goes
+    /// on serving the watcher's other streams and `tail`.
+    var isBlocked: Bool { pendingOffset < pending.count }
     /// Streams whose `open()` was asked for since the last `close()` (sent again to a
     /// helper started anew, whose objects are new).
     private var opened: Set<String> = []
@@ -44,6 +60,8 @@ final class PythonStreamHelper {
     private var backoff = PythonStreamHelper.firstBackoff
     static let firstBackoff = 1.0
     static let maximumBackoff = 30.0
+    /// How long a shutdown waits for the helper to take its input and end.
+    static let shutdownGrace = 5.0
 
     /// - Parameters:
     ///   - streams: the stream names (`stdout`, `stderr`) with their Python class configuration.
@@ -93,13 +111,20 @@ final class PythonStreamHelper {
         _ = send(.close, stream: stream, pid: 0, nil)
     }
 
-    /// Closes the objects, ends the helper (end of its input) and waits for it.
+    /// Closes the objects, ends the helper (end of its input, after what is pending) and
+    /// waits for it.
     func shutdown() {
         for stream in opened.sorted() { close(stream) }
         guard process != nil else { return }
+        // A class stuck in a call is not waited for without end: the streams are being
+        // replaced, or circusd exits.
+        waitUntilDrained(within: Self.shutdownGrace)
+        guard process != nil else { return }
+        lostBytes += pendingFrames.reduce(0) { $0 + $1.data }
+        dropPending()
         Glibc.close(input)
         input = -1
-        stopped(reason: nil, wait: .infinity)
+        stopped(reason: nil, wait: Self.shutdownGrace, shutdown: true)
     }
 
     // MARK: The helper process
@@ -149,7 +174,8 @@ final class PythonStreamHelper {
         ChildMonitor.markOwned(started.pid)
         Glibc.close(toHelper[0])
         Glibc.close(fromHelper[1])
-        _ = fcntl(fromHelper[0], F_SETFL, fcntl(fromHelper[0], F_GETFL) | O_NONBLOCK)
+        // Both ends the writer's loop watches: a full or empty pipe never blocks its thread.
+        for fd in [toHelper[1], fromHelper[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         process = started
         startedAt = monotonicSeconds()
         input = toHelper[1]
@@ -161,34 +187,94 @@ final class PythonStreamHelper {
         return nil
     }
 
-    /// Writes one frame; false when the helper has ended (it is reaped and reported).
+    /// Writes one frame, or keeps what the helper's input does not take now; false when
+    /// the helper has ended (it is reaped and reported).
     private func send(
         _ operation: PythonStreamScript.Operation, stream: String, pid: Int32, _ payload: UnsafeRawBufferPointer?
     ) -> Bool {
         let header = PythonStreamScript.header(operation, stream: stream, pid: pid, length: payload?.count ?? 0)
-        let wrote = header.withUnsafeBytes { writeAll($0) } && (payload.map { writeAll($0) } ?? true)
-        if !wrote { stopped(reason: nil, wait: 1) }
-        return wrote
+        let wrote = header.withUnsafeBytes { writeOrKeep($0) } && (payload.map { writeOrKeep($0) } ?? true)
+        if !wrote {
+            stopped(reason: nil, wait: 1)
+            return false
+        }
+        if isBlocked { pendingFrames.append((pending.count, payload?.count ?? 0)) }
+        return true
     }
 
-    private func writeAll(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    /// Writes what the helper's input takes of `bytes` (nothing while bytes are pending:
+    /// order is kept) and keeps the rest; false when the helper has ended.
+    private func writeOrKeep(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var done = 0
-        while done < bytes.count {
+        while !isBlocked, done < bytes.count {
             let n = Glibc.write(input, bytes.baseAddress! + done, bytes.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
+                if errno == EAGAIN { break }
                 return false
             }
             done += n
         }
+        guard done < bytes.count else { return true }
+        pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[done...]))
+        if inputRegistration == nil {
+            inputRegistration = try? loop.register(fd: input, events: .writable) { [unowned self] _ in
+                self.writePending()
+            }
+        }
         return true
+    }
+
+    /// Writes pending bytes while the helper's input takes them; once all are written,
+    /// stops watching it and tells the writer.
+    private func writePending() {
+        while isBlocked {
+            let n = pending.withUnsafeBytes { Glibc.write(input, $0.baseAddress! + pendingOffset, $0.count - pendingOffset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN { return }
+                return stopped(reason: nil, wait: 1)
+            }
+            pendingOffset += n
+            while let first = pendingFrames.first, first.end <= pendingOffset { pendingFrames.removeFirst() }
+        }
+        dropPending()
+        onDrained?()
+    }
+
+    /// Waits (blocking the writer thread) until the helper has taken what is pending, has
+    /// ended, or `seconds` passed: for circusd's exit, and before the helper's input is closed.
+    func waitUntilDrained(within seconds: Double = .infinity) {
+        let deadline = monotonicSeconds() + seconds
+        while isBlocked {
+            let left = deadline - monotonicSeconds()
+            guard left > 0 else { return }
+            var fd = pollfd(fd: input, events: Int16(POLLOUT), revents: 0)
+            let timeout = left.isFinite ? Int32(min(left * 1000, 60_000)) + 1 : -1
+            if poll(&fd, 1, timeout) < 0, errno != EINTR { return }
+            writePending()
+        }
+    }
+
+    /// Forgets the pending bytes and stops watching the helper's input.
+    private func dropPending() {
+        pending = []
+        pendingOffset = 0
+        pendingFrames.removeAll()
+        if let registration = inputRegistration { loop.unregister(registration) }
+        inputRegistration = nil
     }
 
     /// The helper ended or must not run: reads what it reported last, reaps it (after
     /// `wait` seconds it is killed), reports why once, and schedules the next start.
-    private func stopped(reason: String?, wait: Double) {
+    private func stopped(reason: String?, wait: Double, shutdown: Bool = false) {
         var why = reason
         if let started = process {
+            let wasBlocked = isBlocked
+            // The helper never got these frames.
+            lostBytes += pendingFrames.reduce(0) { $0 + $1.data }
+            dropPending()
+            if wasBlocked { onDrained?() }
             if input >= 0 { Glibc.close(input) }
             input = -1
             if let registration = exitRegistration { loop.unregister(registration) }
@@ -202,7 +288,7 @@ final class PythonStreamHelper {
             Glibc.close(reports)
             reports = -1
             process = nil
-            if why == nil, wait.isFinite { why = "the Python stream helper ended (\(status))" }
+            if why == nil, !shutdown { why = "the Python stream helper ended (\(status))" }
         }
         guard let why else { return }  // a shutdown
         // A helper that ran a while is started again with the next output; one that ends

@@ -38,6 +38,8 @@ final class StreamSink {
 
     /// The helper that runs a Python stream class (shared by the watcher's two streams).
     private let python: PythonStreamHelper?
+    /// Whether this stream's output goes to the Python helper.
+    var feedsPython: Bool { python != nil }
 
     init(
         config: StreamConfig, name: String, watcher: String, python: PythonStreamHelper?,

@@ -42,6 +42,9 @@ public final class StreamWriter: @unchecked Sendable {
     /// Runs the watcher's Python stream classes, when it has any.
     private var python: PythonStreamHelper?
     private var pipes: [Int32: PipeState] = [:]
+    /// Pipes of Python streams left unread while the helper's input is full (out of the
+    /// loop: epoll would report them ready, or ended, at every turn).
+    private var paused: Set<Int32> = []
     private var retiring = false
     /// The watcher stopped while its processes' pipes still held output.
     private var stopPending = false
@@ -133,14 +136,44 @@ public final class StreamWriter: @unchecked Sendable {
                 if let old = previous[name] { sink.takeHistory(of: old) }
                 if !pipes.isEmpty { sink.processStarting() }
             }
+            resumePipes()
+        }
+    }
+
+    /// Puts pipe `fd` in the writer's loop; false when it cannot be (writer thread).
+    private func watch(_ fd: Int32) -> Bool {
+        do {
+            pipes[fd]?.registration = try loopBox.loop.register(fd: fd) { [unowned self] _ in self.service(fd) }
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Leaves pipe `fd` unread until the Python helper takes more (writer thread).
+    private func pause(_ fd: Int32) {
+        guard let registration = pipes[fd]?.registration else { return }
+        loopBox.loop.unregister(registration)
+        pipes[fd]?.registration = nil
+        paused.insert(fd)
+    }
+
+    /// Reads the paused pipes again (writer thread).
+    private func resumePipes() {
+        let waiting = paused
+        paused = []
+        for fd in waiting where pipes[fd] != nil {
+            if !watch(fd) { closePipe(fd) }
         }
     }
 
     /// Makes the sinks of `streams`, and the helper of their Python classes (writer thread).
     private func makeSinks(_ streams: [(String, StreamConfig)]) {
         if streams.contains(where: { $0.1.kind.pythonClass != nil }) {
-            python = PythonStreamHelper(
+            let helper = PythonStreamHelper(
                 watcher: watcher, streams: streams, runtime: runtime, loop: loopBox.loop, report: report)
+            helper.onDrained = { [unowned self] in resumePipes() }
+            python = helper
         }
         for (name, config) in streams {
             sinks[name] = StreamSink(config: config, name: name, watcher: watcher, python: python, report: report)
@@ -172,11 +205,9 @@ public final class StreamWriter: @unchecked Sendable {
             for sink in sinks.values { sink.processStarting() }
             for (name, fd) in [("stdout", stdout), ("stderr", stderr)] {
                 guard let fd else { continue }
-                var state = PipeState(fd: fd, pid: pid, stream: name)
-                do {
-                    state.registration = try loopBox.loop.register(fd: fd) { [unowned self] _ in self.service(fd) }
-                    pipes[fd] = state
-                } catch {
+                pipes[fd] = PipeState(fd: fd, pid: pid, stream: name)
+                if !watch(fd) {
+                    pipes[fd] = nil
                     close(fd)
                 }
             }
@@ -264,6 +295,7 @@ public final class StreamWriter: @unchecked Sendable {
 
     private func closePipe(_ fd: Int32) {
         guard let state = pipes.removeValue(forKey: fd) else { return }
+        paused.remove(fd)
         if let registration = state.registration { loopBox.loop.unregister(registration) }
         close(fd)
         guard pipes.isEmpty else { return }
@@ -291,6 +323,11 @@ public final class StreamWriter: @unchecked Sendable {
         var rounds = 0
         while untilEmpty || rounds < 16 {
             rounds += 1
+            if sink.feedsPython, let python, python.isBlocked {
+                // At exit, what the pipe holds is waited for; otherwise it waits in the pipe.
+                guard untilEmpty else { return pause(fd) }
+                python.waitUntilDrained()
+            }
             let followed = following
             if !followed, !pipes[fd]!.partial.isEmpty { pipes[fd]!.partial = [] }
             if sink.canSplice, !followed {

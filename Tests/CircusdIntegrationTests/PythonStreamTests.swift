@@ -52,6 +52,7 @@ private let streamModule = """
             self.directory = directory
 
         def __call__(self, data):
+            open(os.path.join(self.directory, "called"), "a").close()
             while not os.path.exists(os.path.join(self.directory, "release")):
                 time.sleep(0.01)
             with open(os.path.join(self.directory, "stalled.out"), "ab") as f:
@@ -191,14 +192,24 @@ private func collectINI(_ cmd: String) -> String {
             stdout_stream.filename = %DIR%/fast.log
             """), files: ["mystreams.py": streamModule]) { h in
             let slow = try await h.startedPid("slow")
-            // The child is blocked writing: its pipe is full (the kernel function is
-            // pipe_write, anon_pipe_write in recent kernels).
+            // The class has its first chunk, and the child is blocked writing: its pipe is
+            // full (the kernel function is pipe_write, anon_pipe_write in recent kernels),
+            // so the writer thread stopped reading it.
+            try await h.waitUntil("the class's first call") { FileManager.default.fileExists(atPath: h.dir + "/called") }
             try await h.waitUntil("the slow child blocked in write") {
                 readFile("/proc/\(slow)/wchan").hasSuffix("pipe_write")
             }
             _ = try await h.startedPid("fast")
             try await h.waitFile(h.dir + "/fast.log") { $0 == "one\ntwo\n" }
             #expect(try await h.status("slow") == "active")
+            // The slow watcher's writer still answers: it waits for the class in its loop,
+            // not in a write (what it read so far, the chunks the class has or will have, is
+            // one line of NULs, not ended).
+            let tail = try await h.call("tail", ["name": "slow", "lines": 5])
+            #expect(tail["status"] == "ok", "\(tail)")
+            let lines = tail["stdout"]?.arrayValue?.compactMap { $0.stringValue }
+            let captured = try #require(lines)
+            #expect(captured.count == 1 && !captured[0].isEmpty && captured[0].allSatisfy { $0 == "\0" }, "\(captured.map(\.count))")
             _ = FileManager.default.createFile(atPath: h.dir + "/release", contents: nil)
             try await h.waitFile(h.dir + "/stalled.out", timeout: 15) { $0.utf8.count == 2_000_000 }
             #expect(readFile(h.dir + "/stalled.out").allSatisfy { $0 == "\0" })

@@ -220,13 +220,15 @@ extension DaemonHarness {
         stdout_stream.filename = %DIR%/fifo
         """
 
-    /// Waits until a child of `pid` sleeps in a write to a full pipe (its stream's writer
-    /// no longer drains it).
+    /// Waits until `tr`, the child of `pid` whose stdout is the stream's pipe, sleeps in a
+    /// write to it: the pipe is full, so the stream's writer no longer drains it. (`head`
+    /// blocking on its pipe to `tr` says nothing of the stream: a `tr` slowed down by a
+    /// busy machine is enough.)
     func waitBlockedOnPipe(_ h: DaemonHarness, childOf pid: Int32) async throws {
-        try await h.waitUntil("a child of \(pid) blocked on its full pipe") {
+        try await h.waitUntil("tr, a child of \(pid), blocked on its full stdout pipe") {
             let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
             return children.split(separator: " ").contains { child in
-                ((try? String(contentsOfFile: "/proc/\(child)/wchan", encoding: .utf8)) ?? "").contains("pipe_write")
+                readFile("/proc/\(child)/comm") == "tr\n" && readFile("/proc/\(child)/wchan").contains("pipe_write")
             }
         }
     }
