@@ -16,8 +16,9 @@ def test_set_gives_a_watcher_a_python_hook_and_reloads_its_module(make_daemon, t
 cmd = sleep 3600
 autostart = false
 """)
-    r = d.cmd("set", name="w", options={"hooks.before_start": "gate.check"}, waiting=True)
-    assert r["status"] == "ok", r
+    # With the unmodified Python circusctl, as a user types it.
+    r = d.ctl("set", "w", "hooks.before_start", "gate.check", "--waiting")
+    assert (r.returncode, r.stdout.strip()) == (0, "ok"), (r.stdout, r.stderr)
     # The hook says no: the watcher stays stopped (Circus answers the start with ok, ours
     # with the reason; both leave it stopped).
     d.cmd("start", name="w", waiting=True)

@@ -183,8 +183,9 @@ stdout_stream.filename = old.log
 """)
     pid = pid_of(d, "w")
     wait_until(lambda: len(numbers(d.workdir / "old.log")) >= 3, msg="lines in old.log")
-    ok(d.cmd("set", name="w", options={"stdout_stream.filename": "new.log"},
-             waiting=True))
+    # With the unmodified Python circusctl, as a user types it.
+    r = d.ctl("set", "w", "stdout_stream.filename", "new.log", "--waiting")
+    assert (r.returncode, r.stdout.strip()) == (0, "ok"), (r.stdout, r.stderr)
     wait_until(lambda: len(numbers(d.workdir / "new.log")) >= 3, msg="lines in new.log")
     assert ok(d.cmd("list", name="w"))["pids"] == [pid]
     old = numbers(d.workdir / "old.log")
