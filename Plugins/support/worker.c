@@ -5,6 +5,7 @@
 #include "cps_worker.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,6 +29,13 @@ struct cps_worker {
 
 static void *run(void *arg) {
     cps_worker *w = (cps_worker *)arg;
+    sigset_t pipe_signal;
+    /* The jobs talk to servers (Redis, HTTP) that may close the connection: a write to it
+     * must fail with EPIPE here, never end the process that hosts the plugin, whatever
+     * that process does with SIGPIPE. */
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_signal, NULL);
     pthread_mutex_lock(&w->lock);
     for (;;) {
         void *job;
