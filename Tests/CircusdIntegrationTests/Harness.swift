@@ -421,6 +421,13 @@ final class DaemonHarness: @unchecked Sendable {
 
     /// The daemon's stderr so far.
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Waits until the running daemon's log has `text`: its lines are written by a thread
+    /// of their own, so one may come after the event or reply that followed what it tells.
+    /// (Once the daemon has exited, its log is complete: read `log` directly.)
+    func waitLog(_ text: String, timeout: Double = 5) async throws {
+        try await waitUntil("the log line \(text)", timeout: timeout) { self.log.contains(text) }
+    }
     /// The daemon's stdout so far.
     var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
 

@@ -155,7 +155,7 @@ let markerWatcher = """
             #expect(reap.keys == ["watcher", "hook", "time", "process_pid", "exit_code", "process_status"])
             #expect(reap["process_pid"] == .int(Int64(pid)) && reap["exit_code"] == -15 && reap["process_status"] == .null)
             // What a hook logs through the host goes to circusd's log.
-            #expect(h.log.contains("w before_start hook: allow was called"))
+            try await h.waitLog("w before_start hook: allow was called")
         }
     }
 
@@ -204,7 +204,7 @@ let markerWatcher = """
             let failure = try #require(h.events(since: mark).first { $0.watcher == "strict" })
             #expect(failure.keys == ["name", "time", "error"])
             #expect(failure.payload["error"] == "hook before_start failed: the database is down")
-            #expect(h.log.contains("Hook 'before_start' of strict failed: hook before_start failed: the database is down"))
+            try await h.waitLog("Hook 'before_start' of strict failed: hook before_start failed: the database is down")
         }
     }
 
