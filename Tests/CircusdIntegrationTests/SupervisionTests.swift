@@ -187,21 +187,24 @@ import Glibc
         try await withDaemon("""
             [watcher:aging]
             cmd = sleep 993
+            autostart = false
             max_age = 3
             max_age_variance = 0
             """) { h in
-            let first = try await h.waitPids("aging", count: 1)[0]
-            // max_age 3 leaves time to ask for the spawn time before the rotation, even on
-            // a loaded machine.
-            let stats = try await h.call("stats", ["name": "aging", "process": .int(Int64(first))])
-            let started = try #require(stats["info"]?["started"]?.doubleValue, "\(stats)")
-            let kill = try await h.waitEvent("watcher.aging.kill", pid: first, timeout: 10)
-            let spawn = try await h.waitEvent(timeout: 5, "replacement spawn") {
+            // Started by the test, so that the first spawn is seen whatever the machine's
+            // load (a process found later could already be the first one's replacement).
+            let mark = h.mark
+            expectOK(try await h.call("start", ["name": "aging", "waiting": true]), keys: ["info"])
+            let firstSpawn = try await h.waitEvent("watcher.aging.spawn", since: mark)
+            let first = try #require(firstSpawn.pid)
+            let started = try #require(firstSpawn.payload["time"]?.doubleValue)
+            let kill = try await h.waitEvent("watcher.aging.kill", pid: first, since: mark, timeout: 10)
+            let spawn = try await h.waitEvent(since: mark, timeout: 5, "replacement spawn") {
                 $0.topic == "watcher.aging.spawn" && $0.pid != first
             }
-            let reap = try await h.waitEvent("watcher.aging.reap", pid: first, timeout: 5)
+            let reap = try await h.waitEvent("watcher.aging.reap", pid: first, since: mark, timeout: 5)
             #expect(reap.payload["exit_code"] == -15)
-            let all = h.events()
+            let all = h.events(since: mark)
             let killIndex = all.firstIndex { $0.topic == kill.topic && $0.pid == first }!
             let spawnIndex = all.firstIndex { $0.topic == spawn.topic && $0.pid == spawn.pid }!
             #expect(killIndex < spawnIndex, "max_age: kill old, then spawn new")
