@@ -49,7 +49,7 @@ enum IsolatedHostProcess {
             keepFDs: [fds[1]], newSession: true)
         request.environment = currentEnvironment()
         do {
-            let process = try Spawner().spawn(request)
+            let process = try ChildMonitor.spawnOwned(request)
             for fd in [fds[0], output[0]] where fd >= 0 { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
             return Started(process: process, socket: fds[0], output: output[0] >= 0 ? output[0] : nil)
         } catch {
@@ -73,8 +73,7 @@ enum IsolatedHostProcess {
         } catch {
             throw fail("cannot run the plugin host \(executable): \(error)")
         }
-        // Waited for here: not an orphan for the daemon's monitor to reap.
-        ChildMonitor.markOwned(started.process.pid)
+        // Waited for here (owned since its spawn): not an orphan for the daemon's monitor.
         defer {
             close(started.socket)
             _ = try? started.process.waitForExit()

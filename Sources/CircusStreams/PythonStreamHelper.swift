@@ -166,12 +166,11 @@ final class PythonStreamHelper {
         request.newSession = true
         let started: SpawnedProcess
         do {
-            started = try Spawner().spawn(request)
+            started = try ChildMonitor.spawnOwned(request)
         } catch {
             (toHelper + fromHelper).forEach { _ = Glibc.close($0) }
             return runtime.cannotRun("stream classes", error)
         }
-        ChildMonitor.markOwned(started.pid)
         Glibc.close(toHelper[0])
         Glibc.close(fromHelper[1])
         // Both ends the writer's loop watches: a full or empty pipe never blocks its thread.

@@ -50,6 +50,29 @@ public final class ChildMonitor {
     /// Marks `pid`, a child this process waits for by other means, as not an orphan.
     public static func markOwned(_ pid: Int32) { _ = owned.withLock { $0.insert(pid) } }
 
+    /// Held while a child is started by `spawnOwned` and while the orphan reaper picks a
+    /// zombie: a child started on another thread never looks like an orphan, even when it
+    /// exits before the thread that started it runs again (a busy machine).
+    private static let ownedSpawns = Mutex<Void>(())
+
+    /// Starts a child that the calling thread waits for itself (not through this loop's
+    /// monitor), owned from the moment it exists; `unmarkOwned` it once it is reaped.
+    ///
+    /// - Throws: the spawner's `SpawnError`.
+    public static func spawnOwned(_ request: SpawnRequest, with spawner: Spawner = Spawner()) throws(SpawnError)
+        -> SpawnedProcess
+    {
+        try ownedSpawns.withLock { _ throws(SpawnError) -> SpawnedProcess in
+            let process = try spawner.spawn(request)
+            markOwned(process.pid)
+            return process
+        }
+    }
+
+    /// A pick the reaper gave up while a `spawnOwned` ran is tried again this soon.
+    private static let orphanRetryDelay = 0.01
+    private var orphanRetryArmed = false
+
     /// Ends `markOwned` (once the child was reaped).
     public static func unmarkOwned(_ pid: Int32) { _ = owned.withLock { $0.remove(pid) } }
 
@@ -132,20 +155,40 @@ public final class ChildMonitor {
     public func reapOrphans() {
         guard let handler = onOrphanExit else { return }
         while true {
-            var pid: Int32 = 0
-            var code: Int32 = 0
-            var status: Int32 = 0
-            let peeked = circus_wait_peek(&pid, &code, &status)
-            if peeked == -EINTR { continue }
-            guard peeked == 1, watched[pid] == nil, !Self.owned.withLock({ $0.contains(pid) }) else { return }
-            // Still a zombie: its group and session can be read until it is reaped.
-            let group = getpgid(pid)
-            let session = getsid(pid)
-            var reaped: Int32
-            repeat { reaped = circus_wait_reap(pid, &code, &status) } while reaped == -EINTR
-            guard reaped == 1 else { return }
-            handler(OrphanExit(pid: pid, status: ProcessExitStatus(code: code, status: status),
-                               processGroup: max(group, 0), session: max(session, 0)))
+            // Never waits for a `spawnOwned` on another thread: it is tried again shortly.
+            guard let picked = Self.ownedSpawns.withLockIfAvailable({ _ in pickOrphan() }) else {
+                retryOrphansSoon()
+                return
+            }
+            guard let exit = picked else { return }
+            handler(exit)
+        }
+    }
+
+    /// Reaps the first zombie child that nobody waits for, if there is one.
+    private func pickOrphan() -> OrphanExit? {
+        var pid: Int32 = 0
+        var code: Int32 = 0
+        var status: Int32 = 0
+        var peeked: Int32
+        repeat { peeked = circus_wait_peek(&pid, &code, &status) } while peeked == -EINTR
+        guard peeked == 1, watched[pid] == nil, !Self.owned.withLock({ $0.contains(pid) }) else { return nil }
+        // Still a zombie: its group and session can be read until it is reaped.
+        let group = getpgid(pid)
+        let session = getsid(pid)
+        var reaped: Int32
+        repeat { reaped = circus_wait_reap(pid, &code, &status) } while reaped == -EINTR
+        guard reaped == 1 else { return nil }
+        return OrphanExit(pid: pid, status: ProcessExitStatus(code: code, status: status),
+                          processGroup: max(group, 0), session: max(session, 0))
+    }
+
+    private func retryOrphansSoon() {
+        guard !orphanRetryArmed else { return }
+        orphanRetryArmed = true
+        loop.schedule(after: Self.orphanRetryDelay) { [weak self] in
+            self?.orphanRetryArmed = false
+            self?.reapOrphans()
         }
     }
 

@@ -139,13 +139,11 @@ final class PythonHookBridge: Sendable {
         request.stdout = .fd(output[1])
         request.stderr = .inherit
         do {
-            state.process = try Spawner().spawn(request)
+            state.process = try ChildMonitor.spawnOwned(request)
         } catch {
             for fd in input + output { close(fd) }
             return runtime.cannotRun("hooks", error)
         }
-        // circusd's orphan reaper must leave its exit status to `helperEnded`.
-        if let pid = state.process?.pid { ChildMonitor.markOwned(pid) }
         close(input[0])
         close(output[1])
         _ = fcntl(input[1], F_SETFL, fcntl(input[1], F_GETFL) | O_NONBLOCK)

@@ -95,14 +95,13 @@ public enum PythonPluginCheck {
         request.stderr = .fd(fds[1])
         let process: SpawnedProcess
         do {
-            process = try Spawner().spawn(request)
+            process = try ChildMonitor.spawnOwned(request)
         } catch {
             close(fds[0]); close(fds[1])
             throw error
         }
-        // Run while the loop serves (reloadconfig, `set`, `add`): the loop's orphan reaper
-        // must leave this child's exit status to the wait below.
-        ChildMonitor.markOwned(process.pid)
+        // Run while the loop serves (reloadconfig, `set`, `add`): owned from its spawn, so
+        // the loop's orphan reaper leaves its exit status to the wait below.
         defer { ChildMonitor.unmarkOwned(process.pid) }
         close(fds[1])
         var output: [UInt8] = []
