@@ -120,7 +120,6 @@ final class PythonStreamHelper {
         // replaced, or circusd exits.
         waitUntilDrained(within: Self.shutdownGrace)
         guard process != nil else { return }
-        lostBytes += pendingFrames.reduce(0) { $0 + $1.data }
         dropPending()
         Glibc.close(input)
         input = -1
@@ -255,8 +254,10 @@ final class PythonStreamHelper {
         }
     }
 
-    /// Forgets the pending bytes and stops watching the helper's input.
+    /// Forgets the pending bytes, counting the payloads of frames the helper never got
+    /// as lost (none once all were written), and stops watching the helper's input.
     private func dropPending() {
+        lostBytes += pendingFrames.reduce(0) { $0 + $1.data }
         pending = []
         pendingOffset = 0
         pendingFrames.removeAll()
@@ -270,8 +271,6 @@ final class PythonStreamHelper {
         var why = reason
         if let started = process {
             let wasBlocked = isBlocked
-            // The helper never got these frames.
-            lostBytes += pendingFrames.reduce(0) { $0 + $1.data }
             dropPending()
             if wasBlocked { onDrained?() }
             if input >= 0 { Glibc.close(input) }
