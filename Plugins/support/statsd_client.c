@@ -82,6 +82,8 @@ circus_status cps_statsd_setup(cps_statsd *c, const cps_statsd_settings *s, circ
     if (st != CIRCUS_OK) {
         return st;
     }
+    /* What was gathered under the old settings goes where they said. */
+    cps_statsd_flush(c);
     if (c->fd < 0 || addr.ss_family != c->addr.ss_family) {
         int fd = socket(addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
@@ -106,23 +108,19 @@ circus_status cps_statsd_setup(cps_statsd *c, const cps_statsd_settings *s, circ
 }
 
 void cps_statsd_close(cps_statsd *c) {
+    cps_statsd_flush(c);
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
     }
 }
 
-void cps_statsd_send(cps_statsd *c, const char *bucket, size_t bucket_len, const char *value) {
-    char msg[1024];
-    int n = snprintf(msg, sizeof msg, "%s.%.*s:%s%s", c->prefix, (int)bucket_len, bucket, value, c->rate_suffix);
-    ssize_t sent;
-    if (n < 0 || (size_t)n >= sizeof msg || c->fd < 0) {
-        return;
-    }
-    sent = sendto(c->fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&c->addr,
-                  c->addr_len);
+/* Sends one datagram; a failure is counted and its streak logged once. */
+static void send_datagram(cps_statsd *c, const char *data, size_t len, size_t metrics) {
+    ssize_t sent = sendto(c->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&c->addr,
+                          c->addr_len);
     if (sent < 0) {
-        c->dropped++;
+        c->dropped += metrics;
         if (!c->failing) {
             c->failing = 1;
             cps_log(c->api, c->host, CIRCUS_LOG_WARNING, "cannot send to statsd at %s: %s (metrics are dropped)",
@@ -133,6 +131,50 @@ void cps_statsd_send(cps_statsd *c, const char *bucket, size_t bucket_len, const
         cps_log(c->api, c->host, CIRCUS_LOG_INFO, "sending to statsd at %s again (%llu metrics were dropped)",
                 c->target, (unsigned long long)c->dropped);
         c->dropped = 0;
+    }
+}
+
+void cps_statsd_flush(cps_statsd *c) {
+    if (c->pending_len > 0 && c->fd >= 0) {
+        send_datagram(c, c->pending, c->pending_len, c->pending_count);
+    }
+    c->pending_len = 0;
+    c->pending_count = 0;
+}
+
+/* The flush posted by the first metric of a batch. Runs after the work queued before it;
+ * never after the instance is stopped (the host drops queued tasks then, and close()
+ * has sent what was pending). */
+static void posted_flush(void *ud) {
+    cps_statsd *c = (cps_statsd *)ud;
+    c->flush_posted = 0;
+    cps_statsd_flush(c);
+}
+
+void cps_statsd_send(cps_statsd *c, const char *bucket, size_t bucket_len, const char *value) {
+    char msg[1024]; /* < CPS_STATSD_DATAGRAM */
+    int n = snprintf(msg, sizeof msg, "%s.%.*s:%s%s", c->prefix, (int)bucket_len, bucket, value, c->rate_suffix);
+    if (n < 0 || (size_t)n >= sizeof msg || c->fd < 0) {
+        return;
+    }
+    /* One that does not fit beside what is pending sends that first (msg is smaller than
+     * a datagram, so it always fits alone). */
+    if (c->pending_len > 0 && c->pending_len + 1 + (size_t)n > sizeof c->pending) {
+        cps_statsd_flush(c);
+    }
+    if (c->pending_len > 0) {
+        c->pending[c->pending_len++] = '\n';
+    }
+    memcpy(c->pending + c->pending_len, msg, (size_t)n);
+    c->pending_len += (size_t)n;
+    c->pending_count++;
+    if (!c->flush_posted) {
+        if (c->api->post(c->host, posted_flush, c, NULL) == CIRCUS_OK) {
+            c->flush_posted = 1;
+        } else {
+            /* A full queue (or one being torn down): no batch to wait for. */
+            cps_statsd_flush(c);
+        }
     }
 }
 

@@ -173,6 +173,7 @@ public struct WatcherMachine: Sendable {
             effects.append(.publish(.spawn(pid: pid, time: now.wall)))
             return effects
         }
+        current = nil  // put back below; see `advance`
         if isHooked(.afterSpawn) {
             // Circus publishes `spawn` only once after_spawn accepted the process.
             op.waiting = .hook(.afterSpawn)
@@ -448,9 +449,11 @@ public struct WatcherMachine: Sendable {
     /// Runs steps until one has to wait, or the operation is over.
     private mutating func advance(at now: Moment, into effects: inout [Effect]) {
         while var op = current, op.waiting == nil {
+            // Taken out while it changes, so that its arrays are not shared with `current`
+            // (which would copy them at the first change); put back at the end of the pass.
+            current = nil
             guard let step = op.steps.first else {
                 finish(op, into: &effects)
-                current = nil
                 if queue.isEmpty { reconcile(at: now, into: &effects) } else { startNext(at: now, into: &effects) }
                 return
             }
@@ -590,7 +593,11 @@ public struct WatcherMachine: Sendable {
     }
 
     private mutating func armMaxAge(into effects: inout [Effect]) {
-        let earliest = processes.values.filter { !$0.stopping }.compactMap(\.expiresAt).min()
+        // A loop rather than filter/compactMap/min: this runs after every respawn.
+        var earliest: Double? = nil
+        for process in processes.values where !process.stopping {
+            if let expiry = process.expiresAt, expiry < earliest ?? .infinity { earliest = expiry }
+        }
         guard let earliest, earliest != maxAgeArmedAt else { return }
         maxAgeArmedAt = earliest
         effects.append(.armTimer(.maxAge, at: earliest))

@@ -39,10 +39,12 @@ struct TrackedSession {
     /// Whether the watcher waits for this session before it hears of the worker's exit
     /// (the worker was being stopped).
     var holdsExit: Bool
-    /// The SIGKILL deadline of a crashed worker's session.
+    /// When a crashed worker's session gets SIGKILL (graceful_timeout after its stop
+    /// signal), and the timer armed for it once the session is known not to be empty.
+    var killAt: Double?
     var killTimer: EventLoop.TimerID?
-    /// A scan of /proc for this session's other groups is queued or running (kernels
-    /// without `children` files).
+    /// A search for this session's other groups is queued or running (a read of circusd's
+    /// `children` file, or a scan of /proc on kernels without them).
     var scanPending = false
 }
 
@@ -82,9 +84,6 @@ extension Supervisor {
         // The worker's children are circusd's now: those leading groups of their own get
         // the stop signal too.
         findOtherGroups(of: pid)
-        if finishIfDone(pid) { return }
-        logger.debug("\(entry.name): pid \(pid) exited; waiting for the rest of its session")
-        armSessionRecheck()
     }
 
     /// A worker ended on its own: ends what it left running in its session (stop signal,
@@ -94,27 +93,27 @@ extension Supervisor {
         guard entry.attached, sessions[pid] == nil else { return }
         let config = entry.config
         let signo = config.stopSignal
-        if ProcessGroup.exists(pid) {
+        // An empty group stays empty (a process can join only a group that has members),
+        // so the usual crash leaves no group to look at again.
+        let groupLives = ProcessGroup.exists(pid)
+        if groupLives {
             logger.info(
                 "\(entry.name): pid \(pid) exited and left processes running in its process group; sending them \(Signals.name(signo))")
             signalGroup(pid, signo, watcher: entry.name)
         }
-        var session = TrackedSession(entry: entry, groups: [pid], signal: signo, exitCode: exitCode, holdsExit: false)
-        if signo != SIGKILL {
-            session.killTimer = loop.schedule(after: max(config.gracefulTimeout, 0)) { [unowned self] in
-                self.killLeftovers(of: pid)
-                self.drainDeferred()
-            }
-        }
+        var session = TrackedSession(
+            entry: entry, groups: groupLives ? [pid] : [], signal: signo, exitCode: exitCode, holdsExit: false)
+        if signo != SIGKILL { session.killAt = EventLoop.monotonicNow() + max(config.gracefulTimeout, 0) }
         sessions[pid] = session
+        // Nothing left is the usual crash: the search finds nothing and forgets the session,
+        // and no SIGKILL deadline is ever armed.
         findOtherGroups(of: pid)
-        // Nothing left (the usual crash): done at once, timer cancelled.
-        if !finishIfDone(pid) { armSessionRecheck() }
     }
 
     private func killLeftovers(of pid: Int32) {
         guard var session = sessions[pid] else { return }
         session.killTimer = nil
+        session.killAt = nil
         session.signal = SIGKILL
         sessions[pid] = session
         if finishIfDone(pid) { return }
@@ -133,18 +132,48 @@ extension Supervisor {
 
     // MARK: Finding the session's other groups
 
-    /// Adds the groups of `pid`'s session that left the worker's own and are led by a
-    /// child of circusd (orphaned: their parent died), and sends them the session's signal.
-    /// A group whose leader's parent still lives is found when that parent dies.
+    /// Queues a search for the groups of `pid`'s session that left the worker's own and
+    /// are led by a child of circusd (orphaned: their parent died); they get the session's
+    /// signal when found. A group whose leader's parent still lives is found when that
+    /// parent dies.
+    ///
+    /// One read of circusd's `children` file serves every session queued since the last
+    /// one, at most one read per `leftoverSearchSpacing`: the file lists all of circusd's
+    /// children, so a watcher of N short-lived processes would otherwise read N pids per
+    /// exit (and a stop of N processes N² in all). The session is not finished while its
+    /// search is pending.
     private func findOtherGroups(of pid: Int32) {
         guard sessions[pid] != nil else { return }
-        guard let children = ProcessTree.mainThreadChildren() else { return requestScan(of: pid) }
-        var found: Set<Int32> = []
-        for child in children where !monitor.isWatching(child) && getsid(child) == pid {
-            let group = getpgid(child)
-            if group > 1, group != pid { found.insert(group) }
+        sessions[pid]?.scanPending = true
+        leftoverSearch.queue.insert(pid)
+        guard leftoverSearch.timer == nil else { return }
+        let due = max(EventLoop.monotonicNow(), leftoverSearch.last + Self.leftoverSearchSpacing)
+        leftoverSearch.timer = loop.schedule(at: due) { [unowned self] in
+            self.searchLeftovers()
+            self.drainDeferred()
         }
-        addGroups(found, to: pid)
+    }
+
+    /// The shortest time between two reads of circusd's `children` file for leftovers.
+    static let leftoverSearchSpacing = 0.01
+
+    private func searchLeftovers() {
+        leftoverSearch.timer = nil
+        leftoverSearch.last = EventLoop.monotonicNow()
+        let queued = leftoverSearch.queue
+        leftoverSearch.queue = []
+        guard let children = ProcessTree.mainThreadChildren() else {
+            for pid in queued { requestScan(of: pid) }
+            return
+        }
+        var found: [Int32: Set<Int32>] = [:]
+        for child in children where !monitor.isWatching(child) {
+            let session = getsid(child)
+            guard queued.contains(session) else { continue }
+            let group = getpgid(child)
+            if group > 1, group != session { found[session, default: []].insert(group) }
+        }
+        applyScan(scanned: queued, found: found)
     }
 
     /// Signals the groups of `found` that `pid`'s session did not know yet, and keeps them.
@@ -190,9 +219,19 @@ extension Supervisor {
     private func applyScan(scanned: Set<Int32>, found: [Int32: Set<Int32>]) {
         for pid in scanned {
             guard sessions[pid] != nil else { continue }
-            sessions[pid]?.scanPending = sessionScanQueue.contains(pid)
+            sessions[pid]?.scanPending = sessionScanQueue.contains(pid) || leftoverSearch.queue.contains(pid)
             addGroups(found[pid] ?? [], to: pid)
-            if !finishIfDone(pid), sessions[pid]?.exitCode != nil { armSessionRecheck() }
+            guard !finishIfDone(pid), let session = sessions[pid] else { continue }
+            if let deadline = session.killAt, session.killTimer == nil {
+                sessions[pid]?.killTimer = loop.schedule(at: deadline) { [unowned self] in
+                    self.killLeftovers(of: pid)
+                    self.drainDeferred()
+                }
+            }
+            if session.exitCode != nil {
+                logger.debug("\(session.entry.name): pid \(pid) exited; waiting for the rest of its session")
+                armSessionRecheck()
+            }
         }
     }
 
@@ -223,8 +262,10 @@ extension Supervisor {
     /// group is empty, reporting a held exit to its watcher. True when it is gone.
     private func finishIfDone(_ pid: Int32) -> Bool {
         guard var session = sessions[pid] else { return true }
-        session.groups = session.groups.filter(ProcessGroup.exists)
-        sessions[pid] = session
+        if !session.groups.isEmpty {
+            session.groups = session.groups.filter(ProcessGroup.exists)
+            sessions[pid] = session
+        }
         guard let exitCode = session.exitCode, !session.scanPending, session.groups.isEmpty else { return false }
         sessions[pid] = nil
         if let timer = session.killTimer { loop.cancel(timer) }
@@ -264,6 +305,16 @@ extension Supervisor {
             if self.sessions.values.contains(where: { $0.exitCode != nil }) { self.armSessionRecheck() }
         }
     }
+}
+
+/// The search for the process groups that workers left (`findOtherGroups`).
+struct LeftoverSearch {
+    /// The sessions the next read of the `children` file is for.
+    var queue: Set<Int32> = []
+    /// The read armed for them.
+    var timer: EventLoop.TimerID?
+    /// When the last read was (monotonic clock).
+    var last = -Double.infinity
 }
 
 /// Someone waiting for the leftovers of a watcher (or of all, when `entry` is nil) to end.

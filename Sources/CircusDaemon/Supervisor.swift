@@ -84,6 +84,7 @@ public final class Supervisor {
     var sessions: [Int32: TrackedSession] = [:]
     var sessionRecheck: EventLoop.TimerID?
     var sessionWaiters: [SessionWaiter] = []
+    var leftoverSearch = LeftoverSearch()
     var sessionScanQueue: Set<Int32> = []
     var sessionScanRunning = false
     /// Reads /proc off the loop: the process groups of stopped workers' sessions, the

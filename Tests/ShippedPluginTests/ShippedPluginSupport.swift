@@ -256,8 +256,11 @@ final class UDPReceiver {
         port = UInt16(bigEndian: address.sin_port)
     }
 
-    /// The next datagram, or a failure after `timeout` seconds.
-    func receive(timeout: Double = 10) throws -> String {
+    /// Metrics received but not yet returned by `receive`.
+    private var pending: [String] = []
+
+    /// The next datagram as it came, or a failure after `timeout` seconds.
+    func receiveDatagram(timeout: Double = 10) throws -> String {
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         guard poll(&poller, 1, Int32(timeout * 1000)) == 1 else {
             throw TestFailure("no datagram within \(timeout) s")
@@ -268,13 +271,23 @@ final class UDPReceiver {
         return String(decoding: buffer[0..<n], as: UTF8.self)
     }
 
-    /// Datagrams until one satisfies `last`, all of them in order.
+    /// The next metric: the plugins send several in one datagram, one per line, as statsd
+    /// reads them.
+    func receive(timeout: Double = 10) throws -> String {
+        while pending.isEmpty {
+            pending = try receiveDatagram(timeout: timeout).split(separator: "\n", omittingEmptySubsequences: false)
+                .map(String.init)
+        }
+        return pending.removeFirst()
+    }
+
+    /// Metrics until one satisfies `last`, all of them in order.
     func receive(until last: (String) -> Bool, timeout: Double = 10) throws -> [String] {
         var all: [String] = []
         while true {
-            let datagram = try receive(timeout: timeout)
-            all.append(datagram)
-            if last(datagram) { return all }
+            let metric = try receive(timeout: timeout)
+            all.append(metric)
+            if last(metric) { return all }
         }
     }
 

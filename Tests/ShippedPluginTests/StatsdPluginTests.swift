@@ -30,6 +30,34 @@ import Testing
         ])
     }
 
+    /// The events the host queues together leave in as few datagrams as they fit in (at
+    /// most 1432 bytes, one metric per line), not one datagram each as Circus sends them:
+    /// statsd reads each line as a metric.
+    @Test func theMetricsOfOneBatchOfEventsShareDatagrams() throws {
+        let statsd = try UDPReceiver()
+        let plugin = try LoadedPlugin(.statsd, isolated: false)
+        defer { plugin.close() }
+        try plugin.start("statsd", ["host": "127.0.0.1", "port": .string("\(statsd.port)")])
+
+        // 60 events queued before the instance is woken: one batch. Each metric is 32
+        // bytes and a newline, so 43 fit in a datagram (1418 bytes) and 44 do not.
+        for pid in 1...60 {
+            #expect(plugin.host.deliverDeferringWakeup(
+                EventMessage(topic: "watcher.web.spawn", payload: ["process_pid": .int(Int64(pid))])) == (pid == 1))
+        }
+        plugin.host.wakeDeferred()
+        let metric = "circus.app.watcher.web.spawn:1|c"
+        #expect(metric.utf8.count == 32)
+        let first = try statsd.receiveDatagram()
+        #expect(first == Array(repeating: metric, count: 43).joined(separator: "\n"))
+        #expect(first.utf8.count == 1418)
+        #expect(try statsd.receiveDatagram() == Array(repeating: metric, count: 17).joined(separator: "\n"))
+
+        // A lone event later is a batch of its own, sent without waiting for more.
+        plugin.event("web", "reap", ["process_pid": 1])
+        #expect(try statsd.receiveDatagram() == "circus.app.watcher.web.reap:1|c")
+    }
+
     @Test(arguments: [false, true]) func aSampleRateIsAppendedAsCircusDoes(isolated: Bool) throws {
         let statsd = try UDPReceiver()
         let plugin = try LoadedPlugin(.statsd, isolated: isolated)

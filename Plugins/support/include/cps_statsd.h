@@ -1,8 +1,17 @@
 /*
  * cps_statsd.h: the statsd client the shipped plugins share (statsd, resource_watcher,
- * http_observer, redis_observer), sending what Circus's StatsdClient sends: one UDP
- * datagram "<prefix>.<bucket>:<value>[|@<sample_rate>]" per metric, with the prefix
+ * http_observer, redis_observer), sending the metrics Circus's StatsdClient sends:
+ * "<prefix>.<bucket>:<value>[|@<sample_rate>]", with the prefix
  * "circus.<application_name>.watcher".
+ *
+ * Circus sends one UDP datagram per metric. This client gathers the metrics of one batch
+ * of work (the events the host queued together, a timer's report) and sends them
+ * newline-separated in as few datagrams of at most CPS_STATSD_DATAGRAM bytes as they fit
+ * in, which statsd and the servers speaking its protocol (Telegraf, the Datadog agent,
+ * StatsD exporters) read as separate metrics: a watcher churning thousands of processes a
+ * second then costs one datagram per batch, not two per process. The first metric of a
+ * batch posts a flush to the instance's queue, where it runs after the work queued
+ * before it; a metric that no longer fits sends the datagram at once.
  *
  * The host name is resolved when the client is set up (an IPv4 address is preferred, as
  * Circus's AF_INET socket only knows those); the socket is non-blocking, so a datagram
@@ -28,6 +37,10 @@ typedef struct cps_statsd_settings {
 /* Reads the four options from o, with default_app as application_name's default. */
 CPS_HIDDEN circus_status cps_statsd_read(const cps_options *o, const char *default_app, cps_statsd_settings *s);
 
+/* The largest datagram the client sends: what fits in one Ethernet frame over IPv4 or
+ * IPv6 without fragments, the size statsd's own documentation recommends for a LAN. */
+#define CPS_STATSD_DATAGRAM 1432
+
 typedef struct cps_statsd {
     const circus_host_api *api;
     circus_host *host;
@@ -39,6 +52,10 @@ typedef struct cps_statsd {
     int fd;                           /* -1 when closed                                   */
     int failing;                      /* the last send failed (log once per streak)       */
     uint64_t dropped;
+    char pending[CPS_STATSD_DATAGRAM];/* metrics not sent yet, newline-separated          */
+    size_t pending_len;
+    size_t pending_count;             /* how many metrics pending holds                   */
+    int flush_posted;                 /* a flush is queued on the instance's queue        */
 } cps_statsd;
 
 /* Prepares a closed client. */
@@ -46,7 +63,10 @@ CPS_HIDDEN void cps_statsd_init(cps_statsd *c, const circus_host_api *api, circu
 /* Resolves s->host and applies s, opening the socket (again if the address family
  * changed). On failure the client is unchanged and err names the option. */
 CPS_HIDDEN circus_status cps_statsd_setup(cps_statsd *c, const cps_statsd_settings *s, circus_error *err);
-/* Closes the socket (sending is then a no-op until the next setup). */
+/* Sends the metrics gathered so far (a no-op when there are none). */
+CPS_HIDDEN void cps_statsd_flush(cps_statsd *c);
+/* Sends what is pending, then closes the socket (sending is then a no-op until the
+ * next setup). */
 CPS_HIDDEN void cps_statsd_close(cps_statsd *c);
 
 /* "<prefix>.<bucket>:<value><rate_suffix>". */
