@@ -26,6 +26,9 @@ public final class ChildMonitor {
 
     private let loop: EventLoop
     private var watched: [Int32: Watched] = [:]
+    /// The watched child whose zombie the last `reapOrphans` pass stopped at: orphans
+    /// that ended after it are looked for again once it is reaped.
+    private var orphanPassStoppedAt: Int32?
 
     /// Called on the loop thread for each child that ended without being watched (a
     /// descendant re-parented to this process as child subreaper), after it was reaped.
@@ -91,7 +94,8 @@ public final class ChildMonitor {
     public func watch(_ process: SpawnedProcess, onExit: @escaping ExitHandler) throws(SystemError) {
         precondition(watched[process.pid] == nil, "ChildMonitor.watch: pid \(process.pid) is already watched")
         let pid = process.pid
-        let registration = try loop.register(fd: process.pidfd) { [weak self] _ in
+        // One-shot: a pidfd becomes readable once, when the process ends (see pidfdReady).
+        let registration = try loop.register(fd: process.pidfd, events: [.readable, .oneShot]) { [weak self] _ in
             self?.pidfdReady(pid)
         }
         watched[pid] = Watched(process: process, registration: registration, onExit: onExit)
@@ -129,19 +133,29 @@ public final class ChildMonitor {
         guard let w = watched[pid] else { return }
         let status: ProcessExitStatus
         do {
-            guard let reaped = try w.process.tryReap() else { return }  // spurious wakeup
+            guard let reaped = try w.process.tryReap() else {
+                // Not ended after all: arm the one-shot registration again (or, should the
+                // kernel refuse, look again shortly).
+                do { try loop.modify(w.registration, events: [.readable, .oneShot]) } catch {
+                    loop.schedule(after: Self.orphanRetryDelay) { [weak self] in self?.pidfdReady(pid) }
+                }
+                return
+            }
             status = reaped
         } catch {
             status = .unknown  // EINVAL/ECHILD would mean the pidfd no longer names a child of ours
         }
         watched[pid] = nil
         Self.unmarkOwned(pid)
-        loop.unregister(w.registration)
+        loop.forgetFiredOneShot(w.registration)
         w.process.close()
         w.onExit(pid, status)
-        // `reapOrphans` stops at a watched child's zombie; it is gone now, so look again
-        // for orphans that ended behind it (their SIGCHLD may already have been read).
-        reapOrphans()
+        // `reapOrphans` stops at a watched child's zombie; if it stopped at this one, look
+        // again for orphans that ended behind it (their SIGCHLD may already have been read).
+        if orphanPassStoppedAt == pid {
+            orphanPassStoppedAt = nil
+            reapOrphans()
+        }
     }
 
     /// Reaps every ended child that is not watched and reports each to `onOrphanExit`;
@@ -172,7 +186,12 @@ public final class ChildMonitor {
         var status: Int32 = 0
         var peeked: Int32
         repeat { peeked = circus_wait_peek(&pid, &code, &status) } while peeked == -EINTR
-        guard peeked == 1, watched[pid] == nil, !Self.owned.withLock({ $0.contains(pid) }) else { return nil }
+        guard peeked == 1 else { return nil }
+        if watched[pid] != nil {
+            orphanPassStoppedAt = pid
+            return nil
+        }
+        guard !Self.owned.withLock({ $0.contains(pid) }) else { return nil }
         // Still a zombie: its group and session can be read until it is reaped.
         let group = getpgid(pid)
         let session = getsid(pid)

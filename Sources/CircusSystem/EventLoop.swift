@@ -30,6 +30,10 @@ public final class EventLoop {
         public static let error = Events(rawValue: EPOLLERR.rawValue)
         /// Hang-up (EPOLLHUP; always reported).
         public static let hangup = Events(rawValue: EPOLLHUP.rawValue)
+        /// Report once, then stay quiet until `modify(_:events:)` arms it again
+        /// (EPOLLONESHOT): for a descriptor that becomes ready once for good, as a pidfd
+        /// does when its process ends.
+        public static let oneShot = Events(rawValue: EPOLLONESHOT.rawValue)
     }
 
     /// A registered descriptor; pass it to `unregister(_:)` or `modify(_:events:)`.
@@ -191,6 +195,15 @@ public final class EventLoop {
         guard handlers[registration.token] != nil else { return }
         let r = circus_epoll_ctl(epollFD, EPOLL_CTL_MOD, registration.fd, events.rawValue, registration.token)
         if r < 0 { throw SystemError("epoll_ctl(MOD, \(registration.fd))", errno: -r) }
+    }
+
+    /// Forgets a `.oneShot` registration that has reported its event, whose descriptor the
+    /// caller closes right away: the close takes it out of the epoll set, which saves
+    /// `unregister`'s system call (one per child that ends). A copy of the descriptor
+    /// that another process briefly holds (a child between clone and exec) keeps the
+    /// entry alive, disarmed, so it reports nothing.
+    public func forgetFiredOneShot(_ registration: Registration) {
+        handlers.removeValue(forKey: registration.token)
     }
 
     /// Stops watching; pending events for it are dropped. Unregistering twice is harmless.

@@ -94,6 +94,42 @@ extension CircusSystemTests {
             loop.unregister(reg)
         }
 
+        /// A one-shot registration reports a descriptor that stays ready once, until
+        /// `modify` arms it again; forgotten after it fired and closed, it costs no
+        /// epoll_ctl and reports nothing more (the ChildMonitor's pidfds).
+        @Test func aOneShotRegistrationReportsOnceUntilArmedAgain() throws {
+            let loop = try EventLoop()
+            let ready = Support.pipe()
+            let later = Support.pipe()
+            defer { for fd in [ready.read, ready.write, later.read, later.write] { close(fd) } }
+            _ = write(ready.write, "x", 1)  // never read: level-triggered, it stays ready
+            var reports: [String] = []
+            var armedAgain = false
+            var registration: EventLoop.Registration?
+            registration = try loop.register(fd: ready.read, events: [.readable, .oneShot]) { _ in
+                reports.append("ready")
+                if !armedAgain {
+                    // Quiet now: a later turn's event comes without a second report.
+                    _ = write(later.write, "y", 1)
+                }
+            }
+            try loop.register(fd: later.read) { _ in
+                var byte: UInt8 = 0
+                _ = read(later.read, &byte, 1)
+                reports.append("later")
+                if !armedAgain {
+                    armedAgain = true
+                    try? loop.modify(registration!, events: [.readable, .oneShot])
+                    // A timer due now runs on the next turn, after the re-armed report.
+                    loop.schedule(after: 0.05) { loop.stop() }
+                }
+            }
+            loop.run()
+            #expect(reports == ["ready", "later", "ready"])
+            loop.forgetFiredOneShot(registration!)
+            #expect(loop.registrationCount == 1)
+        }
+
         @Test func endOfTurnJobsRunAfterTheTurnsCallbacksBeforeTheLoopSleeps() throws {
             let loop = try EventLoop()
             let (a, b) = Support.twoReadablePipes()

@@ -250,6 +250,42 @@ extension CircusSystemTests {
             #expect(throws: SpawnError.self) { try spawner.spawn(SpawnRequest(executable: "/bin/true", keepFDs: [1])) }
         }
 
+        /// The child is cloned sharing the daemon's descriptor table and copies only the fds
+        /// below the highest one it needs (CLOSE_RANGE_UNSHARE): with hundreds of fds open
+        /// on both sides of a kept one, it still ends up with exactly 0, 1, 2 and the kept
+        /// fd, and the parent's table (its stdio included) is untouched by the child's
+        /// dup2s and closes.
+        @Test func aChildOfADaemonWithManyDescriptorsGetsOnlyItsOwn() throws {
+            let stdioBefore = (0...2).map { Support.fdTarget(Int32($0)) }
+            var many = (0..<150).map { _ in open("/dev/null", O_RDONLY | O_CLOEXEC) }
+            let kept = Support.pipe()
+            many += (0..<150).map { _ in open("/dev/null", O_RDONLY) }  // not close-on-exec
+            defer {
+                for fd in many { close(fd) }
+                close(kept.read)
+                close(kept.write)
+            }
+            #expect(many.allSatisfy { $0 >= 0 })
+            #expect(many.contains { $0 > kept.write } && many.contains { $0 < kept.read })
+            let input = Support.pipe()
+            let output = Support.pipe()
+            let child = try spawner.spawn(SpawnRequest(
+                executable: "/bin/sh", arguments: ["sh", "-c", "echo ready; read x"],
+                stdin: .fd(input.read), stdout: .fd(output.write), stderr: .null, keepFDs: [kept.write]))
+            close(input.read)
+            close(output.write)
+            var ready = [UInt8](repeating: 0, count: 6)
+            #expect(read(output.read, &ready, 6) == 6)
+            #expect(Support.fdNumbers(pid: child.pid) == [0, 1, 2, kept.write].sorted())
+            close(input.write)
+            #expect(try child.waitAndClose() == .exited(1))
+            close(output.read)
+            // Every fd of the parent is still open, and its stdio is what it was.
+            #expect(many.allSatisfy { fcntl($0, F_GETFD) >= 0 })
+            #expect(fcntl(kept.read, F_GETFD) >= 0 && fcntl(kept.write, F_GETFD) >= 0)
+            #expect((0...2).map { Support.fdTarget(Int32($0)) } == stdioBefore)
+        }
+
         @Test func noDescriptorLeakAfterManySpawns() throws {
             func pidfdCount() -> Int { Support.openFDs().filter { Support.fdTarget($0).contains("pidfd") }.count }
             let before = Support.openFDs().count

@@ -103,7 +103,9 @@ struct circus_spawn_attr {
 
 /// Starts a child as described by `attr` and reports the outcome of its exec synchronously.
 ///
-/// Like glibc's posix_spawn: `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` on a private stack,
+/// Like glibc's posix_spawn: `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` on a private stack
+/// (with CLONE_FILES where the kernel has close_range: the child then copies only the fds it
+/// needs, not the daemon's whole table),
 /// so the parent resumes only once the child has exec'd or failed; a failure is written by the
 /// child into shared memory, the failed child is reaped here and its pidfd closed, so a failed
 /// spawn leaves neither a zombie nor a descriptor behind. All signals are blocked in the
