@@ -343,7 +343,7 @@ let markerWatcher = """
             // A good one: the watcher gets it.
             try h.rewriteConfig(ini + "\nhooks.before_start = \(library.path):deny\n")
             expectOK(try await h.call("reloadconfig", ["waiting": true]))
-            let mark = h.mark
+            let mark = try await h.eventBarrier(on: "w") + 1  // past what the reload published
             expectError(try await h.call("start", ["name": "w", "waiting": true]), errno: 6,
                         reasonContains: "the before_start hook of 'w' refused the start")
             #expect(try await h.waitWatcherEvents("w", since: mark, through: "hook_success before_start")

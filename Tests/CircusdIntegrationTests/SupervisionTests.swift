@@ -236,7 +236,7 @@ import Glibc
             }
             #expect(started["b"]! < started["c"]! && started["c"]! < started["a"]!, "spawn times \(started)")
             expectOK(try await h.call("stop", ["waiting": true]))
-            let mark = h.mark
+            let mark = try await h.eventBarrier(on: "a") + 1  // past the first start's events
             expectOK(try await h.call("start", ["waiting": true]))
             let spawns = try await h.waitEvents(since: mark, count: 3, "spawns") { $0.name == "spawn" }
             #expect(spawns.map(\.watcher) == ["b", "c", "a"])
