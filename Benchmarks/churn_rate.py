@@ -111,6 +111,12 @@ def cpu_seconds(pid, tid=None, children=False):
     return (int(fields[first]) + int(fields[first + 1])) / TICKS
 
 
+def rusage_seconds(who):
+    """User + system CPU seconds of this process (RUSAGE_SELF) or of its reaped children."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 class DatagramCounter(threading.Thread):
     """Counts the statsd metrics sent to a UDP socket on 127.0.0.1 (one per line: the
     plugin sends the metrics of a batch of events in one datagram)."""
@@ -180,14 +186,14 @@ def measure_daemon(binary, seconds, plugins, example, check_delay, subscriber):
             cpu0 = cpu_seconds(daemon.pid)
             loop0 = cpu_seconds(daemon.pid, daemon.pid)
             kids0 = cpu_seconds(daemon.pid, children=True)
-            self0 = resource.getrusage(resource.RUSAGE_SELF)
+            self0 = rusage_seconds(resource.RUSAGE_SELF)
             start = time.time()
             counted = json.loads(counter.stdout.readline())
             elapsed = time.time() - start
             cpu1 = cpu_seconds(daemon.pid)
             loop1 = cpu_seconds(daemon.pid, daemon.pid)
             kids1 = cpu_seconds(daemon.pid, children=True)
-            self1 = resource.getrusage(resource.RUSAGE_SELF)
+            self1 = rusage_seconds(resource.RUSAGE_SELF)
         finally:
             counter.wait()
         result["respawns"] = counted["count"] / counted["elapsed_s"]
@@ -196,8 +202,7 @@ def measure_daemon(binary, seconds, plugins, example, check_delay, subscriber):
         result["children_cpu"] = (kids1 - kids0) / elapsed
         # What the measuring takes from the same two cores, and the bare run does not pay:
         # the subscriber, and this script (its UDP counter, with plugins).
-        own = (self1.ru_utime - self0.ru_utime) + (self1.ru_stime - self0.ru_stime)
-        result["client_cpu"] = (counted["cpu_s"] + own) / elapsed
+        result["client_cpu"] = (counted["cpu_s"] + self1 - self0) / elapsed
         if plugins:
             after = counts(endpoint, statsd)
             result["plugins"] = dict((k, (after[k] - before[k]) / elapsed) for k in after)
@@ -234,15 +239,15 @@ def build(directory):
 
 
 def measure_bare(bare, seconds):
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = rusage_seconds(resource.RUSAGE_CHILDREN)
     started = time.time()
     out = subprocess.run([bare, shutil.which("sleep"), "0.005", "50", str(seconds)],
                          capture_output=True, text=True, check=True).stdout
     elapsed = time.time() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after = rusage_seconds(resource.RUSAGE_CHILDREN)
     # The loop's own CPU and its children's together (the loop reaps them all), over the
     # whole run: the loop's share is small, so all of it is counted as the children's.
-    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    used = after - before
     reported = json.loads(out)
     return {"respawns": reported["spawns_per_second"], "children_cpu": used / elapsed,
             "loop_us": reported["loop_cpu_per_spawn_us"]}

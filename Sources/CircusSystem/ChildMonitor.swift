@@ -72,8 +72,9 @@ public final class ChildMonitor {
         }
     }
 
-    /// A pick the reaper gave up while a `spawnOwned` ran is tried again this soon.
-    private static let orphanRetryDelay = 0.01
+    /// How soon what cannot be done now is tried again: a pick the reaper gave up while a
+    /// `spawnOwned` ran, a pidfd the kernel would not arm again.
+    private static let retryDelay = 0.01
     private var orphanRetryArmed = false
 
     /// Ends `markOwned` (once the child was reaped).
@@ -137,7 +138,7 @@ public final class ChildMonitor {
                 // Not ended after all: arm the one-shot registration again (or, should the
                 // kernel refuse, look again shortly).
                 do { try loop.modify(w.registration, events: [.readable, .oneShot]) } catch {
-                    loop.schedule(after: Self.orphanRetryDelay) { [weak self] in self?.pidfdReady(pid) }
+                    loop.schedule(after: Self.retryDelay) { [weak self] in self?.pidfdReady(pid) }
                 }
                 return
             }
@@ -205,7 +206,7 @@ public final class ChildMonitor {
     private func retryOrphansSoon() {
         guard !orphanRetryArmed else { return }
         orphanRetryArmed = true
-        loop.schedule(after: Self.orphanRetryDelay) { [weak self] in
+        loop.schedule(after: Self.retryDelay) { [weak self] in
             self?.orphanRetryArmed = false
             self?.reapOrphans()
         }
