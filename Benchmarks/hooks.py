@@ -15,13 +15,16 @@ hook of that kind. Reported, per watcher:
    watcher, and how long the watcher waited for its before_signal hook, from the call to
    the answer on the loop thread, as circusd logs it at debug level (a second daemon,
    so that debug logging does not weigh on the other figures);
-2. hook wait while spawning: the same for after_spawn during `start` of N processes,
-   where each freshly spawned child competes for the cores;
+2. after_spawn during `start` of N processes: how long the hook ran. A watcher whose spawn
+   hooks are native spawns in runs: its hook thread calls before_spawn, spawns, calls
+   after_spawn and goes on with the next process, so there is no thread round trip per
+   hook and this is the hook's own time;
 3. the `signal` command's round trip, client to client (what a hooked signal adds);
 4. respawn: a child is SIGKILLed and the time until the `spawn` event of its
    replacement is read on a SUB socket (8 processes per watcher, killed round-robin,
    never one younger than 1.2 s, so no crash backoff); the watchers take turns;
-5. `start --waiting` of N processes (default 200), wall time / N, rotating order;
+5. `start --waiting` of N processes (default 200), wall time / N, rotating order, and
+   circusd's CPU time per spawn (every thread, from /proc/PID/task/*/schedstat);
 6. bare: Benchmarks/bare/hook_handoff.c, the machine's cost of the same round trip
    (hand a call to a sleeping thread, get the answer back into a sleeping epoll loop).
 
@@ -38,7 +41,7 @@ import benchvenv  # noqa: E402
 benchvenv.require(__file__, "zmq")
 import zmq  # noqa: E402
 
-from benchctl import call  # noqa: E402
+from benchctl import call, cpu_sched_ns  # noqa: E402
 
 import argparse
 import json
@@ -65,7 +68,9 @@ def respawn_samples(sock, sub, names, samples):
             spawned_at[pid] = 0.0
     cursor = {name: 0 for name in names}
     for i in range(samples * len(names)):
-        name = names[i % len(names)]
+        # The first kill after a pause finds the machine idle: rotate who comes first.
+        cycle = i // len(names)
+        name = names[(i + cycle) % len(names)]
         pids = sorted(call(sock, "list", name=name)["pids"])
         pid = pids[cursor[name] % len(pids)]
         cursor[name] += 1
@@ -155,22 +160,27 @@ def signal_loop(daemon, signals):
     return rtt
 
 
-def start_rounds(daemon, processes, rounds):
-    """`start --waiting` of each `<name>_start` watcher, rotating; per-spawn µs."""
+def start_rounds(daemon, processes, rounds, cpu=None):
+    """`start --waiting` of each `<name>_start` watcher, rotating; per-spawn µs (and, in
+    `cpu`, circusd's CPU µs per spawn)."""
     per_spawn = {name: [] for name in WATCHERS}
     # One warm-up round, not counted.
     for round_number in range(rounds + 1):
         order = WATCHERS[round_number % 3:] + WATCHERS[:round_number % 3]
         for name in order:
+            c0 = cpu_sched_ns(daemon.process.pid) / 1e9
             t0 = time.perf_counter()
             reply = call(daemon.sock, "start", name=name + "_start", waiting=True)
             elapsed = time.perf_counter() - t0
+            used = cpu_sched_ns(daemon.process.pid) / 1e9 - c0
             started = len(reply.get("info", {}).get("started", []))
             if started != processes:
                 raise RuntimeError(f"{name}: started {started} of {processes}: {reply}")
             call(daemon.sock, "stop", name=name + "_start", waiting=True)
             if round_number > 0:
                 per_spawn[name].append(elapsed / processes * 1e6)
+                if cpu is not None:
+                    cpu.setdefault(name, []).append(used / processes * 1e6)
         if round_number > 0:
             print(f"start round {round_number}: " + ", ".join(
                 f"{n} {per_spawn[n][-1]:.0f} µs" for n in WATCHERS), file=sys.stderr)
@@ -217,7 +227,8 @@ def main():
             signal_rtt = signal_loop(daemon, args.signals)
             for name in WATCHERS:
                 call(daemon.sock, "stop", name=name, waiting=True)
-            per_spawn = start_rounds(daemon, args.processes, args.rounds)
+            start_cpu = {}
+            per_spawn = start_rounds(daemon, args.processes, args.rounds, start_cpu)
         finally:
             daemon.stop()
         # The hooks' own waits, which circusd logs at debug level.
@@ -251,12 +262,14 @@ def main():
             print(row + (f" {targets[name]} |" if target_column else ""))
 
     table("hook wait, no spawn in the way: the before_signal hook of a `signal` command, call to answer on the "
-          "loop (circusd's debug log)", signal_waits)
-    table("hook wait while spawning: the after_spawn hook of `start`, call to answer on the loop "
-          "(circusd's debug log)", spawn_waits)
+          "loop (circusd's debug log; a thread round trip per hook)", signal_waits, target_column=False)
+    table("after_spawn during `start`: the hook's own time on the watcher's hook thread, which spawns "
+          "in runs (circusd's debug log)", spawn_waits)
     table("`signal` command round trip, client to client", signal_rtt, target_column=False)
     table("respawn: SIGKILL to the replacement's `spawn` event", respawn, target_column=False)
-    table(f"`start --waiting` of {args.processes}, per spawn", per_spawn, target_column=False)
+    table(f"`start --waiting` of {args.processes}, per spawn (what a hook adds to a spawn)", per_spawn)
+    table(f"`start --waiting` of {args.processes}: circusd's CPU per spawn (every thread)", start_cpu,
+          target_column=False)
     print(f"\nbare thread round trip (Benchmarks/bare/hook_handoff.c, {bare['count']} samples): "
           f"p50 {bare['p50_us']} µs, p99 {bare['p99_us']} µs, mean {bare['mean_us']} µs")
     load = os.getloadavg()

@@ -21,6 +21,7 @@ import benchvenv  # noqa: E402
 benchvenv.require(__file__, "zmq", "psutil")
 import zmq  # noqa: E402,F401
 import psutil  # noqa: E402,F401
+from benchctl import cpu_sched_ns  # noqa: E402
 
 import argparse
 import array
@@ -391,15 +392,6 @@ def cpu_ticks_ms(pid):
     return (int(fields[11]) + int(fields[12])) * 1000.0 / CLK_TCK
 
 
-def cpu_sched_ns(pid):
-    total = 0
-    for t in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
 
 
 def memory_mib(pid):

@@ -101,6 +101,13 @@ public struct OperationResult: Hashable, Sendable {
 public enum Effect: Hashable, Sendable {
     /// Spawn one process with this worker id, then report `processSpawned` or `spawnFailed`.
     case spawn(wid: Int)
+    /// Spawn these workers one after another, each between its before_spawn and after_spawn
+    /// hooks, off the loop (see `WatcherMachine.spawnsInRuns`). Report, in order and for
+    /// each: `hookReturned(.beforeSpawn)` (unless `firstApproved`, for the first), then
+    /// `processSpawned` or `spawnFailed`, then `hookReturned(.afterSpawn)`; the run stops
+    /// after a refusal or a failure. A run that stops early for another reason (the
+    /// watcher's hook thread is wanted for another hook) reports `spawnRunEnded(id)`.
+    case spawnRun(id: Int, wids: [Int], firstApproved: Bool)
     /// Send a signal. `publishKill` asks for a `kill` event for every pid signalled.
     case signal(pid: Int32, signal: Int32, scope: SignalScope, publishKill: Bool)
     /// Publish `watcher.<name>.<event>`.

@@ -63,6 +63,7 @@ public struct WatcherMachine: Sendable {
     private var backoffArmed = false
     private var maxAgeArmedAt: Double?
     private var random: SplitMix64
+    private var lastRunID = 0
 
     /// Hook points that plugins registered for this watcher (the configuration's own
     /// hooks are in `config.hooks`); the supervisor keeps it current.
@@ -101,6 +102,27 @@ public struct WatcherMachine: Sendable {
     public var isBusy: Bool { current != nil || !queue.isEmpty }
     /// Whether anything (the configuration or a plugin) is called at `point`.
     public func isHooked(_ point: HookPoint) -> Bool { config.hooks[point] != nil || pluginHooks.contains(point) }
+
+    /// Whether this watcher's spawns go in runs (`Effect.spawnRun`): its spawn hooks are the
+    /// configuration's native ones (C, libffi), which the supervisor calls on the watcher's
+    /// hook thread right around each spawn, so that a start of many processes does not wait
+    /// for a thread round trip per hook. A Python or plugin hook answers through the loop,
+    /// and is asked one spawn at a time.
+    public var spawnsInRuns: Bool {
+        var hooked = false
+        for point in [HookPoint.beforeSpawn, .afterSpawn] {
+            if pluginHooks.contains(point) { return false }
+            if let spec = config.hooks[point] {
+                if spec.target.python != nil { return false }
+                hooked = true
+            }
+        }
+        return hooked
+    }
+
+    /// Most workers one run asks for: each one's descriptors are prepared when the run
+    /// begins, so a start of many processes goes in runs of this size.
+    public static let spawnRunLimit = 32
 
     /// How long to wait before respawning after `quickExits` consecutive quick exits:
     /// 0 for the first, then 0.1 s doubling up to `maximumBackoff`.
@@ -174,12 +196,18 @@ public struct WatcherMachine: Sendable {
             return effects
         }
         current = nil  // put back below; see `advance`
+        let inRun = op.run != nil
+        if inRun {
+            op.run!.removeFirst()
+            if op.run!.isEmpty { op.run = nil }
+        }
         if isHooked(.afterSpawn) {
             // Circus publishes `spawn` only once after_spawn accepted the process.
             op.waiting = .hook(.afterSpawn)
             op.hookedSpawn = pid
             current = op
-            effects.append(.callHook(HookCall(.afterSpawn, pid: pid, awaited: true)))
+            // A run calls it on its own.
+            if !inRun { effects.append(.callHook(HookCall(.afterSpawn, pid: pid, awaited: true))) }
             return effects
         }
         effects.append(.publish(.spawn(pid: pid, time: now.wall)))
@@ -224,6 +252,7 @@ public struct WatcherMachine: Sendable {
             if allowed {
                 op.spawnApproved = true
             } else {
+                op.run = nil  // a run stops at a refusal
                 op.result.failure = refusal + " a spawn"
                 op.steps = Self.stopSteps(name: config.name)
             }
@@ -236,6 +265,7 @@ public struct WatcherMachine: Sendable {
                 accept(spawned: pid, by: &op, at: now, into: &effects)
                 return effects
             }
+            op.run = nil
             op.result.failure = refusal + " process \(pid)"
             op.spawnApproved = false
             op.retries = 0
@@ -256,6 +286,7 @@ public struct WatcherMachine: Sendable {
         lastError = message
         guard var op = current, case .spawn(let awaited)? = op.waiting, awaited == wid else { return effects }
         op.waiting = nil
+        op.run = nil  // a run stops at a failure
         op.retries += 1
         if config.maxRetry == -1 {
             // Retrying forever must not spin: go through the crash backoff.
@@ -277,6 +308,24 @@ public struct WatcherMachine: Sendable {
         current = op
         effects.append(.log(.error, "'\(config.name)' stopped: could not spawn after \(op.retries) attempt(s): \(message)"))
         advance(at: now, into: &effects)
+        return effects
+    }
+
+    /// Run `id` stopped before all its workers were spawned, without a refusal or failure
+    /// (the watcher's hook thread was wanted for another hook): what it did not spawn is
+    /// asked for again.
+    public mutating func spawnRunEnded(id: Int, at now: Moment) -> [Effect] {
+        guard var op = current, op.run != nil, op.runID == id else { return [] }
+        var effects: [Effect] = []
+        op.run = nil
+        switch op.waiting {
+        case .spawn?, .hook(.beforeSpawn)?:
+            op.waiting = nil
+            current = op
+            advance(at: now, into: &effects)
+        default:
+            current = op
+        }
         return effects
     }
 
@@ -396,6 +445,9 @@ public struct WatcherMachine: Sendable {
         var spawnApproved = false
         /// The process whose after_spawn answer is awaited.
         var hookedSpawn: Int32?
+        /// The workers of the spawn run under way (`Effect.spawnRun`) not yet reported.
+        var run: [Int]?
+        var runID = 0
     }
 
     private static func stopSteps(name: String) -> [Step] {
@@ -462,19 +514,33 @@ public struct WatcherMachine: Sendable {
                 status = s
                 if s == .stopped || s == .stopping { cancelIdleTimers(into: &effects) }
                 op.steps.removeFirst()
-            case .spawn(let count, _):
+            case .spawn(let count, let warmup):
                 let wanted = count.map { $0 > 0 } ?? (activeCount < config.numprocesses)
-                if !wanted || status == .stopped || status == .stopping {
+                if let run = op.run {
+                    // A run under way: its next report is awaited (as in Circus, the number
+                    // of processes to spawn was settled when the spawning began).
+                    op.waiting = !op.spawnApproved && config.hooks[.beforeSpawn] != nil
+                        ? .hook(.beforeSpawn) : .spawn(wid: run[0])
+                } else if !wanted || status == .stopped || status == .stopping {
                     op.steps.removeFirst()
                 } else if config.maxRetry == 0 {
                     // Circus: max_retry 0 never even tries, so the watcher stops.
                     op.result.failure = "max_retry is 0: no spawn attempted"
                     op.steps = Self.stopSteps(name: config.name)
+                } else if spawnsInRuns, !(warmup && config.warmupDelay > 0) {
+                    let wanted = count ?? (config.numprocesses - activeCount)
+                    let wids = nextWids(min(wanted, Self.spawnRunLimit))
+                    lastRunID += 1
+                    op.run = wids
+                    op.runID = lastRunID
+                    effects.append(.spawnRun(id: lastRunID, wids: wids, firstApproved: op.spawnApproved))
+                    op.waiting = !op.spawnApproved && config.hooks[.beforeSpawn] != nil
+                        ? .hook(.beforeSpawn) : .spawn(wid: wids[0])
                 } else if !op.spawnApproved, isHooked(.beforeSpawn) {
                     op.waiting = .hook(.beforeSpawn)
                     effects.append(.callHook(HookCall(.beforeSpawn, awaited: true)))
                 } else {
-                    let wid = nextWid()
+                    let wid = nextWids(1)[0]
                     op.waiting = .spawn(wid: wid)
                     effects.append(.spawn(wid: wid))
                 }
@@ -634,16 +700,22 @@ public struct WatcherMachine: Sendable {
         }
     }
 
-    /// Smallest worker id in `1...2*numprocesses` not used by a process of this watcher
-    /// (beyond that range, the next integer: Circus raises there, we keep going).
-    private func nextWid() -> Int {
-        // n processes hold n wids, so one of 1...n+1 is free: a flag per candidate (this
-        // runs for every spawn) rather than a set of all.
-        var used = [Bool](repeating: false, count: processes.count + 2)
+    /// The `count` smallest worker ids in `1...2*numprocesses` not used by a process of
+    /// this watcher, as the next `count` spawns take them one after another (beyond that
+    /// range, the next integers: Circus raises there, we keep going).
+    private func nextWids(_ count: Int) -> [Int] {
+        // n processes hold n wids, so `count` of 1...n+count are free: a flag per candidate
+        // (this runs for every spawn) rather than a set of all.
+        var used = [Bool](repeating: false, count: processes.count + count + 1)
         for process in processes.values where process.wid < used.count { used[process.wid] = true }
+        var wids: [Int] = []
+        wids.reserveCapacity(count)
         var wid = 1
-        while used[wid] { wid += 1 }
-        return wid
+        while wids.count < count {
+            if !used[wid] { wids.append(wid) }
+            wid += 1
+        }
+        return wids
     }
 }
 

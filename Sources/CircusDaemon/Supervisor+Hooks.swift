@@ -102,7 +102,7 @@ extension Supervisor {
         if entry.waitingForHook { entry.heldWork.append(work) } else { work() }
     }
 
-    private func releaseHeldWork(of entry: WatcherEntry, then more: [Effect]) {
+    func releaseHeldWork(of entry: WatcherEntry, then more: [Effect]) {
         entry.waitingForHook = false
         hold(more, of: entry)
         while !entry.waitingForHook, let work = entry.heldWork.popFirst() { work() }
@@ -218,7 +218,7 @@ extension Supervisor {
     /// `events` is false.
     private func consultHooks(_ call: HookCall, on entry: WatcherEntry, stats: String? = nil, events: Bool = true,
                               done: @escaping (Bool) -> Void) {
-        var request = hookRequest(call, watcher: entry.name)
+        var request = Self.hookRequest(call, watcher: entry.name)
         if let stats { request["stats"] = (try? JSONParser.parse(stats)) ?? .null }
         let plugins = { [unowned self] in
             self.consultPluginHooks(call.point, request: request, entry: entry, events: events, done: done)
@@ -233,17 +233,8 @@ extension Supervisor {
                 point: call.point, watcher: entry.name, pid: call.pid, signum: call.signum, time: call.time,
                 exitCode: call.exitCode, processStatus: call.processStatus, stats: stats,
                 requestJSON: JSONWriter.string(.object(request)))
-            let logger = self.logger
-            work = {
-                function.call(invocation) { level, text in
-                    switch level {
-                    case .debug: logger.debug("\(label): \(text)")
-                    case .info: logger.info("\(label): \(text)")
-                    case .warning: logger.warning("\(label): \(text)")
-                    case .error: logger.error("\(label): \(text)")
-                    }
-                }
-            }
+            let log = hookLog(label)
+            work = { function.call(invocation, log: log) }
         } else {
             return plugins()
         }
@@ -294,7 +285,7 @@ extension Supervisor {
     }
 
     /// Publishes the outcome of one hook and says whether the watcher goes on.
-    private func recordHookOutcome(
+    func recordHookOutcome(
         _ outcome: HookOutcome, point: HookPoint, ignored: Bool, entry: WatcherEntry, events: Bool,
         plugin: String? = nil
     ) -> Bool {
@@ -318,6 +309,8 @@ extension Supervisor {
         _ work: @escaping @Sendable () -> HookOutcome, named name: String, label: String, entry: WatcherEntry,
         then: @escaping (HookOutcome) -> Void
     ) {
+        // A spawn run holding the thread stops after its current process (see spawnRunReported).
+        entry.spawnRun?.cancel()
         let worker = entry.hookWorker ?? SerialWorker(name: "hooks")
         entry.hookWorker = worker
         let state = HookCallState()
@@ -381,7 +374,7 @@ extension Supervisor {
     }
 
     /// Keeps a worker whose hook is hung out of the way; those that came back are let go.
-    private func abandonHookWorker(_ worker: SerialWorker) {
+    func abandonHookWorker(_ worker: SerialWorker) {
         abandonedHookWorkers.removeAll { $0.pendingCount == 0 }
         abandonedHookWorkers.append(worker)
         if abandonedHookWorkers.count > 1 {
@@ -389,9 +382,23 @@ extension Supervisor {
         }
     }
 
+    /// Where what a native hook logs goes (`api->log`): circusd's log, from any thread.
+    func hookLog(_ label: String) -> @Sendable (HookLogLevel, String) -> Void {
+        let logger = self.logger
+        return { level, text in
+            switch level {
+            case .debug: logger.debug("\(label): \(text)")
+            case .info: logger.info("\(label): \(text)")
+            case .warning: logger.warning("\(label): \(text)")
+            case .error: logger.error("\(label): \(text)")
+            }
+        }
+    }
+
     /// The request hooks receive as JSON (fixed signature, plugins): the watcher, the
-    /// hook's name and time, and Circus's keyword arguments of that hook.
-    func hookRequest(_ call: HookCall, watcher: String) -> JSONObject {
+    /// hook's name and time, and Circus's keyword arguments of that hook. Safe from any
+    /// thread.
+    static func hookRequest(_ call: HookCall, watcher: String) -> JSONObject {
         var request: JSONObject = [
             "watcher": .string(watcher), "hook": .string(call.point.rawValue), "time": .double(EventLoop.wallNow()),
         ]

@@ -497,6 +497,8 @@ public final class Supervisor {
                 }
             case .callHook(let call):
                 callHooks(call, on: entry)
+            case .spawnRun(let id, let wids, let firstApproved):
+                startSpawnRun(id: id, wids: wids, firstApproved: firstApproved, entry: entry)
             }
         }
         performDepth -= 1
@@ -641,14 +643,30 @@ public final class Supervisor {
 
     /// Spawns one process and watches its pidfd. Returns the pid or the error text.
     private func spawnProcess(for entry: WatcherEntry, wid: Int) -> Result<Int32, SpawnFailure> {
-        var request: SpawnRequest
-        let sockets: SpawnSockets
-        let output: (StreamWriter, OutputPipes)?
+        let prepared: PreparedSpawn
+        switch prepareSpawn(for: entry, wid: wid) {
+        case .success(let p): prepared = p
+        case .failure(let failure): return .failure(failure)
+        }
+        let child: SpawnedProcess
+        do {
+            child = try spawner.spawn(prepared.request)
+        } catch {
+            prepared.discard(self)
+            return .failure(SpawnFailure(message: error.description))
+        }
+        return adopt(child, prepared: prepared, entry: entry)
+    }
+
+    /// Everything a spawn of worker `wid` needs, made on the loop thread: the request, the
+    /// sockets it passes on, the pipes of its output streams.
+    func prepareSpawn(for entry: WatcherEntry, wid: Int) -> Result<PreparedSpawn, SpawnFailure> {
         do throws(SpawnFailure) {
-            sockets = try spawnSockets(for: entry.config)
+            let sockets = try spawnSockets(for: entry.config)
             do throws(SpawnFailure) {
-                request = try makeSpawnRequest(for: entry.config, wid: wid, sockets: sockets)
-                output = try openOutputPipes(for: entry, request: &request)
+                var request = try makeSpawnRequest(for: entry.config, wid: wid, sockets: sockets)
+                let output = try openOutputPipes(for: entry, request: &request)
+                return .success(PreparedSpawn(request: request, sockets: sockets, output: output))
             } catch {
                 sockets.close()
                 throw error
@@ -656,16 +674,13 @@ public final class Supervisor {
         } catch {
             return .failure(error)
         }
+    }
+
+    /// Takes a freshly spawned child in: its output streams start, its pidfd is watched.
+    func adopt(_ child: SpawnedProcess, prepared: PreparedSpawn, entry: WatcherEntry) -> Result<Int32, SpawnFailure> {
         // The so_reuseport sockets bound for this process alone are the child's now.
-        defer { sockets.close() }
-        let child: SpawnedProcess
-        do {
-            child = try spawner.spawn(request)
-        } catch {
-            handOverOutputPipes(output, pid: nil)
-            return .failure(SpawnFailure(message: error.description))
-        }
-        handOverOutputPipes(output, pid: child.pid)
+        prepared.sockets.close()
+        handOverOutputPipes(prepared.output, pid: child.pid)
         do {
             try monitor.watch(child) { [unowned self] pid, status in
                 self.childExited(pid: pid, status: status, entry: entry)
@@ -755,5 +770,18 @@ struct TreeSignal {
 /// A spawn that did not happen, with the text shown in logs and `status`.
 struct SpawnFailure: Error {
     let message: String
+}
+
+/// What one spawn needs, made ready on the loop thread (see `Supervisor.prepareSpawn`).
+struct PreparedSpawn {
+    var request: SpawnRequest
+    let sockets: SpawnSockets
+    let output: (StreamWriter, OutputPipes)?
+
+    /// Gives back what was made for a spawn that did not happen.
+    func discard(_ supervisor: Supervisor) {
+        sockets.close()
+        supervisor.handOverOutputPipes(output, pid: nil)
+    }
 }
 

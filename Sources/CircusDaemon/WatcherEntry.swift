@@ -19,6 +19,8 @@ final class WatcherEntry {
     /// The thread that calls this watcher's hooks, made at the first call; replaced when a
     /// call outlives its deadline (that thread stays with the hung call).
     var hookWorker: SerialWorker?
+    /// The spawn run under way on `hookWorker`, if any (see Supervisor+SpawnRuns.swift).
+    var spawnRun: SpawnRun?
     /// True while the watcher waits for a hook's answer. What it would do meanwhile (the
     /// machine's effects, a `signal` command's signals) waits in `heldWork`, in order, so
     /// that events keep Circus's order.

@@ -26,6 +26,7 @@ extension Driver {
     }
 
     mutating func answer(_ point: HookPoint, _ allowed: Bool) {
+        runHookAnswered(point, allowed)
         apply(machine.hookReturned(point, allowed: allowed, at: now))
     }
 }
@@ -47,6 +48,42 @@ struct WatcherHookTests {
         d.answer(.afterStart, true)
         #expect(d.events == ["spawn 101", "start"] && d.machine.status == .active)
         #expect(d.finished[op] == OperationResult(started: [101]))
+    }
+
+    @Test func nativeSpawnHooksSpawnInRunsThatARunCutShortAsksForAgain() {
+        var d = Driver(hooks: [.afterSpawn]) { $0.numprocesses = 3 }
+        d.command(.start)
+        var runs: [[Int]] { d.log.compactMap { if case .spawnRun(_, let wids, _) = $0 { wids } else { nil } } }
+        #expect(runs == [[1, 2, 3]] && d.hookCalls == ["after_spawn 101"])
+        // The thread stops after 101 (another hook of the watcher wants it).
+        d.run = nil
+        d.answer(.afterSpawn, true)
+        #expect(runs == [[1, 2, 3]] && d.events == ["spawn 101"])
+        d.apply(d.machine.spawnRunEnded(id: 1, at: d.now))
+        #expect(runs == [[1, 2, 3], [2, 3]])
+        // A report of the first run that comes late changes nothing.
+        d.apply(d.machine.spawnRunEnded(id: 1, at: d.now))
+        #expect(runs == [[1, 2, 3], [2, 3]])
+        d.answer(.afterSpawn, true)
+        d.answer(.afterSpawn, true)
+        #expect(d.events == ["spawn 101", "spawn 102", "spawn 103", "start"])
+        #expect(d.hookCalls == ["after_spawn 101", "after_spawn 102", "after_spawn 103"])
+    }
+
+    @Test func pythonOrPluginSpawnHooksAreAskedOneSpawnAtATime() {
+        var d = Driver(hooks: []) { config in
+            config.hooks[.afterSpawn] = HookSpec(
+                point: .afterSpawn, target: try! HookTarget(parsing: "myapp.hooks.check"), signature: nil,
+                ignoreFailure: false)
+        }
+        #expect(!d.machine.spawnsInRuns)
+        var plugin = Driver(hooks: [.afterSpawn])
+        #expect(plugin.machine.spawnsInRuns)
+        plugin.machine.pluginHooks = [.beforeSpawn]
+        #expect(!plugin.machine.spawnsInRuns)
+        d.command(.start)
+        #expect(d.spawnedWids == [1] && d.hookCalls == ["after_spawn 101"])
+        #expect(!d.log.contains { if case .spawnRun = $0 { true } else { false } })
     }
 
     @Test func beforeStartSayingNoLeavesTheWatcherStopped() {

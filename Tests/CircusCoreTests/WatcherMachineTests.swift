@@ -1,5 +1,6 @@
 import CircusConfig
 import CircusCore
+import OrderedCollections
 import Testing
 
 /// Drives a `WatcherMachine` the way the supervisor does, with a fake clock and fake pids:
@@ -15,6 +16,16 @@ struct Driver {
     var timers: [TimerKey: Double] = [:]
     var finished: [OperationID: OperationResult] = [:]
     var nextOp: UInt64 = 1
+    /// The spawn run under way, played as the supervisor's hook thread plays it.
+    var run: Run?
+
+    /// Where a spawn run is: the worker at `index` and what comes next for it.
+    struct Run {
+        enum Stage { case beforeSpawn, spawn, afterSpawn }
+        var wids: [Int]
+        var index = 0
+        var stage: Stage
+    }
 
     init(_ configure: (inout WatcherConfig) -> Void = { _ in }) {
         var config = WatcherConfig(name: "web", cmd: "sleep 100")
@@ -42,23 +53,88 @@ struct Driver {
 
     mutating func apply(_ effects: [Effect]) {
         var queue = effects[...]
-        while let effect = queue.popFirst() {
-            log.append(effect)
-            switch effect {
-            case .spawn(let wid):
-                spawnedWids.append(wid)
-                if failSpawns > 0 {
-                    failSpawns -= 1
-                    queue.append(contentsOf: machine.spawnFailed(wid: wid, message: "exec 'x': No such file or directory", at: now))
-                } else {
-                    nextPid += 1
-                    queue.append(contentsOf: machine.processSpawned(wid: wid, pid: nextPid, at: now))
+        repeat {
+            while let effect = queue.popFirst() {
+                log.append(effect)
+                switch effect {
+                case .spawn(let wid):
+                    queue.append(contentsOf: spawn(wid))
+                case .spawnRun(_, let wids, let firstApproved):
+                    let asks = machine.config.hooks[.beforeSpawn] != nil && !firstApproved
+                    run = Run(wids: wids, stage: asks ? .beforeSpawn : .spawn)
+                    askRunHook()
+                case .armTimer(let key, let at): timers[key] = at
+                case .cancelTimer(let key): timers[key] = nil
+                case .finished(let id, let result): finished[id] = result
+                default: break
                 }
-            case .armTimer(let key, let at): timers[key] = at
-            case .cancelTimer(let key): timers[key] = nil
-            case .finished(let id, let result): finished[id] = result
-            default: break
             }
+            // The run's thread spawns once the loop acted on its previous report.
+            if let r = run, r.stage == .spawn { queue.append(contentsOf: spawnInRun()) }
+        } while !queue.isEmpty
+    }
+
+    private mutating func spawn(_ wid: Int) -> [Effect] {
+        spawnedWids.append(wid)
+        if failSpawns > 0 {
+            failSpawns -= 1
+            return machine.spawnFailed(wid: wid, message: "exec 'x': No such file or directory", at: now)
+        }
+        nextPid += 1
+        return machine.processSpawned(wid: wid, pid: nextPid, at: now)
+    }
+
+    /// The run's spawn of its current worker; a failure ends the run.
+    private mutating func spawnInRun() -> [Effect] {
+        guard var r = run else { return [] }
+        let failing = failSpawns > 0
+        let effects = spawn(r.wids[r.index])
+        if failing {
+            run = nil
+            return effects
+        }
+        if machine.config.hooks[.afterSpawn] != nil {
+            r.stage = .afterSpawn
+            run = r
+        } else {
+            run = r
+            nextInRun()
+        }
+        askRunHook()
+        return effects
+    }
+
+    private mutating func nextInRun() {
+        guard var r = run else { return }
+        r.index += 1
+        r.stage = machine.config.hooks[.beforeSpawn] != nil ? .beforeSpawn : .spawn
+        run = r.index < r.wids.count ? r : nil
+    }
+
+    /// Logs the hook call the run's thread makes now, as the effect the one-at-a-time
+    /// path would have asked for, so that tests read both alike.
+    private mutating func askRunHook() {
+        guard let r = run else { return }
+        switch r.stage {
+        case .beforeSpawn: log.append(.callHook(HookCall(.beforeSpawn, awaited: true)))
+        case .afterSpawn: log.append(.callHook(HookCall(.afterSpawn, pid: nextPid, awaited: true)))
+        case .spawn: break
+        }
+    }
+
+    /// The run's thread reports a hook's answer: it goes on, or stops at a refusal.
+    mutating func runHookAnswered(_ point: HookPoint, _ allowed: Bool) {
+        guard var r = run, (point == .beforeSpawn && r.stage == .beforeSpawn)
+            || (point == .afterSpawn && r.stage == .afterSpawn) else { return }
+        if !allowed {
+            run = nil
+        } else if point == .beforeSpawn {
+            r.stage = .spawn
+            run = r
+        } else {
+            run = r
+            nextInRun()
+            askRunHook()
         }
     }
 

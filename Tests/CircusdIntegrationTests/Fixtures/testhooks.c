@@ -63,6 +63,31 @@ CIRCUS_EXPORT int32_t hold(const circus_hook_call *call, circus_error *err) {
     return CIRCUS_HOOK_ALLOW;
 }
 
+/* Says yes twice, then no: a refusal in the middle of a start. */
+CIRCUS_EXPORT int32_t allow_twice(const circus_hook_call *call, circus_error *err) {
+    (void)err;
+    static int calls = 0;
+    record("allow_twice", call);
+    return ++calls <= 2 ? CIRCUS_HOOK_ALLOW : CIRCUS_HOOK_DENY;
+}
+
+/* Like hold, but only its second call waits for the release file. */
+CIRCUS_EXPORT int32_t hold_second(const circus_hook_call *call, circus_error *err) {
+    static int calls = 0;
+    if (++calls != 2) {
+        (void)err;
+        record("hold_second", call);
+        return CIRCUS_HOOK_ALLOW;
+    }
+    record("hold_second", call);
+    const char *log = getenv("HOOK_LOG");
+    char release[4096];
+    snprintf(release, sizeof release, "%s.release", log != NULL ? log : "");
+    while (access(release, F_OK) != 0) usleep(5000);
+    (void)err;
+    return CIRCUS_HOOK_ALLOW;
+}
+
 /* Any C function, called through libffi with the arguments its declaration binds. */
 CIRCUS_EXPORT _Bool typed_signal(long pid, int signum, const char *watcher) {
     char text[128];
