@@ -67,6 +67,10 @@ def respawn_samples(sock, sub, names, samples):
         for pid in call(sock, "list", name=name)["pids"]:
             spawned_at[pid] = 0.0
     cursor = {name: 0 for name in names}
+    # Spawn events of the processes started before (those that reached the SUB socket at
+    # all: it may have joined late) must not be taken for a replacement's.
+    while sub.poll(0):
+        sub.recv_multipart()
     for i in range(samples * len(names)):
         # The first kill after a pause finds the machine idle: rotate who comes first.
         cycle = i // len(names)
@@ -84,8 +88,8 @@ def respawn_samples(sock, sub, names, samples):
             if not sub.poll(10000):
                 raise RuntimeError(f"{name}: no spawn event within 10 s of killing {pid}")
             topic, payload = sub.recv_multipart()
-            if topic.decode() == f"watcher.{name}.spawn":
-                new = json.loads(payload)["process_pid"]
+            new = json.loads(payload)["process_pid"]
+            if topic.decode() == f"watcher.{name}.spawn" and new not in spawned_at:
                 results[name].append((time.perf_counter() - t0) * 1e6)
                 spawned_at[new] = time.monotonic()
                 break
@@ -192,7 +196,7 @@ def main():
     parser.add_argument("--circusd", default=os.path.join(ROOT, ".build-release", "release", "circusd"))
     parser.add_argument("--samples", type=int, default=150, help="respawns per watcher")
     parser.add_argument("--processes", type=int, default=200, help="processes per start")
-    parser.add_argument("--rounds", type=int, default=5, help="starts per watcher")
+    parser.add_argument("--rounds", type=int, default=25, help="starts per watcher")
     parser.add_argument("--signals", type=int, default=500, help="signal commands per watcher")
     args = parser.parse_args()
     if not os.path.exists(args.circusd):
@@ -235,7 +239,7 @@ def main():
         daemon = Daemon(args.circusd, config, tmp, debug=True)
         try:
             signal_loop(daemon, args.signals)
-            start_rounds(daemon, args.processes, max(1, args.rounds // 2))
+            start_rounds(daemon, args.processes, max(1, min(3, args.rounds // 2)))
         finally:
             daemon.stop()
         spawn_waits = daemon.hook_waits("after_spawn")
@@ -246,9 +250,13 @@ def main():
 
     targets = {"plain": "", "chook": "< 20", "ffihook": "< 30"}
 
-    def table(title, values, target_column=True):
+    def table(title, values, target_column=True, paired=False):
+        """`paired`: the samples are rounds in which every watcher ran once; what a hook
+        adds is then the median of the per-round differences, which leaves out the drift
+        of the machine from one round to the next."""
         print(f"\n{title}\n")
-        print("| watcher | samples | p50 (µs) | p90 (µs) | mean (µs) | added to p50 (µs) |"
+        added_title = "added, median of per-round differences (µs)" if paired else "added to p50 (µs)"
+        print(f"| watcher | samples | p50 (µs) | p90 (µs) | mean (µs) | {added_title} |"
               + (" target |" if target_column else ""))
         print("|---|---|---|---|---|---|" + ("---|" if target_column else ""))
         base = statistics.median(values["plain"]) if values["plain"] else None
@@ -257,7 +265,12 @@ def main():
             if not v:
                 continue
             median = statistics.median(v)
-            added = "" if name == "plain" or base is None else f"{median - base:+.0f}"
+            if name == "plain" or base is None:
+                added = ""
+            elif paired:
+                added = f"{statistics.median(a - b for a, b in zip(v, values['plain'])):+.0f}"
+            else:
+                added = f"{median - base:+.0f}"
             row = f"| {name} | {len(v)} | {median:.0f} | {percentile(v, 0.9):.0f} | {statistics.mean(v):.0f} | {added} |"
             print(row + (f" {targets[name]} |" if target_column else ""))
 
@@ -267,9 +280,10 @@ def main():
           "in runs (circusd's debug log)", spawn_waits)
     table("`signal` command round trip, client to client", signal_rtt, target_column=False)
     table("respawn: SIGKILL to the replacement's `spawn` event", respawn, target_column=False)
-    table(f"`start --waiting` of {args.processes}, per spawn (what a hook adds to a spawn)", per_spawn)
+    table(f"`start --waiting` of {args.processes}, per spawn (what a hook adds to a spawn)", per_spawn,
+          paired=True)
     table(f"`start --waiting` of {args.processes}: circusd's CPU per spawn (every thread)", start_cpu,
-          target_column=False)
+          target_column=False, paired=True)
     print(f"\nbare thread round trip (Benchmarks/bare/hook_handoff.c, {bare['count']} samples): "
           f"p50 {bare['p50_us']} µs, p99 {bare['p99_us']} µs, mean {bare['mean_us']} µs")
     load = os.getloadavg()

@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +23,25 @@ int circus_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
     ev.events = events;
     ev.data.u64 = data;
     return epoll_ctl(epfd, op, fd, &ev) < 0 ? -errno : 0;
+}
+
+int circus_timerfd_create(void) {
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    return fd < 0 ? -errno : fd;
+}
+
+int circus_timerfd_arm(int fd, int64_t nanoseconds) {
+    if (nanoseconds < 1) nanoseconds = 1;
+    struct itimerspec spec = {
+        .it_interval = {0, 0},
+        .it_value = {(time_t)(nanoseconds / 1000000000), (long)(nanoseconds % 1000000000)},
+    };
+    return timerfd_settime(fd, 0, &spec, NULL) < 0 ? -errno : 0;
+}
+
+int circus_timerfd_disarm(int fd) {
+    struct itimerspec spec = {{0, 0}, {0, 0}};
+    return timerfd_settime(fd, 0, &spec, NULL) < 0 ? -errno : 0;
 }
 
 int circus_epoll_wait(int epfd, struct circus_epoll_event *out, int max_events, int timeout_ms) {

@@ -12,9 +12,10 @@
 // thread stops at the first refusal or failure, as Circus's loop does, so no hook is
 // called for a process Circus would not spawn.
 //
-// The reports gather in the run's mailbox and the thread wakes the loop for them at most
-// once a millisecond (and at the run's end): a loop woken twice per spawn spends more on
-// waking than on the spawns. A hook's deadline still holds: a run silent for
+// The reports gather in the run's mailbox, which the loop takes at most a millisecond
+// after the first one came (a deferred wake: `EventLoop.Remote.post(_:within:)`) and at
+// once at the run's end: a loop woken twice per spawn spends more on waking than on the
+// spawns. A hook's deadline still holds: a run silent for
 // `hook_timeout` is stuck in the hook it was calling, which then counts as failed.
 
 import CircusConfig
@@ -86,25 +87,32 @@ final class SpawnRun {
             var reports: [SpawnRunReport] = []
             /// When the last report was made (monotonic): the run's last sign of life.
             var lastReport: Double
-            var lastWake: Double = 0
-            var wakePending = false
+            var takeSoon = false
+            var takeNow = false
         }
+
+        /// How the loop must be told of a report just added.
+        enum Wake { case none, soon, now }
 
         private let state = Mutex(State(lastReport: EventLoop.monotonicNow()))
         /// How long reports may wait for the loop while the run goes on.
         static let gathering = 0.001
 
-        /// Adds a report; true when the caller must wake the loop to take them.
-        func add(_ report: SpawnRunReport) -> Bool {
+        /// Adds a report; says whether the caller must ask the loop to take the reports:
+        /// at once for the run's last report, within `gathering` for the first of a batch.
+        func add(_ report: SpawnRunReport) -> Wake {
             let now = EventLoop.monotonicNow()
             return state.withLock { s in
                 s.reports.append(report)
                 s.lastReport = now
-                let last = if case .ended = report { true } else { false }
-                guard !s.wakePending, last || now - s.lastWake >= Self.gathering else { return false }
-                s.wakePending = true
-                s.lastWake = now
-                return true
+                if case .ended = report {
+                    guard !s.takeNow else { return .none }
+                    s.takeNow = true
+                    return .now
+                }
+                guard !s.takeSoon, !s.takeNow else { return .none }
+                s.takeSoon = true
+                return .soon
             }
         }
 
@@ -113,7 +121,8 @@ final class SpawnRun {
             state.withLock { s in
                 let taken = (s.reports, s.lastReport)
                 s.reports = []
-                s.wakePending = false
+                s.takeSoon = false
+                s.takeNow = false
                 return taken
             }
         }
@@ -244,10 +253,14 @@ extension Supervisor {
         do {
             try worker.submit {
                 job.run { report in
-                    guard mailbox.add(report) else { return }
-                    remote.post {
+                    let take: @Sendable () -> Void = {
                         let (supervisor, run, entry) = bound.value
                         supervisor.takeReports(of: run, entry: entry)
+                    }
+                    switch mailbox.add(report) {
+                    case .none: break
+                    case .soon: remote.post(take, within: SpawnRun.Mailbox.gathering)
+                    case .now: remote.post(take)
                     }
                 }
             }

@@ -58,14 +58,27 @@ public final class EventLoop {
             var results: [(token: UInt64, value: any Sendable)] = []
             var stopRequested = false
             var wakePending = false
+            /// The timer of `post(_:within:)`, made at its first use (-1 until then).
+            var timerFD: Int32 = -1
+            var deferredArmed = false
         }
 
         let eventFD: Int32
+        let epollFD: Int32
         let state = Mutex(State())
+        /// The epoll data of the deferred-wake timer.
+        static let deferredToken = UInt64.max
 
-        init(eventFD: Int32) { self.eventFD = eventFD }
+        init(eventFD: Int32, epollFD: Int32) {
+            self.eventFD = eventFD
+            self.epollFD = epollFD
+        }
 
-        deinit { _ = close(eventFD) }
+        deinit {
+            _ = close(eventFD)
+            let timer = state.withLock { $0.timerFD }
+            if timer >= 0 { _ = close(timer) }
+        }
 
         /// Runs `job` on the loop thread, after the current callback, in posting order.
         ///
@@ -77,6 +90,42 @@ public final class EventLoop {
                 return !s.wakePending
             }
             if wake { signal() }
+        }
+
+        /// Runs `job` on the loop thread like `post(_:)`, but wakes the loop for it only
+        /// once `delay` seconds have passed (or sooner, when something else wakes it).
+        ///
+        /// For a producer that makes many small reports in a row (a spawn run): they
+        /// gather and the loop takes them with one wake-up rather than one each. Safe from
+        /// any thread; a later `post(_:)` still wakes the loop at once.
+        public func post(_ job: @escaping @Sendable () -> Void, within delay: Double) {
+            let arm = state.withLock { s -> Int32? in
+                s.jobs.append(job)
+                guard !s.wakePending, !s.deferredArmed else { return nil }
+                if s.timerFD < 0 { s.timerFD = makeDeferredTimer() }
+                guard s.timerFD >= 0 else {
+                    // No timer to be had: wake at once rather than never.
+                    s.wakePending = true
+                    return -1
+                }
+                s.deferredArmed = true
+                return s.timerFD
+            }
+            guard let arm else { return }
+            guard arm >= 0 else { return signal() }
+            if circus_timerfd_arm(arm, Int64(delay * 1e9)) < 0 { signal() }
+        }
+
+        /// A timerfd registered with the loop's epoll (epoll_ctl is safe from any thread),
+        /// or -1 when the kernel will not give one.
+        private func makeDeferredTimer() -> Int32 {
+            let fd = circus_timerfd_create()
+            guard fd >= 0 else { return -1 }
+            guard circus_epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, EPOLLIN.rawValue, Self.deferredToken) == 0 else {
+                _ = close(fd)
+                return -1
+            }
+            return fd
         }
 
         /// Hands the result of offloaded work back to the loop thread.
@@ -106,14 +155,19 @@ public final class EventLoop {
 
         /// Takes the queued work; called by the loop after draining the eventfd.
         func take() -> (jobs: [@Sendable () -> Void], results: [(token: UInt64, value: any Sendable)], stop: Bool) {
-            state.withLock { s in
+            let (taken, armed) = state.withLock { s in
                 let taken = (s.jobs, s.results, s.stopRequested)
                 s.jobs = []
                 s.results = []
                 s.stopRequested = false
                 s.wakePending = false
-                return taken
+                defer { s.deferredArmed = false }
+                return (taken, s.deferredArmed ? s.timerFD : -1)
             }
+            // Taken before its time (another wake-up came first): the timer would only wake
+            // the loop for nothing.
+            if armed >= 0 { _ = circus_timerfd_disarm(armed) }
+            return taken
         }
     }
 
@@ -156,7 +210,7 @@ public final class EventLoop {
             throw error
         }
         epollFD = ep
-        remote = Remote(eventFD: efd)
+        remote = Remote(eventFD: efd, epollFD: ep)
         eventBuffer = .allocate(capacity: Int(Self.eventCapacity))
         let r = circus_epoll_ctl(ep, EPOLL_CTL_ADD, efd, EPOLLIN.rawValue, 0)
         precondition(r == 0, "epoll_ctl(ADD, eventfd) failed on a fresh epoll instance: \(errnoDescription(-r))")
@@ -276,6 +330,10 @@ public final class EventLoop {
             for i in 0..<Int(n) {
                 let event = eventBuffer[i]
                 if event.data == 0 {
+                    drainRemote()
+                } else if event.data == Remote.deferredToken {
+                    var expirations: UInt64 = 0
+                    _ = read(remote.state.withLock { $0.timerFD }, &expirations, 8)
                     drainRemote()
                 } else if let handler = handlers[event.data] {
                     handler.callback(Events(rawValue: event.events))

@@ -177,6 +177,44 @@ extension CircusSystemTests {
             #expect(threads.allSatisfy { pthread_equal($0, pthread_self()) != 0 })
         }
 
+        @Test func aDeferredPostWaitsForItsDelayAndJobsPostedMeanwhileShareTheWakeup() throws {
+            let loop = try EventLoop()
+            let remote = loop.remote
+            let ran = Mutex<[(String, Double)]>([])
+            let posted = Mutex<Double>(0)
+            let thread = try OSThread.start {
+                posted.withLock { $0 = EventLoop.monotonicNow() }
+                for name in ["a", "b", "c"] {
+                    remote.post({ ran.withLock { $0.append((name, EventLoop.monotonicNow())) } }, within: 0.05)
+                }
+            }
+            thread.join()
+            _ = loop.schedule(after: 0.3) { loop.stop() }
+            loop.run()
+            let done = ran.withLock { $0 }
+            #expect(done.map(\.0) == ["a", "b", "c"])
+            let start = posted.withLock { $0 }
+            #expect(done.allSatisfy { $0.1 - start >= 0.05 })
+            // Two wake-ups: the deferred timer's (all three jobs) and the stop timer's.
+            #expect(loop.wakeupCount == 2)
+        }
+
+        @Test func aPostWakesTheLoopAtOnceForWhatADeferredPostQueued() throws {
+            let loop = try EventLoop()
+            let remote = loop.remote
+            let order = Mutex<[String]>([])
+            remote.post({ order.withLock { $0.append("deferred") } }, within: 60)
+            remote.post {
+                order.withLock { $0.append("now") }
+                remote.stop()
+            }
+            let before = EventLoop.monotonicNow()
+            loop.run()
+            #expect(order.withLock { $0 } == ["deferred", "now"])
+            // Served by the immediate post's wake-up, not the 60 s timer.
+            #expect(EventLoop.monotonicNow() - before < 30)
+        }
+
         @Test func idleLoopBlocksInEpollWait() throws {
             let loop = try EventLoop()
             let remote = loop.remote

@@ -179,6 +179,16 @@ int circus_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
 int circus_epoll_wait(int epfd, struct circus_epoll_event *_Nonnull out, int max_events,
                       int timeout_ms);
 
+/// A non-blocking, close-on-exec CLOCK_MONOTONIC timerfd. Returns it or a negative errno.
+int circus_timerfd_create(void);
+
+/// Arms `fd` to expire once, `nanoseconds` from now (at least 1). Returns 0 or a negative
+/// errno.
+int circus_timerfd_arm(int fd, int64_t nanoseconds);
+
+/// Disarms `fd`. Returns 0 or a negative errno.
+int circus_timerfd_disarm(int fd);
+
 // MARK: - Daemonizing
 
 /// Circus's `daemonize()`: fork, setsid, fork (the session leader exits 0), close every
