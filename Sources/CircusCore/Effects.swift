@@ -107,7 +107,7 @@ public enum Effect: Hashable, Sendable {
     /// `processSpawned` or `spawnFailed`, then `hookReturned(.afterSpawn)`; the run stops
     /// after a refusal or a failure. A run that stops early for another reason (the
     /// watcher's hook thread is wanted for another hook) reports `spawnRunEnded(id)`.
-    case spawnRun(id: Int, wids: [Int], firstApproved: Bool)
+    case spawnRun(SpawnRunPlan)
     /// Send a signal. `publishKill` asks for a `kill` event for every pid signalled.
     case signal(pid: Int32, signal: Int32, scope: SignalScope, publishKill: Bool)
     /// Publish `watcher.<name>.<event>`.
@@ -122,6 +122,27 @@ public enum Effect: Hashable, Sendable {
     /// answered (so that events keep Circus's order); when `call.awaited`, report the
     /// answer with `hookReturned(_:allowed:at:)`.
     case callHook(HookCall)
+}
+
+/// A spawn run as the machine planned it (`Effect.spawnRun`).
+public struct SpawnRunPlan: Hashable, Sendable {
+    public var id: Int
+    /// The workers, in spawn order.
+    public var wids: [Int]
+    /// before_spawn already said yes for the first worker (a retry of a failed spawn).
+    public var firstApproved: Bool
+    /// Which hooks the run calls: those configured when it was planned (a `set` while it
+    /// runs applies to the next run).
+    public var callsBeforeSpawn: Bool
+    public var callsAfterSpawn: Bool
+
+    public init(id: Int, wids: [Int], firstApproved: Bool, callsBeforeSpawn: Bool, callsAfterSpawn: Bool) {
+        self.id = id
+        self.wids = wids
+        self.firstApproved = firstApproved
+        self.callsBeforeSpawn = callsBeforeSpawn
+        self.callsAfterSpawn = callsAfterSpawn
+    }
 }
 
 /// One call of a watcher's hooks, with the arguments Circus passes at that point.

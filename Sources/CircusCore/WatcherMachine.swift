@@ -201,7 +201,7 @@ public struct WatcherMachine: Sendable {
             op.run!.removeFirst()
             if op.run!.isEmpty { op.run = nil }
         }
-        if isHooked(.afterSpawn) {
+        if inRun ? op.runPlan?.callsAfterSpawn == true : isHooked(.afterSpawn) {
             // Circus publishes `spawn` only once after_spawn accepted the process.
             op.waiting = .hook(.afterSpawn)
             op.hookedSpawn = pid
@@ -315,7 +315,7 @@ public struct WatcherMachine: Sendable {
     /// (the watcher's hook thread was wanted for another hook): what it did not spawn is
     /// asked for again.
     public mutating func spawnRunEnded(id: Int, at now: Moment) -> [Effect] {
-        guard var op = current, op.run != nil, op.runID == id else { return [] }
+        guard var op = current, op.run != nil, op.runPlan?.id == id else { return [] }
         var effects: [Effect] = []
         op.run = nil
         switch op.waiting {
@@ -447,7 +447,8 @@ public struct WatcherMachine: Sendable {
         var hookedSpawn: Int32?
         /// The workers of the spawn run under way (`Effect.spawnRun`) not yet reported.
         var run: [Int]?
-        var runID = 0
+        /// The last run planned.
+        var runPlan: SpawnRunPlan?
     }
 
     private static func stopSteps(name: String) -> [Step] {
@@ -519,7 +520,7 @@ public struct WatcherMachine: Sendable {
                 if let run = op.run {
                     // A run under way: its next report is awaited (as in Circus, the number
                     // of processes to spawn was settled when the spawning began).
-                    op.waiting = !op.spawnApproved && config.hooks[.beforeSpawn] != nil
+                    op.waiting = !op.spawnApproved && op.runPlan?.callsBeforeSpawn == true
                         ? .hook(.beforeSpawn) : .spawn(wid: run[0])
                 } else if !wanted || status == .stopped || status == .stopping {
                     op.steps.removeFirst()
@@ -531,11 +532,14 @@ public struct WatcherMachine: Sendable {
                     let wanted = count ?? (config.numprocesses - activeCount)
                     let wids = nextWids(min(wanted, Self.spawnRunLimit))
                     lastRunID += 1
+                    let plan = SpawnRunPlan(
+                        id: lastRunID, wids: wids, firstApproved: op.spawnApproved,
+                        callsBeforeSpawn: config.hooks[.beforeSpawn] != nil,
+                        callsAfterSpawn: config.hooks[.afterSpawn] != nil)
                     op.run = wids
-                    op.runID = lastRunID
-                    effects.append(.spawnRun(id: lastRunID, wids: wids, firstApproved: op.spawnApproved))
-                    op.waiting = !op.spawnApproved && config.hooks[.beforeSpawn] != nil
-                        ? .hook(.beforeSpawn) : .spawn(wid: wids[0])
+                    op.runPlan = plan
+                    effects.append(.spawnRun(plan))
+                    op.waiting = !op.spawnApproved && plan.callsBeforeSpawn ? .hook(.beforeSpawn) : .spawn(wid: wids[0])
                 } else if !op.spawnApproved, isHooked(.beforeSpawn) {
                     op.waiting = .hook(.beforeSpawn)
                     effects.append(.callHook(HookCall(.beforeSpawn, awaited: true)))

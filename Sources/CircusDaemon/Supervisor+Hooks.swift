@@ -53,8 +53,9 @@ private final class HookAnswer: @unchecked Sendable {
     func give(_ value: HookOutcome) {
         pthread_mutex_lock(mutex)
         outcome = value
-        pthread_cond_signal(condition)
         pthread_mutex_unlock(mutex)
+        // After the unlock, so that the waiter does not wake only to block on the mutex.
+        pthread_cond_signal(condition)
     }
 
     func wait() -> HookOutcome {

@@ -138,7 +138,9 @@ final class SpawnRun {
 
 /// A native spawn hook as a run calls it.
 struct NativeSpawnHook: Sendable {
-    let function: HookFunction
+    /// Nil when the configuration no longer names a native hook there (a `set` since the
+    /// run was planned): the call fails.
+    let function: HookFunction?
     /// The name in `hook_failure`'s timeout message.
     let name: String
     let ignored: Bool
@@ -194,7 +196,8 @@ private struct SpawnRunJob: Sendable {
         let invocation = HookInvocation(point: point, watcher: watcher, pid: pid,
                                         requestJSON: JSONWriter.string(.object(request)))
         let asked = EventLoop.monotonicNow()
-        let outcome = hook.function.call(invocation, log: hook.log)
+        let outcome = hook.function?.call(invocation, log: hook.log)
+            ?? .failed("\(hook.name) was changed while the processes of '\(watcher)' were spawned")
         report(.hook(point, outcome, micros: Int((EventLoop.monotonicNow() - asked) * 1e6)))
         return outcome
     }
@@ -217,7 +220,8 @@ private final class LoopBound<Value>: @unchecked Sendable {
 extension Supervisor {
     /// Performs `.spawnRun`: prepares each worker's spawn on the loop, then hands the run
     /// to the watcher's hook thread.
-    func startSpawnRun(id: Int, wids: [Int], firstApproved: Bool, entry: WatcherEntry) {
+    func startSpawnRun(_ plan: SpawnRunPlan, entry: WatcherEntry) {
+        let (id, wids, firstApproved) = (plan.id, plan.wids, plan.firstApproved)
         var prepared: [PreparedSpawn?] = []
         var requests: [Result<SpawnRequest, SpawnFailure>] = []
         for wid in wids {
@@ -232,13 +236,17 @@ extension Supervisor {
             }
             if case .failure? = requests.last { break }
         }
-        func native(_ point: HookPoint) -> NativeSpawnHook? {
-            guard let spec = entry.config.hooks[point], let function = hookCatalog.function(for: spec) else { return nil }
-            return NativeSpawnHook(function: function, name: spec.target.symbol, ignored: spec.failureIgnored,
+        // The hooks the machine planned the run with (it waits for their answers).
+        func native(_ point: HookPoint, planned: Bool) -> NativeSpawnHook? {
+            guard planned else { return nil }
+            let spec = entry.config.hooks[point]
+            let function = spec.flatMap { $0.target.python == nil ? hookCatalog.function(for: $0) : nil }
+            return NativeSpawnHook(function: function, name: spec?.target.symbol ?? "hooks.\(point.rawValue)",
+                                   ignored: spec?.failureIgnored ?? point.failureIgnoredByDefault,
                                    log: hookLog("\(entry.name) \(point.rawValue) hook"))
         }
-        let before = native(.beforeSpawn)
-        let after = native(.afterSpawn)
+        let before = native(.beforeSpawn, planned: plan.callsBeforeSpawn)
+        let after = native(.afterSpawn, planned: plan.callsAfterSpawn)
         let run = SpawnRun(id: id, wids: Array(wids.prefix(prepared.count)), prepared: prepared, before: before,
                            after: after, timeout: entry.config.hookTimeout, firstApproved: firstApproved)
         let job = SpawnRunJob(

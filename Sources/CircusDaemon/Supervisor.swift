@@ -497,8 +497,8 @@ public final class Supervisor {
                 }
             case .callHook(let call):
                 callHooks(call, on: entry)
-            case .spawnRun(let id, let wids, let firstApproved):
-                startSpawnRun(id: id, wids: wids, firstApproved: firstApproved, entry: entry)
+            case .spawnRun(let plan):
+                startSpawnRun(plan, entry: entry)
             }
         }
         performDepth -= 1

@@ -47,16 +47,22 @@ public final class SerialWorker: @unchecked Sendable {
     ///   queued then.
     public func submit(_ job: @escaping @Sendable () -> Void) throws(SystemError) {
         pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        guard !stopping else { return }
+        guard !stopping else {
+            pthread_mutex_unlock(mutex)
+            return
+        }
         if thread == nil {
             do {
                 thread = try OSThread.start { [unowned self] in self.work() }
             } catch {
+                pthread_mutex_unlock(mutex)
                 throw error
             }
         }
         jobs.append(job)
+        pthread_mutex_unlock(mutex)
+        // Signalled after the unlock: a thread woken while the mutex is still held would
+        // only block on it and be woken a second time.
         pthread_cond_signal(condition)
     }
 

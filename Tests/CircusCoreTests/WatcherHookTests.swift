@@ -53,7 +53,7 @@ struct WatcherHookTests {
     @Test func nativeSpawnHooksSpawnInRunsThatARunCutShortAsksForAgain() {
         var d = Driver(hooks: [.afterSpawn]) { $0.numprocesses = 3 }
         d.command(.start)
-        var runs: [[Int]] { d.log.compactMap { if case .spawnRun(_, let wids, _) = $0 { wids } else { nil } } }
+        var runs: [[Int]] { d.log.compactMap { if case .spawnRun(let plan) = $0 { plan.wids } else { nil } } }
         #expect(runs == [[1, 2, 3]] && d.hookCalls == ["after_spawn 101"])
         // The thread stops after 101 (another hook of the watcher wants it).
         d.run = nil
@@ -68,6 +68,30 @@ struct WatcherHookTests {
         d.answer(.afterSpawn, true)
         #expect(d.events == ["spawn 101", "spawn 102", "spawn 103", "start"])
         #expect(d.hookCalls == ["after_spawn 101", "after_spawn 102", "after_spawn 103"])
+    }
+
+    @Test func aRunCallsTheHooksItWasPlannedWithWhateverASetChangesMeanwhile() {
+        // after_spawn added while a run without it goes on: the run's processes are not
+        // waited for; the next run calls it.
+        var d = Driver(hooks: [.beforeSpawn]) { $0.numprocesses = 2 }
+        d.command(.start)
+        var config = d.machine.config
+        config.hooks[.afterSpawn] = HookSpec(
+            point: .afterSpawn, target: try! HookTarget(parsing: "./h.so:f"), signature: nil, ignoreFailure: false)
+        d.machine.replaceConfig(config)
+        d.answer(.beforeSpawn, true)
+        d.answer(.beforeSpawn, true)
+        #expect(d.events == ["spawn 101", "spawn 102", "start"])
+        #expect(d.hookCalls == ["before_spawn", "before_spawn"])
+        // Removed while a run with it goes on: the run still answers for it.
+        var e = Driver(hooks: [.afterSpawn]) { $0.numprocesses = 2 }
+        e.command(.start)
+        var removed = e.machine.config
+        removed.hooks[.afterSpawn] = nil
+        e.machine.replaceConfig(removed)
+        e.answer(.afterSpawn, true)
+        e.answer(.afterSpawn, true)
+        #expect(e.events == ["spawn 101", "spawn 102", "start"])
     }
 
     @Test func pythonOrPluginSpawnHooksAreAskedOneSpawnAtATime() {

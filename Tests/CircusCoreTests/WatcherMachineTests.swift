@@ -23,6 +23,8 @@ struct Driver {
     struct Run {
         enum Stage { case beforeSpawn, spawn, afterSpawn }
         var wids: [Int]
+        var callsBeforeSpawn: Bool
+        var callsAfterSpawn: Bool
         var index = 0
         var stage: Stage
     }
@@ -59,9 +61,10 @@ struct Driver {
                 switch effect {
                 case .spawn(let wid):
                     queue.append(contentsOf: spawn(wid))
-                case .spawnRun(_, let wids, let firstApproved):
-                    let asks = machine.config.hooks[.beforeSpawn] != nil && !firstApproved
-                    run = Run(wids: wids, stage: asks ? .beforeSpawn : .spawn)
+                case .spawnRun(let plan):
+                    run = Run(wids: plan.wids, callsBeforeSpawn: plan.callsBeforeSpawn,
+                              callsAfterSpawn: plan.callsAfterSpawn,
+                              stage: plan.callsBeforeSpawn && !plan.firstApproved ? .beforeSpawn : .spawn)
                     askRunHook()
                 case .armTimer(let key, let at): timers[key] = at
                 case .cancelTimer(let key): timers[key] = nil
@@ -93,7 +96,7 @@ struct Driver {
             run = nil
             return effects
         }
-        if machine.config.hooks[.afterSpawn] != nil {
+        if r.callsAfterSpawn {
             r.stage = .afterSpawn
             run = r
         } else {
@@ -107,7 +110,7 @@ struct Driver {
     private mutating func nextInRun() {
         guard var r = run else { return }
         r.index += 1
-        r.stage = machine.config.hooks[.beforeSpawn] != nil ? .beforeSpawn : .spawn
+        r.stage = r.callsBeforeSpawn ? .beforeSpawn : .spawn
         run = r.index < r.wids.count ? r : nil
     }
 
