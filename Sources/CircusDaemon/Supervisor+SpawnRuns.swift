@@ -15,8 +15,8 @@
 // The reports gather in the run's mailbox, which the loop takes at most a millisecond
 // after the first one came (a deferred wake: `EventLoop.Remote.post(_:within:)`) and at
 // once at the run's end: a loop woken twice per spawn spends more on waking than on the
-// spawns. A hook's deadline still holds: a run silent for
-// `hook_timeout` is stuck in the hook it was calling, which then counts as failed.
+// spawns. A hook's deadline still holds: a run silent for `hook_timeout` is stuck in the
+// hook it was calling, which then counts as failed.
 
 import CircusConfig
 import CircusCore
@@ -273,15 +273,22 @@ extension Supervisor {
                 }
             }
         } catch {
-            // No thread for it: the first worker fails as a spawn would, and the rest is let go.
+            // No thread for it: what the machine waits for first fails, as in the
+            // one-at-a-time path (its before_spawn hook, else the spawn), and the rest is
+            // let go.
             entry.spawnRun = nil
             run.abandoned = true
             for case let spawn? in prepared { spawn.discard(self) }
+            let message = "cannot start the thread that calls hooks: \(error)"
             let now = moment()
-            perform(entry.machine.spawnFailed(wid: wids[0], message: "cannot start the thread that calls hooks: \(error)",
-                                              at: now), on: entry)
-            perform(entry.machine.spawnRunEnded(id: id, at: now), on: entry)
-            drainDeferred()
+            defer { drainDeferred() }
+            if case .beforeSpawn = run.stage, let before {
+                let allowed = recordHookOutcome(
+                    .failed(message), point: .beforeSpawn, ignored: before.ignored, entry: entry, events: true)
+                perform(entry.machine.hookReturned(.beforeSpawn, allowed: allowed, at: now), on: entry)
+                if !allowed { return }
+            }
+            perform(entry.machine.spawnFailed(wid: wids[0], message: message, at: now), on: entry)
             return
         }
         armRunDeadline(run, entry: entry, lastReport: EventLoop.monotonicNow())
