@@ -17,11 +17,11 @@ import Glibc
 import Logging
 import OrderedCollections
 
-/// Something to run on the loop thread, handed across threads as a whole (it is only
-/// ever called there).
-private final class OnLoop<Value: Sendable>: @unchecked Sendable {
-    let body: (Value) -> Void
-    init(_ body: @escaping (Value) -> Void) { self.body = body }
+/// A value handed across threads as a whole that only the loop thread ever touches (a
+/// closure called there, the objects a job posted to the loop works on).
+final class LoopBound<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 /// One config hook call, answered either by the hook or by its deadline, whichever
@@ -265,7 +265,7 @@ extension Supervisor {
         entry: WatcherEntry, events: Bool, done: @escaping (Bool) -> Void
     ) {
         guard let hook = hooks.first else { return done(true) }
-        let answered = OnLoop<Result<Bool, PluginRequestError>> { [unowned self] result in
+        let answered = LoopBound<(Result<Bool, PluginRequestError>) -> Void> { [unowned self] result in
             let outcome: HookOutcome = switch result {
             case .success(let allow): .returned(allow)
             case .failure(let error): .failed(error.reason)
@@ -281,7 +281,7 @@ extension Supervisor {
         }
         let remote = bus.remote
         host.invokeHook(hook.id, request: request, deadline: .milliseconds(Int64(entry.config.hookTimeout * 1000))) {
-            result in remote.perform { _ in answered.body(result) }
+            result in remote.perform { _ in answered.value(result) }
         }
     }
 

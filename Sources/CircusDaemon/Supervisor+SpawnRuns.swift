@@ -57,7 +57,8 @@ final class SpawnRun {
     /// The loop no longer follows the run (a hook outlived its deadline, or a spawned child
     /// could not be watched): what it still reports is undone.
     var abandoned = false
-    private let cancelled = Flag()
+    /// Set by `cancel()`; the hook thread reads it before each worker.
+    let cancelled = Flag()
 
     init(id: Int, wids: [Int], prepared: [PreparedSpawn?], before: NativeSpawnHook?, after: NativeSpawnHook?,
          timeout: Double, firstApproved: Bool) {
@@ -72,10 +73,9 @@ final class SpawnRun {
 
     /// Asks the hook thread to stop before its next worker.
     func cancel() { cancelled.set() }
-    var cancellation: Flag { cancelled }
 
     /// The stage that follows worker `index`'s last step.
-    func stage(after index: Int) -> Stage {
+    func nextStage(after index: Int) -> Stage {
         let next = index + 1
         guard next < wids.count else { return .done }
         return before != nil ? .beforeSpawn(next) : .spawn(next)
@@ -169,14 +169,16 @@ private struct SpawnRunJob: Sendable {
             }
             let at = Moment(monotonic: EventLoop.monotonicNow(), wall: EventLoop.wallNow())
             let child: SpawnedProcess
-            do {
-                // Owned from the moment it exists: the orphan reaper leaves it to the loop.
-                child = try ChildMonitor.spawnOwned(requests[index].get(), with: spawner)
-            } catch let failure as SpawnFailure {
-                report(.failed(index: index, message: failure.message, at: at))
-                return report(.ended(next: index + 1))
+            do throws(SpawnFailure) {
+                let request = try requests[index].get()
+                do {
+                    // Owned from the moment it exists: the orphan reaper leaves it to the loop.
+                    child = try ChildMonitor.spawnOwned(request, with: spawner)
+                } catch {
+                    throw SpawnFailure(message: error.description)
+                }
             } catch {
-                report(.failed(index: index, message: "\(error)", at: at))
+                report(.failed(index: index, message: error.message, at: at))
                 return report(.ended(next: index + 1))
             }
             report(.spawned(index: index, child, at: at))
@@ -209,12 +211,6 @@ private struct SpawnRunJob: Sendable {
         case .failed: ignored
         }
     }
-}
-
-/// A value handed across threads that only the loop thread ever touches.
-private final class LoopBound<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }
 
 extension Supervisor {
@@ -251,7 +247,7 @@ extension Supervisor {
                            after: after, timeout: entry.config.hookTimeout, firstApproved: firstApproved)
         let job = SpawnRunJob(
             watcher: entry.name, requests: requests, before: before, after: after, firstApproved: firstApproved,
-            spawner: spawner, cancelled: run.cancellation)
+            spawner: spawner, cancelled: run.cancelled)
         let worker = entry.hookWorker ?? SerialWorker(name: "hooks")
         entry.hookWorker = worker
         entry.spawnRun = run
@@ -294,12 +290,17 @@ extension Supervisor {
         armRunDeadline(run, entry: entry, lastReport: EventLoop.monotonicNow())
     }
 
-    /// Acts on what the run reported since the last time.
+    /// Acts on what the run reported since the last time, and arms its deadline again.
     private func takeReports(of run: SpawnRun, entry: WatcherEntry) {
+        armRunDeadline(run, entry: entry, lastReport: applyReports(of: run, entry: entry))
+        drainDeferred()
+    }
+
+    /// Acts on the reports in the run's mailbox, in order; returns when the newest was made.
+    private func applyReports(of run: SpawnRun, entry: WatcherEntry) -> Double {
         let (reports, lastReport) = run.mailbox.take()
         for report in reports { spawnRunReported(report, run: run, entry: entry) }
-        armRunDeadline(run, entry: entry, lastReport: lastReport)
-        drainDeferred()
+        return lastReport
     }
 
     /// Acts on one report of `run`, in the order the hook thread made them.
@@ -315,7 +316,7 @@ extension Supervisor {
             if case .beforeSpawn(let index) = run.stage {
                 run.stage = allowed ? .spawn(index) : .done
             } else if case .afterSpawn(let index) = run.stage {
-                run.stage = allowed ? run.stage(after: index) : .done
+                run.stage = allowed ? run.nextStage(after: index) : .done
             }
             perform(entry.machine.hookReturned(point, allowed: allowed, at: moment()), on: entry)
         case .spawned(let index, let child, let at):
@@ -325,7 +326,7 @@ extension Supervisor {
             ChildMonitor.unmarkOwned(child.pid)
             switch adopted {
             case .success(let pid):
-                run.stage = run.after != nil ? .afterSpawn(index) : run.stage(after: index)
+                run.stage = run.after != nil ? .afterSpawn(index) : run.nextStage(after: index)
                 perform(entry.machine.processSpawned(wid: run.wids[index], pid: pid, at: at), on: entry)
             case .failure(let failure):
                 // The thread goes on with a process the loop could not take: stop following it.
@@ -396,8 +397,7 @@ extension Supervisor {
             run.deadline = nil
             defer { self.drainDeferred() }
             // What came since counts first: the run may have moved on.
-            let (reports, newest) = run.mailbox.take()
-            for report in reports { self.spawnRunReported(report, run: run, entry: entry) }
+            let newest = self.applyReports(of: run, entry: entry)
             let point: HookPoint
             switch run.stage {
             case .beforeSpawn: point = .beforeSpawn
