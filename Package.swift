@@ -218,7 +218,7 @@ let package = Package(
         .testTarget(
             name: "CircusDaemonTests",
             dependencies: [
-                "CircusDaemon", "CircusProtocol", "CircusPluginHost", "CircusStreams",
+                "CircusConfig", "CircusDaemon", "CircusHooks", "CircusProtocol", "CircusPluginHost", "CircusStreams",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
             swiftSettings: upcoming

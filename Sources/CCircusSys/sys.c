@@ -25,6 +25,10 @@ int circus_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
     return epoll_ctl(epfd, op, fd, &ev) < 0 ? -errno : 0;
 }
 
+int circus_set_thread_name(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL) < 0 ? -errno : 0;
+}
+
 int circus_timerfd_create(void) {
     int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     return fd < 0 ? -errno : fd;

@@ -233,7 +233,7 @@ extension Supervisor {
             let invocation = HookInvocation(
                 point: call.point, watcher: entry.name, pid: call.pid, signum: call.signum, time: call.time,
                 exitCode: call.exitCode, processStatus: call.processStatus, stats: stats,
-                requestJSON: JSONWriter.string(.object(request)))
+                request: { [request] in JSONWriter.string(.object(request)) })
             let log = hookLog(label)
             work = { function.call(invocation, log: log) }
         } else {
@@ -312,8 +312,7 @@ extension Supervisor {
     ) {
         // A spawn run holding the thread stops after its current process (see spawnRunReported).
         entry.spawnRun?.cancel()
-        let worker = entry.hookWorker ?? SerialWorker(name: "hooks")
-        entry.hookWorker = worker
+        let worker = entry.hookThread()
         let state = HookCallState()
         let timeout = entry.config.hookTimeout
         let timer = loop.schedule(after: timeout) { [unowned self] in

@@ -99,8 +99,9 @@ final class SpawnRun {
         static let gathering = 0.001
 
         /// Adds a report; says whether the caller must ask the loop to take the reports:
-        /// at once for the run's last report, within `gathering` for the first of a batch.
-        func add(_ report: SpawnRunReport) -> Wake {
+        /// at once for the run's last report, within `gathering` for the first of a batch
+        /// when `more` reports (of later workers) may follow.
+        func add(_ report: SpawnRunReport, more: Bool) -> Wake {
             let now = EventLoop.monotonicNow()
             return state.withLock { s in
                 s.reports.append(report)
@@ -110,7 +111,7 @@ final class SpawnRun {
                     s.takeNow = true
                     return .now
                 }
-                guard !s.takeSoon, !s.takeNow else { return .none }
+                guard more, !s.takeSoon, !s.takeNow else { return .none }
                 s.takeSoon = true
                 return .soon
             }
@@ -159,8 +160,13 @@ private struct SpawnRunJob: Sendable {
     let cancelled: SpawnRun.Flag
 
     /// Runs on the watcher's hook thread: before_spawn, spawn, after_spawn, for each worker.
-    func run(report: (SpawnRunReport) -> Void) {
+    /// `report`'s second argument says whether reports of later workers may follow: those
+    /// of the run's last worker need no early look from the loop, as the run's end, which
+    /// the loop takes at once, comes right after them.
+    func run(report send: (SpawnRunReport, _ more: Bool) -> Void) {
         for index in requests.indices {
+            let more = index < requests.count - 1
+            func report(_ step: SpawnRunReport) { send(step, more) }
             if cancelled.isSet { return report(.ended(next: index)) }
             if let before, !(index == 0 && firstApproved) {
                 let outcome = call(before, .beforeSpawn, pid: nil, report: report)
@@ -187,16 +193,17 @@ private struct SpawnRunJob: Sendable {
                 guard allows(outcome, ignored: after.ignored) else { return report(.ended(next: index + 1)) }
             }
         }
-        report(.ended(next: requests.count))
+        send(.ended(next: requests.count), false)
     }
 
     private func call(_ hook: NativeSpawnHook, _ point: HookPoint, pid: Int32?, report: (SpawnRunReport) -> Void)
         -> HookOutcome
     {
         let call = HookCall(point, pid: pid, awaited: true)
-        let request = Supervisor.hookRequest(call, watcher: watcher)
-        let invocation = HookInvocation(point: point, watcher: watcher, pid: pid,
-                                        requestJSON: JSONWriter.string(.object(request)))
+        let watcher = self.watcher
+        let invocation = HookInvocation(point: point, watcher: watcher, pid: pid) {
+            JSONWriter.string(.object(Supervisor.hookRequest(call, watcher: watcher)))
+        }
         let asked = EventLoop.monotonicNow()
         let outcome = hook.function?.call(invocation, log: hook.log)
             ?? .failed("\(hook.name) was changed while the processes of '\(watcher)' were spawned")
@@ -248,20 +255,19 @@ extension Supervisor {
         let job = SpawnRunJob(
             watcher: entry.name, requests: requests, before: before, after: after, firstApproved: firstApproved,
             spawner: spawner, cancelled: run.cancelled)
-        let worker = entry.hookWorker ?? SerialWorker(name: "hooks")
-        entry.hookWorker = worker
+        let worker = entry.hookThread()
         entry.spawnRun = run
         let bound = LoopBound((self, run, entry))
         let remote = loop.remote
         let mailbox = run.mailbox
         do {
             try worker.submit {
-                job.run { report in
+                job.run { report, more in
                     let take: @Sendable () -> Void = {
                         let (supervisor, run, entry) = bound.value
                         supervisor.takeReports(of: run, entry: entry)
                     }
-                    switch mailbox.add(report) {
+                    switch mailbox.add(report, more: more) {
                     case .none: break
                     case .soon: remote.post(take, within: SpawnRun.Mailbox.gathering)
                     case .now: remote.post(take)

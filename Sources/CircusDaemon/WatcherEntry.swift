@@ -19,6 +19,14 @@ final class WatcherEntry {
     /// The thread that calls this watcher's hooks, made at the first call; replaced when a
     /// call outlives its deadline (that thread stays with the hung call).
     var hookWorker: SerialWorker?
+
+    /// The watcher's hook thread, made at first use (named after the watcher for `top -H`).
+    func hookThread() -> SerialWorker {
+        if let worker = hookWorker { return worker }
+        let worker = SerialWorker(name: "hooks:\(name)")
+        hookWorker = worker
+        return worker
+    }
     /// The spawn run under way on `hookWorker`, if any (see Supervisor+SpawnRuns.swift).
     var spawnRun: SpawnRun?
     /// True while the watcher waits for a hook's answer. What it would do meanwhile (the

@@ -21,11 +21,19 @@ public struct HookInvocation: Sendable {
     public var processStatus: Int?
     /// The process's stats as JSON text (`extended_stats`).
     public var stats: String?
-    /// `{"watcher": ..., "hook": ..., "time": ..., "pid": ...}`, as plugins get it.
-    public var requestJSON: String
+    /// Makes the request JSON, when a hook takes it (the fixed signature does; a declared
+    /// signature binds the arguments alone, so a libffi hook never pays for it).
+    private let makeRequest: @Sendable () -> String
 
+    /// `{"watcher": ..., "hook": ..., "time": ..., "pid": ...}`, as plugins get it; made
+    /// at each read.
+    public var requestJSON: String { makeRequest() }
+
+    /// - Parameter request: makes ``requestJSON``; called on the hook's thread, only for a
+    ///   hook that takes it.
     public init(point: HookPoint, watcher: String, pid: Int32? = nil, signum: Int32? = nil, time: Double? = nil,
-                exitCode: Int32? = nil, processStatus: Int? = nil, stats: String? = nil, requestJSON: String) {
+                exitCode: Int32? = nil, processStatus: Int? = nil, stats: String? = nil,
+                request: @escaping @Sendable () -> String) {
         self.point = point
         self.watcher = watcher
         self.pid = pid
@@ -34,7 +42,7 @@ public struct HookInvocation: Sendable {
         self.exitCode = exitCode
         self.processStatus = processStatus
         self.stats = stats
-        self.requestJSON = requestJSON
+        makeRequest = request
     }
 }
 

@@ -74,17 +74,19 @@ enum HookHost {
     ) -> HookOutcome {
         let context = Context(log: log)
         let sink = ErrorText()
+        let request = invocation.requestJSON
         let status: Int32 = withExtendedLifetime((context, sink)) {
-            invocation.point.rawValue.utf8CString.withUnsafeBufferPointer { hook in
-                invocation.watcher.utf8CString.withUnsafeBufferPointer { watcher in
-                    invocation.requestJSON.utf8CString.withUnsafeBufferPointer { request in
+            // withCString lends a native string's own bytes: no copy per call.
+            invocation.point.rawValue.withCString { hook in
+                invocation.watcher.withCString { watcher in
+                    request.withCString { json in
                         var call = circus_hook_call()
                         call.struct_size = UInt32(MemoryLayout<circus_hook_call>.size)
                         call.api = api
                         call.host = OpaquePointer(Unmanaged.passUnretained(context).toOpaque())
-                        call.hook_name = circus_str(ptr: hook.baseAddress, len: hook.count - 1)
-                        call.watcher_name = circus_str(ptr: watcher.baseAddress, len: watcher.count - 1)
-                        call.request_json = circus_str(ptr: request.baseAddress, len: request.count - 1)
+                        call.hook_name = circus_str(ptr: hook, len: invocation.point.rawValue.utf8.count)
+                        call.watcher_name = circus_str(ptr: watcher, len: invocation.watcher.utf8.count)
+                        call.request_json = circus_str(ptr: json, len: request.utf8.count)
                         return function(&call, OpaquePointer(Unmanaged.passUnretained(sink).toOpaque()))
                     }
                 }

@@ -108,7 +108,7 @@ final class IsolatedInstance: HostedInstance, @unchecked Sendable {
         remote = loop.remote
         monitor = ChildMonitor(loop: loop)
         nonisolated(unsafe) let loop = self.loop
-        thread = try OSThread.start { loop.run() }
+        thread = try OSThread.start(name: "iso:\(name)") { loop.run() }
     }
 
     /// Runs `job` on the loop thread; returns false (and drops it) once the thread ended.

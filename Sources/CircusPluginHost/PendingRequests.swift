@@ -124,7 +124,7 @@ final class DeadlineClock: @unchecked Sendable {
         remote = loop.remote
         let loop = self.loop
         nonisolated(unsafe) let unsafeLoop = loop
-        thread = try OSThread.start { unsafeLoop.run() }
+        thread = try OSThread.start(name: "deadlines") { unsafeLoop.run() }
     }
 
     /// Calls `action` on the clock's thread after `seconds`.

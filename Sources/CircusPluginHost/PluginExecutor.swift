@@ -55,6 +55,8 @@ final class PluginExecutor: @unchecked Sendable {
         var draining = false
         /// Items were queued with their wakeup left for `wake()` (`enqueueDeferringWake`).
         var wakeDeferred = false
+        /// The posted drain waits for `eventGathering` (posted by `wake()`, not started).
+        var drainDelayed = false
         var closed = false
     }
 
@@ -84,11 +86,20 @@ final class PluginExecutor: @unchecked Sendable {
     /// Items run per turn before the loop looks at timers and descriptors again.
     private static let batch = 64
 
+    /// The thread's name (what `top -H` shows).
+    private let name: String
+    /// How long events queued by `wake()` may wait for the thread (see
+    /// `PluginHost.Configuration.eventGathering`); commands, hooks and replies
+    /// (`enqueue`) never wait.
+    private let eventGathering: Double
+
     init(
-        capacity: Int, slowThreshold: Double,
+        name: String, capacity: Int, slowThreshold: Double, eventGathering: Double,
         reportDrops: @escaping @Sendable (UInt64) -> Void,
         reportSlow: @escaping @Sendable (Kind, Double) -> Void
     ) throws(SystemError) {
+        self.name = name
+        self.eventGathering = eventGathering
         self.capacity = max(1, capacity)
         self.slowThreshold = slowThreshold
         self.reportDrops = reportDrops
@@ -103,7 +114,7 @@ final class PluginExecutor: @unchecked Sendable {
     func start() throws(SystemError) {
         let box = self.box
         let threadID = self.threadID
-        let started = try OSThread.start {
+        let started = try OSThread.start(name: name) {
             threadID.value.store(UInt(pthread_self()), ordering: .releasing)
             box.loop.run()
         }
@@ -127,11 +138,18 @@ final class PluginExecutor: @unchecked Sendable {
     /// Queues `item` after everything queued before it. Never blocks on the plugin.
     @discardableResult
     func enqueue(_ item: Item) -> Enqueued {
-        let (result, post) = queue.withLock { q -> (Enqueued, Bool) in
+        let (result, post, hurry) = queue.withLock { q -> (Enqueued, Bool, Bool) in
             let result = Self.add(item, to: &q, capacity: capacity)
-            return (result, result == .queued && Self.claimDrain(&q))
+            // A drain waiting out `eventGathering` is posted already: wake the thread for it now.
+            let hurry = result == .queued && q.drainDelayed
+            if hurry { q.drainDelayed = false }
+            return (result, result == .queued && Self.claimDrain(&q), hurry)
         }
-        if post { remote.post { [self] in drain() } }
+        if post {
+            remote.post { [self] in drain() }
+        } else if hurry {
+            remote.post {}
+        }
         return result
     }
 
@@ -148,14 +166,17 @@ final class PluginExecutor: @unchecked Sendable {
         }
     }
 
-    /// Wakes the thread for what `enqueueDeferringWake` queued, unless it runs already.
+    /// Wakes the thread, within `eventGathering` seconds, for what `enqueueDeferringWake` queued,
+    /// unless it runs already.
     func wake() {
         let post = queue.withLock { q -> Bool in
             guard q.wakeDeferred else { return false }
             q.wakeDeferred = false
-            return Self.claimDrain(&q)
+            guard Self.claimDrain(&q) else { return false }
+            q.drainDelayed = true
+            return true
         }
-        if post { remote.post { [self] in drain() } }
+        if post { remote.post({ [self] in drain() }, within: eventGathering) }
     }
 
     private static func add(_ item: Item, to q: inout Queue, capacity: Int) -> Enqueued {
@@ -213,6 +234,7 @@ final class PluginExecutor: @unchecked Sendable {
     private func drain() {
         for _ in 0..<Self.batch {
             let (next, drops) = queue.withLock { q -> (Item?, UInt64) in
+                q.drainDelayed = false
                 if let item = q.items.popFirst() {
                     if item.kind.isBounded { q.boundedCount -= 1 }
                     return (item, 0)

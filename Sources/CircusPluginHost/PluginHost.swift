@@ -24,6 +24,11 @@ public final class PluginHost: Sendable {
         public var requestTimeout: Duration = .seconds(10)
         /// A callback running longer than this is logged as a warning.
         public var slowCallback: Duration = .milliseconds(100)
+        /// How long events handed over at the end of a loop turn (`wakeDeferred`) may wait
+        /// for an in-process instance's thread: events come in bursts (a start, a churning
+        /// watcher) spread over many loop turns, and one wake-up then serves a whole burst.
+        /// Commands, hooks and replies never wait for it.
+        public var eventGathering: Duration = .milliseconds(5)
         /// The circus-plugin-host executable that runs isolated instances (by default the
         /// one next to the running executable).
         public var pluginHostExecutable: String = IsolatedHostProcess.defaultExecutable
@@ -54,6 +59,7 @@ public final class PluginHost: Sendable {
         public init() {}
 
         var slowCallbackSeconds: Double { Self.seconds(slowCallback) }
+        var eventGatheringSeconds: Double { Self.seconds(eventGathering) }
         static func seconds(_ duration: Duration) -> Double {
             let (s, attoseconds) = duration.components
             return Double(s) + Double(attoseconds) / 1e18

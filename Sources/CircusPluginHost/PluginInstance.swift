@@ -129,8 +129,8 @@ final class PluginInstance: HostedInstance, @unchecked Sendable {
         let bus = host.bus
         let configuration = host.configuration
         executor = try PluginExecutor(
-            capacity: configuration.queueCapacity,
-            slowThreshold: configuration.slowCallbackSeconds,
+            name: "plugin:\(name)", capacity: configuration.queueCapacity,
+            slowThreshold: configuration.slowCallbackSeconds, eventGathering: configuration.eventGatheringSeconds,
             reportDrops: { [weak host] count in host?.reportDrops(instance: name, count: count) },
             reportSlow: { kind, seconds in
                 let ms = Int((seconds * 1000).rounded())

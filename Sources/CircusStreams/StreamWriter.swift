@@ -105,7 +105,7 @@ public final class StreamWriter: @unchecked Sendable {
         let box = loopBox
         // The thread keeps the writer alive until its loop ends (a retired writer outlives
         // the supervisor's reference to it until its pipes are drained).
-        thread = try OSThread.start { [self] in
+        thread = try OSThread.start(name: "out:\(watcher)") { [self] in
             box.loop.run()
             self.closeAll()
             self.ended.store(true, ordering: .releasing)

@@ -66,6 +66,11 @@ public final class EventLoop {
         let eventFD: Int32
         let epollFD: Int32
         let state = Mutex(State())
+        /// Something is queued: the loop looks at it between two callbacks of a turn, so
+        /// an answer that comes while the loop is busy (a hook's, a spawn run's report)
+        /// is acted on at once rather than after the rest of the turn. Set and cleared
+        /// under `state`'s lock; read without it.
+        let queued = Atomic<Bool>(false)
         /// The epoll data of the deferred-wake timer.
         static let deferredToken = UInt64.max
 
@@ -86,6 +91,7 @@ public final class EventLoop {
         public func post(_ job: @escaping @Sendable () -> Void) {
             let wake = state.withLock { s -> Bool in
                 s.jobs.append(job)
+                queued.store(true, ordering: .releasing)
                 defer { s.wakePending = true }
                 return !s.wakePending
             }
@@ -101,6 +107,7 @@ public final class EventLoop {
         public func post(_ job: @escaping @Sendable () -> Void, within delay: Double) {
             let arm = state.withLock { s -> Int32? in
                 s.jobs.append(job)
+                queued.store(true, ordering: .releasing)
                 guard !s.wakePending, !s.deferredArmed else { return nil }
                 if s.timerFD < 0 { s.timerFD = makeDeferredTimer() }
                 guard s.timerFD >= 0 else {
@@ -132,6 +139,7 @@ public final class EventLoop {
         func deliver(token: UInt64, value: any Sendable) {
             let wake = state.withLock { s -> Bool in
                 s.results.append((token, value))
+                queued.store(true, ordering: .releasing)
                 defer { s.wakePending = true }
                 return !s.wakePending
             }
@@ -142,6 +150,7 @@ public final class EventLoop {
         public func stop() {
             let wake = state.withLock { s -> Bool in
                 s.stopRequested = true
+                queued.store(true, ordering: .releasing)
                 defer { s.wakePending = true }
                 return !s.wakePending
             }
@@ -161,6 +170,7 @@ public final class EventLoop {
                 s.results = []
                 s.stopRequested = false
                 s.wakePending = false
+                queued.store(false, ordering: .relaxed)
                 defer { s.deferredArmed = false }
                 return (taken, s.deferredArmed ? s.timerFD : -1)
             }
@@ -337,6 +347,8 @@ public final class EventLoop {
                     drainRemote()
                 } else if let handler = handlers[event.data] {
                     handler.callback(Events(rawValue: event.events))
+                    // What another thread posted meanwhile comes before the rest of the batch.
+                    if remote.queued.load(ordering: .acquiring) { drainRemote() }
                 }
                 if stopRequested { break }
             }
@@ -409,6 +421,7 @@ public final class EventLoop {
             if let callback = timerCallbacks.removeValue(forKey: top.id) {
                 callback()
                 if stopRequested { return 0 }
+                if remote.queued.load(ordering: .acquiring) { drainRemote() }
             }
         }
         while let top = timers.min, timerCallbacks[top.id] == nil { timers.popMin() }

@@ -53,7 +53,7 @@ public final class SerialWorker: @unchecked Sendable {
         }
         if thread == nil {
             do {
-                thread = try OSThread.start { [unowned self] in self.work() }
+                thread = try OSThread.start(name: name) { [unowned self] in self.work() }
             } catch {
                 pthread_mutex_unlock(mutex)
                 throw error

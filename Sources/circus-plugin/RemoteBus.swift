@@ -42,7 +42,7 @@ final class RemoteBus: PluginBus {
         // want it.
         let events = try Subscriber(endpoint: pubsub, topics: [""])
         nonisolated(unsafe) let socket = events
-        let thread = try OSThread.start { [self] in
+        let thread = try OSThread.start(name: "events") { [self] in
             while !stopping.load(ordering: .acquiring) {
                 do {
                     guard let (topic, payload) = try socket.next(timeout: .milliseconds(200)) else { continue }

@@ -39,6 +39,12 @@ import Testing
 
         var journal: String { (try? probeJournal(directory.path)) ?? "" }
 
+        /// Waits for the probe's timer, due 1 ms after its start: after it, nothing wakes
+        /// the instance's thread but what the test sends.
+        func waitForItsTimer() throws {
+            _ = try bus.wait(for: "plugin.probe.timer") { r in r.events.first { $0.topic == "plugin.probe.timer" } }
+        }
+
         func close() {
             try? host.stopAndWait("probe")
             host.shutdown()
@@ -114,6 +120,29 @@ import Testing
         try host.stopAndWait("counter")
     }
 
+    @Test func eventsWokenForReachTheInstanceWhenTheGatheringIsOver() throws {
+        // A turn's events wait up to `eventGathering` (5 ms) for the instance's thread, so
+        // that a burst over many turns costs one wake-up; then they run with nothing else
+        // to wake the thread (the probe's one timer is past).
+        let probe = try Probe(.inProcess)
+        defer { probe.close() }
+        try probe.waitForItsTimer()
+        #expect(probe.host.deliverDeferringWakeup(EventMessage(topic: "watcher.web.spawn", payload: ["pid": 1])))
+        probe.host.wakeDeferred()
+        let seen = try probe.bus.wait(for: "plugin.probe.seen") { r in r.events.first { $0.topic == "plugin.probe.seen" } }
+        #expect(seen.payload["topic"] == "watcher.web.spawn")
+    }
+
+    @Test func aRequestBehindGatheringEventsIsServedAtOnceAfterThem() throws {
+        // Here the gathering would hold the event for an hour: the request wakes the thread.
+        let probe = try Probe(.inProcess) { $0.eventGathering = .seconds(3600) }
+        defer { probe.close() }
+        try probe.waitForItsTimer()
+        #expect(probe.host.deliverDeferringWakeup(EventMessage(topic: "watcher.web.spawn", payload: ["pid": 1])))
+        probe.host.wakeDeferred()
+        #expect(try probe.host.call("probe.count").get()["count"] == 1)
+    }
+
     @Test(arguments: Mode.allCases) func publishingOutsideItsNamespaceIsRefused(_ mode: Mode) throws {
         let probe = try Probe(mode)
         defer { probe.close() }
@@ -141,7 +170,7 @@ import Testing
         // Ten events to a plugin stuck in a callback, from another thread with a deadline,
         // so that a blocking deliver fails the test instead of hanging it.
         let delivered = Outcomes<Bool>()
-        let deliverer = try OSThread.start {
+        let deliverer = try OSThread.start(name: "test") {
             for i in 1...10 { host.deliver(EventMessage(topic: "watcher.test.e\(i)", payload: ["i": .int(Int64(i))])) }
             delivered.put(true)
         }

@@ -145,7 +145,7 @@ import Testing
 
         let host = probe.host
         let delivered = Outcomes<Bool>()
-        let deliverer = try OSThread.start {
+        let deliverer = try OSThread.start(name: "test") {
             for i in 1...5000 { host.deliver(EventMessage(topic: "watcher.test.e\(i)", payload: ["i": .int(Int64(i))])) }
             delivered.put(true)
         }

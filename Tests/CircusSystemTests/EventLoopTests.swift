@@ -164,7 +164,7 @@ extension CircusSystemTests {
             let loop = try EventLoop()
             let remote = loop.remote
             let ranOn = Mutex<[pthread_t]>([])
-            let thread = try OSThread.start {
+            let thread = try OSThread.start(name: "test") {
                 for _ in 0..<3 {
                     remote.post { ranOn.withLock { $0.append(pthread_self()) } }
                 }
@@ -177,12 +177,51 @@ extension CircusSystemTests {
             #expect(threads.allSatisfy { pthread_equal($0, pthread_self()) != 0 })
         }
 
+        @Test func whatAnotherThreadPostsDuringACallbackRunsBeforeTheRestOfTheBatch() throws {
+            // A hook's answer that comes while the loop is busy is acted on before the
+            // other descriptors of the same epoll_wait, not after them.
+            let loop = try EventLoop()
+            let remote = loop.remote
+            let order = Mutex<[String]>([])
+            var pipes: [[Int32]] = []
+            var registrations: [EventLoop.Registration] = []
+            defer {
+                for r in registrations { loop.unregister(r) }
+                for p in pipes { close(p[0]); close(p[1]) }
+            }
+            for _ in 0..<2 {
+                var fds: [Int32] = [-1, -1]
+                #expect(pipe(&fds) == 0)
+                var byte: UInt8 = 1
+                #expect(write(fds[1], &byte, 1) == 1)
+                pipes.append(fds)
+            }
+            // Both are readable before the loop runs: one epoll_wait reports both.
+            for fds in pipes {
+                registrations.append(try loop.register(fd: fds[0]) { _ in
+                    var byte: UInt8 = 0
+                    _ = read(fds[0], &byte, 1)
+                    let first = order.withLock { o -> Bool in
+                        o.append("descriptor")
+                        return o.count == 1
+                    }
+                    guard first else { return loop.stop() }
+                    let thread = try? OSThread.start(name: "test") {
+                        remote.post { order.withLock { $0.append("posted") } }
+                    }
+                    thread?.join()
+                })
+            }
+            loop.run()
+            #expect(order.withLock { $0 } == ["descriptor", "posted", "descriptor"])
+        }
+
         @Test func aDeferredPostWaitsForItsDelayAndJobsPostedMeanwhileShareTheWakeup() throws {
             let loop = try EventLoop()
             let remote = loop.remote
             let ran = Mutex<[(String, Double)]>([])
             let posted = Mutex<Double>(0)
-            let thread = try OSThread.start {
+            let thread = try OSThread.start(name: "test") {
                 posted.withLock { $0 = EventLoop.monotonicNow() }
                 for name in ["a", "b", "c"] {
                     remote.post({ ran.withLock { $0.append((name, EventLoop.monotonicNow())) } }, within: 0.05)
@@ -218,7 +257,7 @@ extension CircusSystemTests {
         @Test func idleLoopBlocksInEpollWait() throws {
             let loop = try EventLoop()
             let remote = loop.remote
-            let thread = try OSThread.start {
+            let thread = try OSThread.start(name: "test") {
                 Support.sleep(milliseconds: 300)
                 remote.stop()
             }

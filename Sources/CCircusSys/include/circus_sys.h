@@ -140,6 +140,10 @@ int circus_pidfd_wait(int pidfd, int nohang, int *_Nonnull code_out, int *_Nonnu
 
 // MARK: - Subreaper and re-parented children
 
+/// Names the calling thread (prctl PR_SET_NAME; the kernel keeps 15 bytes). Returns 0 or a
+/// negative errno.
+int circus_set_thread_name(const char *name);
+
 /// prctl(PR_SET_CHILD_SUBREAPER, on): while set, descendants orphaned by the death of their
 /// parent are re-parented to this process instead of init. Returns 0 or a negative errno.
 int circus_set_child_subreaper(int on);

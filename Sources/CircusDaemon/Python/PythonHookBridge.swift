@@ -153,7 +153,7 @@ final class PythonHookBridge: Sendable {
         // is served by the same thread.
         guard state.thread == nil else { return nil }
         do {
-            state.thread = try OSThread.start { [self] in self.serve() }
+            state.thread = try OSThread.start(name: "python hooks") { [self] in self.serve() }
         } catch {
             return "cannot start the hook thread: \(error)"
         }
