@@ -106,9 +106,8 @@ extension Supervisor {
         if signo != SIGKILL { session.killAt = EventLoop.monotonicNow() + max(config.gracefulTimeout, 0) }
         sessions[pid] = session
         // Nothing left is the usual crash: the search finds nothing and forgets the session,
-        // and no SIGKILL deadline is ever armed. It waits a little: the respawn's hooks and
-        // the replacement's exec go first.
-        findOtherGroups(of: pid, after: Self.leftoverSearchDelay)
+        // and no SIGKILL deadline is ever armed.
+        findOtherGroups(of: pid)
     }
 
     private func killLeftovers(of pid: Int32) {
@@ -143,12 +142,12 @@ extension Supervisor {
     /// children, so a watcher of N short-lived processes would otherwise read N pids per
     /// exit (and a stop of N processes N² in all). The session is not finished while its
     /// search is pending.
-    private func findOtherGroups(of pid: Int32, after delay: Double = 0) {
+    private func findOtherGroups(of pid: Int32) {
         guard sessions[pid] != nil else { return }
         sessions[pid]?.scanPending = true
         leftoverSearch.queue.insert(pid)
         guard leftoverSearch.timer == nil else { return }
-        let due = max(EventLoop.monotonicNow() + delay, leftoverSearch.last + Self.leftoverSearchSpacing)
+        let due = max(EventLoop.monotonicNow(), leftoverSearch.last + Self.leftoverSearchSpacing)
         leftoverSearch.timer = loop.schedule(at: due) { [unowned self] in
             self.searchLeftovers()
             self.drainDeferred()
@@ -157,9 +156,6 @@ extension Supervisor {
 
     /// The shortest time between two reads of circusd's `children` file for leftovers.
     static let leftoverSearchSpacing = 0.01
-    /// How long the search for what a crashed worker left waits: its respawn (hooks, the
-    /// replacement's exec) comes first.
-    static let leftoverSearchDelay = 0.002
 
     private func searchLeftovers() {
         leftoverSearch.timer = nil
