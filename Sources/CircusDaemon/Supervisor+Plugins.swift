@@ -42,7 +42,9 @@ extension Supervisor {
         }
         // Every event reaches the plugins subscribed to its topic (the host filters). A
         // loop turn often publishes many (a batch of exits: reap, spawn, ...): each
-        // instance is woken once for the turn's events, at its end.
+        // instance is woken once for the turn's events, at its end, and an in-process
+        // one within `eventGathering` (5 ms) of that, so a burst over many turns costs
+        // its thread one wake-up.
         let loop = self.loop
         _ = bus.events.subscribe(prefix: "") { event in
             if host.deliverDeferringWakeup(event) { loop.atEndOfTurn { host.wakeDeferred() } }

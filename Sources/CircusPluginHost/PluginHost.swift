@@ -271,7 +271,8 @@ public final class PluginHost: Sendable {
         }
     }
 
-    /// Wakes the instances that `deliverDeferringWakeup(_:)` queued events for.
+    /// Wakes the instances that `deliverDeferringWakeup(_:)` queued events for: an
+    /// isolated one at once, an in-process one within `Configuration.eventGathering`.
     public func wakeDeferred() {
         let pending = deferredWakeups.withLock { pending in
             defer { pending.removeAll(keepingCapacity: true) }
