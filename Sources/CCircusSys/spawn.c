@@ -425,6 +425,17 @@ int circus_pidfd_send_signal(int pidfd, int signo) {
     return r < 0 ? -errno : 0;
 }
 
+int circus_pidfd_peek(int pidfd, int *code_out, int *status_out) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    long r = syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED | WNOHANG | WNOWAIT, NULL);
+    if (r < 0) return -errno;
+    if (info.si_pid == 0) return 0;
+    *code_out = info.si_code;
+    *status_out = info.si_status;
+    return 1;
+}
+
 int circus_pidfd_wait(int pidfd, int nohang, int *code_out, int *status_out) {
     siginfo_t info;
     memset(&info, 0, sizeof info);

@@ -87,7 +87,8 @@ extension Supervisor {
     }
 
     /// A worker ended on its own: ends what it left running in its session (stop signal,
-    /// then SIGKILL after graceful_timeout). Called after the respawn.
+    /// then SIGKILL after graceful_timeout). Called after the respawn, once the worker is
+    /// reaped (a zombie leader still counts in its group).
     func endLeftovers(of pid: Int32, exitCode: Int32, entry: WatcherEntry) {
         // `rm --nostop` let go of the watcher's processes: what they leave is not ours to end.
         guard entry.attached, sessions[pid] == nil else { return }

@@ -701,10 +701,16 @@ public final class Supervisor {
             // A stop is over when the worker's whole session is gone.
             stoppedWorkerReaped(pid, exitCode: code, entry: entry)
         } else {
-            // A crash is respawned at once; what it left behind is ended after.
+            // A crash is respawned at once; what it left behind is ended after, at the end of
+            // the loop's turn.
             if entry.machine.config.onDemand, code != 0 { entry.activation.failedExits += 1 }
             perform(entry.machine.processExited(pid: pid, exitCode: code, at: moment()), on: entry)
-            endLeftovers(of: pid, exitCode: code, entry: entry)
+            // The worker is reaped when this returns (ChildMonitor reaps after the respawn):
+            // only then can its process group be seen empty.
+            loop.atEndOfTurn { [unowned self] in
+                self.endLeftovers(of: pid, exitCode: code, entry: entry)
+                self.drainDeferred()
+            }
         }
         drainDeferred()
     }

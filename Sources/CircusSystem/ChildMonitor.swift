@@ -89,6 +89,12 @@ public final class ChildMonitor {
     }
 
     /// Starts watching `process`; `onExit` is called once, on the loop thread, when it ends.
+    /// The process is reaped right after `onExit` returns, not before: during the call it is
+    /// a zombie (its pid cannot be reused, and it still counts in its process group), so
+    /// that what the call does first (a respawn) does not wait for the kernel's release of
+    /// the dead process, which takes tens of microseconds here (mostly dropping its /proc
+    /// entries). Work that needs it gone (is its process group empty?) belongs after the
+    /// call, e.g. at the end of the loop's turn.
     ///
     /// - Throws: `SystemError` when the pidfd cannot be registered; the caller still owns the
     ///   process then.
@@ -134,7 +140,8 @@ public final class ChildMonitor {
         guard let w = watched[pid] else { return }
         let status: ProcessExitStatus
         do {
-            guard let reaped = try w.process.tryReap() else {
+            // Read without reaping (see `watch`): the release comes after `onExit`.
+            guard let ended = try w.process.peekExit() else {
                 // Not ended after all: arm the one-shot registration again (or, should the
                 // kernel refuse, look again shortly).
                 do { try loop.modify(w.registration, events: [.readable, .oneShot]) } catch {
@@ -142,15 +149,17 @@ public final class ChildMonitor {
                 }
                 return
             }
-            status = reaped
+            status = ended
         } catch {
             status = .unknown  // EINVAL/ECHILD would mean the pidfd no longer names a child of ours
         }
         watched[pid] = nil
-        Self.unmarkOwned(pid)
         loop.forgetFiredOneShot(w.registration)
-        w.process.close()
         w.onExit(pid, status)
+        _ = try? w.process.tryReap()
+        w.process.close()
+        // Owned until reaped: the orphan reaper must not take the zombie for an orphan.
+        Self.unmarkOwned(pid)
         // `reapOrphans` stops at a watched child's zombie; if it stopped at this one, look
         // again for orphans that ended behind it (their SIGCHLD may already have been read).
         if orphanPassStoppedAt == pid {

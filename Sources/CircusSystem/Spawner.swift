@@ -43,6 +43,21 @@ public struct SpawnedProcess: Hashable, Sendable {
         }
     }
 
+    /// The exit status if the process has ended, without reaping it: it stays a zombie (its
+    /// pid cannot be reused) until `tryReap` or `waitForExit`. Nil while it runs.
+    public func peekExit() throws(SystemError) -> ProcessExitStatus? {
+        var code: Int32 = 0
+        var status: Int32 = 0
+        while true {
+            let r = circus_pidfd_peek(pidfd, &code, &status)
+            if r == 1 { return ProcessExitStatus(code: code, status: status) }
+            if r == 0 { return nil }
+            if r == -EINTR { continue }
+            if r == -ECHILD { return .unknown }
+            throw SystemError("waitid(P_PIDFD, \(pid), WNOWAIT)", errno: -r)
+        }
+    }
+
     /// Blocks until the process ends and reaps it. For tests and the emergency stop; the
     /// daemon waits through `ChildMonitor` instead.
     public func waitForExit() throws(SystemError) -> ProcessExitStatus {

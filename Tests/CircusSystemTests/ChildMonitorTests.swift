@@ -28,6 +28,27 @@ extension CircusSystemTests {
             Support.expectNoZombie(child.pid)
         }
 
+        @Test func theExitIsReportedBeforeTheReapAndTheReapFollowsAtOnce() throws {
+            // What the handler does first (a respawn) does not wait for the kernel's release
+            // of the dead process: during the call it is a zombie, still in its group.
+            let loop = try EventLoop()
+            let monitor = ChildMonitor(loop: loop)
+            var request = SpawnRequest(executable: "/bin/sh", arguments: ["sh", "-c", "exit 4"])
+            request.newSession = true  // a group of its own, as a worker has
+            let child = try Spawner().spawn(request)
+            var duringCall: (state: Character?, groupSignalled: Int32)?
+            try monitor.watch(child) { pid, _ in
+                duringCall = (Support.ProcFS_stat(pid)?.state, kill(-pid, 0))
+                loop.stop()
+            }
+            loop.run()
+            #expect(duringCall?.state == "Z")
+            #expect(duringCall?.groupSignalled == 0)
+            // Reaped when the handler returned.
+            Support.expectNoZombie(child.pid)
+            #expect(kill(child.pid, 0) == -1 && errno == ESRCH)
+        }
+
         @Test func signalsGoThroughThePidfd() throws {
             let loop = try EventLoop()
             let monitor = ChildMonitor(loop: loop)

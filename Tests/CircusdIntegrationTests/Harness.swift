@@ -409,7 +409,9 @@ final class DaemonHarness: @unchecked Sendable {
                 throw HarnessError("circusd exited (\(process.terminationStatus)) before answering:\n\(log)")
             }
             if let reply = try? await call("list", timeout: .milliseconds(500)), reply["status"] == "ok" { break }
-            if ContinuousClock.now > deadline { throw HarnessError("circusd did not answer list within 10 s:\n\(log)") }
+            if ContinuousClock.now > deadline {
+                throw HarnessError("circusd did not answer list within 10 s:\n\(log)\n--- its threads:\n\(threadStates())")
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         while !recorder.isConnected {
@@ -432,6 +434,22 @@ final class DaemonHarness: @unchecked Sendable {
     var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
 
     var pid: Int32 { process.processIdentifier }
+
+    /// Each of circusd's threads: name, state and what it waits in (`wchan`), for a
+    /// daemon that stopped answering.
+    func threadStates() -> String {
+        let base = "/proc/\(pid)/task"
+        let tids = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
+        return tids.sorted().map { tid -> String in
+            func read(_ name: String) -> String {
+                ((try? String(contentsOfFile: "\(base)/\(tid)/\(name)", encoding: .utf8)) ?? "?")
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            let stat = read("stat")
+            let state = stat.split(separator: ")").last?.split(separator: " ").first.map(String.init) ?? "?"
+            return "\(tid) \(read("comm")) \(state) \(read("wchan"))"
+        }.joined(separator: "\n")
+    }
 
     // MARK: Pid tracking
 

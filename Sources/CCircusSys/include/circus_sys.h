@@ -138,6 +138,11 @@ int circus_pidfd_send_signal(int pidfd, int signo);
 /// - Returns: 1 when reaped, 0 when still running (nohang only), or a negative errno.
 int circus_pidfd_wait(int pidfd, int nohang, int *_Nonnull code_out, int *_Nonnull status_out);
 
+/// waitid(P_PIDFD, WEXITED | WNOHANG | WNOWAIT): the exit status of the process behind
+/// `pidfd` without reaping it (it stays a zombie). Returns 1 when it has ended, 0 when it
+/// still runs, or a negative errno; `code_out` and `status_out` as for circus_pidfd_wait.
+int circus_pidfd_peek(int pidfd, int *_Nonnull code_out, int *_Nonnull status_out);
+
 // MARK: - Subreaper and re-parented children
 
 /// Names the calling thread (prctl PR_SET_NAME; the kernel keeps 15 bytes). Returns 0 or a
