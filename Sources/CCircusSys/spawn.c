@@ -425,10 +425,11 @@ int circus_pidfd_send_signal(int pidfd, int signo) {
     return r < 0 ? -errno : 0;
 }
 
-int circus_pidfd_peek(int pidfd, int *code_out, int *status_out) {
+/* waitid(P_PIDFD) with `options`; 1 when the child has ended, 0 when it runs (WNOHANG). */
+static int pidfd_waitid(int pidfd, int options, int *code_out, int *status_out) {
     siginfo_t info;
     memset(&info, 0, sizeof info);
-    long r = syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED | WNOHANG | WNOWAIT, NULL);
+    long r = syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED | options, NULL);
     if (r < 0) return -errno;
     if (info.si_pid == 0) return 0;
     *code_out = info.si_code;
@@ -436,13 +437,10 @@ int circus_pidfd_peek(int pidfd, int *code_out, int *status_out) {
     return 1;
 }
 
+int circus_pidfd_peek(int pidfd, int *code_out, int *status_out) {
+    return pidfd_waitid(pidfd, WNOHANG | WNOWAIT, code_out, status_out);
+}
+
 int circus_pidfd_wait(int pidfd, int nohang, int *code_out, int *status_out) {
-    siginfo_t info;
-    memset(&info, 0, sizeof info);
-    long r = syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED | (nohang ? WNOHANG : 0), NULL);
-    if (r < 0) return -errno;
-    if (info.si_pid == 0) return 0;
-    *code_out = info.si_code;
-    *status_out = info.si_status;
-    return 1;
+    return pidfd_waitid(pidfd, nohang ? WNOHANG : 0, code_out, status_out);
 }

@@ -89,13 +89,7 @@ public final class EventLoop {
         ///
         /// Safe from any thread, including the loop's own.
         public func post(_ job: @escaping @Sendable () -> Void) {
-            let wake = state.withLock { s -> Bool in
-                s.jobs.append(job)
-                queued.store(true, ordering: .releasing)
-                defer { s.wakePending = true }
-                return !s.wakePending
-            }
-            if wake { signal() }
+            queue { $0.jobs.append(job) }
         }
 
         /// Runs `job` on the loop thread like `post(_:)`, but wakes the loop for it only
@@ -137,19 +131,19 @@ public final class EventLoop {
 
         /// Hands the result of offloaded work back to the loop thread.
         func deliver(token: UInt64, value: any Sendable) {
-            let wake = state.withLock { s -> Bool in
-                s.results.append((token, value))
-                queued.store(true, ordering: .releasing)
-                defer { s.wakePending = true }
-                return !s.wakePending
-            }
-            if wake { signal() }
+            queue { $0.results.append((token, value)) }
         }
 
         /// Makes `run()` return once the loop thread has handled the wakeup.
         public func stop() {
+            queue { $0.stopRequested = true }
+        }
+
+        /// Makes `change` to what the loop will take, and wakes the loop unless a wake-up
+        /// is already on its way.
+        private func queue(_ change: (inout State) -> Void) {
             let wake = state.withLock { s -> Bool in
-                s.stopRequested = true
+                change(&s)
                 queued.store(true, ordering: .releasing)
                 defer { s.wakePending = true }
                 return !s.wakePending

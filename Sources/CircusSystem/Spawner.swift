@@ -31,30 +31,29 @@ public struct SpawnedProcess: Hashable, Sendable {
     ///
     /// - Returns: the status, or nil while it still runs.
     public func tryReap() throws(SystemError) -> ProcessExitStatus? {
-        var code: Int32 = 0
-        var status: Int32 = 0
-        while true {
-            let r = circus_pidfd_wait(pidfd, 1, &code, &status)
-            if r == 1 { return ProcessExitStatus(code: code, status: status) }
-            if r == 0 { return nil }
-            if r == -EINTR { continue }
-            if r == -ECHILD { return .unknown }
-            throw SystemError("waitid(P_PIDFD, \(pid))", errno: -r)
-        }
+        try ended("waitid(P_PIDFD, \(pid))") { circus_pidfd_wait(pidfd, 1, &$0, &$1) }
     }
 
     /// The exit status if the process has ended, without reaping it: it stays a zombie (its
     /// pid cannot be reused) until `tryReap` or `waitForExit`. Nil while it runs.
     public func peekExit() throws(SystemError) -> ProcessExitStatus? {
+        try ended("waitid(P_PIDFD, \(pid), WNOWAIT)") { circus_pidfd_peek(pidfd, &$0, &$1) }
+    }
+
+    /// Runs a non-blocking `waitid` (1: ended, 0: running, or a negative errno), again on
+    /// EINTR; a child that is not ours (ECHILD) has an unknown status.
+    private func ended(_ what: @autoclosure () -> String, _ wait: (inout Int32, inout Int32) -> Int32)
+        throws(SystemError) -> ProcessExitStatus?
+    {
         var code: Int32 = 0
         var status: Int32 = 0
         while true {
-            let r = circus_pidfd_peek(pidfd, &code, &status)
+            let r = wait(&code, &status)
             if r == 1 { return ProcessExitStatus(code: code, status: status) }
             if r == 0 { return nil }
             if r == -EINTR { continue }
             if r == -ECHILD { return .unknown }
-            throw SystemError("waitid(P_PIDFD, \(pid), WNOWAIT)", errno: -r)
+            throw SystemError(what(), errno: -r)
         }
     }
 
