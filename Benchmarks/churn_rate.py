@@ -173,7 +173,12 @@ def measure_daemon(binary, seconds, plugins, example, check_delay, subscriber):
         deadline = time.time() + 30
         while call(endpoint, "status", timeout=0.5) is None:
             if time.time() > deadline or daemon.poll() is not None:
-                raise RuntimeError("%s did not answer status (see %s)" % (binary, directory))
+                # The directory goes with the run: say what the daemon said (a circusd
+                # copied away from .build-release finds no shipped plugin, for one).
+                log.flush()
+                with open(os.path.join(directory, "circusd.log"), errors="replace") as said:
+                    tail = said.read()[-2000:]
+                raise RuntimeError("%s did not answer status; its log:\n%s" % (binary, tail))
         # The spawn events are counted by a small C subscriber: a Python one took 50 µs of
         # CPU per event from the two cores the churn runs on (the bare loop pays none).
         # libzmq filters by topic on the daemon's side, so only `spawn` events reach it.
@@ -262,6 +267,8 @@ def main():
     ap.add_argument("--check-delay", type=float, default=5.0,
                     help="[circus] check_delay (Circus reaps and respawns on this tick; ours does not use it)")
     args = ap.parse_args()
+    # The daemons run in their temp dirs: a relative path would not name the binary there.
+    args.circusd = os.path.abspath(args.circusd)
     work = tempfile.mkdtemp(prefix="churn-build-")
     example, bare, subscriber = build(work)
     setups = [
