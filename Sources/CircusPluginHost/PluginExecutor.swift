@@ -148,7 +148,7 @@ final class PluginExecutor: @unchecked Sendable {
         if post {
             remote.post { [self] in drain() }
         } else if hurry {
-            remote.post {}
+            remote.hurry()
         }
         return result
     }

@@ -117,6 +117,13 @@ public final class EventLoop {
             if circus_timerfd_arm(arm, Int64(delay * 1e9)) < 0 { signal() }
         }
 
+        /// Wakes the loop now for what `post(_:within:)` queued, rather than at its delay.
+        ///
+        /// Safe from any thread.
+        public func hurry() {
+            queue { _ in }
+        }
+
         /// A timerfd registered with the loop's epoll (epoll_ctl is safe from any thread),
         /// or -1 when the kernel will not give one.
         private func makeDeferredTimer() -> Int32 {
