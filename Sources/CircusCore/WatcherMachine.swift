@@ -404,8 +404,9 @@ public struct WatcherMachine: Sendable {
 
     private enum Step: Hashable, Sendable {
         case setStatus(WatcherStatus)
-        /// Spawn `count` processes, or (nil) until `numprocesses` run; `warmup` sleeps
-        /// `warmup_delay` after each spawn, the last one included, as Circus does.
+        /// Spawn `count` processes, or (nil) as many as `numprocesses` lacks when the step
+        /// begins, settled then as Circus does; `warmup` sleeps `warmup_delay` after each
+        /// spawn, the last one included, as Circus does.
         case spawn(count: Int?, warmup: Bool)
         case stopAll
         case stopSurplus
@@ -515,22 +516,27 @@ public struct WatcherMachine: Sendable {
                 status = s
                 if s == .stopped || s == .stopping { cancelIdleTimers(into: &effects) }
                 op.steps.removeFirst()
-            case .spawn(let count, let warmup):
-                let wanted = count.map { $0 > 0 } ?? (activeCount < config.numprocesses)
+            case .spawn(let asked, let warmup):
+                // Circus settles how many to spawn when the spawning begins
+                // (`numprocesses - len(processes)`). Counted again after each spawn,
+                // processes that end as fast as they are spawned (a run's reports come back
+                // in later turns, after their exits) would keep the operation, and every
+                // command queued behind it (a stop, `quit`), going for ever.
+                let count = asked ?? max(0, config.numprocesses - activeCount)
+                if asked == nil { op.steps[0] = .spawn(count: count, warmup: warmup) }
                 if let run = op.run {
                     // A run under way: its next report is awaited (as in Circus, the number
                     // of processes to spawn was settled when the spawning began).
                     op.waiting = !op.spawnApproved && op.runPlan?.callsBeforeSpawn == true
                         ? .hook(.beforeSpawn) : .spawn(wid: run[0])
-                } else if !wanted || status == .stopped || status == .stopping {
+                } else if count <= 0 || status == .stopped || status == .stopping {
                     op.steps.removeFirst()
                 } else if config.maxRetry == 0 {
                     // Circus: max_retry 0 never even tries, so the watcher stops.
                     op.result.failure = "max_retry is 0: no spawn attempted"
                     op.steps = Self.stopSteps(name: config.name)
                 } else if spawnsInRuns, !(warmup && config.warmupDelay > 0) {
-                    let wanted = count ?? (config.numprocesses - activeCount)
-                    let wids = nextWids(min(wanted, Self.spawnRunLimit))
+                    let wids = nextWids(min(count, Self.spawnRunLimit))
                     lastRunID += 1
                     let plan = SpawnRunPlan(
                         id: lastRunID, wids: wids, firstApproved: op.spawnApproved,

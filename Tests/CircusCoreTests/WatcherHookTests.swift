@@ -70,6 +70,26 @@ struct WatcherHookTests {
         #expect(d.hookCalls == ["after_spawn 101", "after_spawn 102", "after_spawn 103"])
     }
 
+    @Test func aStartWhoseProcessesEndAsTheyAreSpawnedEndsAfterTheNumberItSettledOn() {
+        // Circus settles how many to spawn when the spawning begins. Counted again after
+        // each report of a run, processes that end before the run's next report kept the
+        // start going for ever, and the stop queued behind it (a `quit`) never ran.
+        var d = Driver(hooks: [.afterSpawn]) { config in
+            config.numprocesses = 2
+            config.checkFlapping = false
+        }
+        let start = d.command(.start)
+        d.answer(.afterSpawn, true)
+        d.exit(101)
+        let stop = d.command(.stop)
+        d.answer(.afterSpawn, true)
+        #expect(d.finished[start] == OperationResult(started: [101, 102]))
+        #expect(d.spawnedWids == [1, 2] && d.machine.status == .stopping)
+        d.exit(102)
+        #expect(d.finished[stop] != nil && d.machine.status == .stopped)
+        #expect(d.events == ["spawn 101", "reap 101 0", "spawn 102", "start", "reap 102 0", "stop"])
+    }
+
     @Test func aRunCallsTheHooksItWasPlannedWithWhateverASetChangesMeanwhile() {
         // after_spawn added while a run without it goes on: the run's processes are not
         // waited for; the next run calls it.

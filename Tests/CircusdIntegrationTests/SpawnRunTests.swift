@@ -81,6 +81,26 @@ extension DaemonHarness {
         }
     }
 
+    @Test func aWatcherChurningThroughRunsStopsOnQuit() async throws {
+        // Processes that end at once: a run's reports come back after some of its processes
+        // have already ended. The start (and each respawn after it) spawns the number it
+        // settled on when it began, so the stop that `quit` queues behind it gets its turn;
+        // counted again after each run, the start never ended and `quit` waited for ever.
+        try await withHookDaemon("""
+            [watcher:w]
+            cmd = true
+            numprocesses = 20
+            check_flapping = false
+            hooks.after_spawn = %LIB%:allow
+            """) { h, _ in
+            let mark = h.mark
+            try await h.waitUntil("the watcher churns") { h.spawnedPids("w", since: mark).count >= 100 }
+            expectOK(try await h.call("quit", ["waiting": true], timeout: .seconds(10)))
+            #expect(await h.waitExit(timeout: 10))
+            #expect(h.process.terminationStatus == 0)
+        }
+    }
+
     @Test func aHungHookInARunFailsAtItsDeadline() async throws {
         try await withHookDaemon("""
             [watcher:w]
