@@ -593,7 +593,12 @@ public struct WatcherMachine: Sendable {
                 effects.append(.log(level, message))
             case .failIfNoProcess:
                 op.steps.removeFirst()
-                if activeCount == 0 {
+                // Circus reaps only on its check_delay poll, so the processes this start
+                // spawned still count there when they have already ended: "no process" is
+                // a start that spawned none (hooks refused, numprocesses = 0). Counting only
+                // live ones would fail the start, and stop the watcher, of programs that end
+                // at once by design.
+                if activeCount == 0, op.result.started.isEmpty {
                     if op.result.failure == nil { op.result.failure = "no process could be started" }
                     op.steps = Self.stopSteps(name: config.name)
                 }

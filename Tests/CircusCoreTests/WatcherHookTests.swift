@@ -90,6 +90,25 @@ struct WatcherHookTests {
         #expect(d.events == ["spawn 101", "reap 101 0", "spawn 102", "start", "reap 102 0", "stop"])
     }
 
+    @Test func aStartWhoseProcessesHaveAlreadyEndedSucceedsAsInCircus() {
+        // Circus counts the processes a start spawned until its check_delay poll reaps
+        // them: a start of programs that end at once goes on, and they are respawned.
+        var d = Driver(hooks: [.afterSpawn]) { config in
+            config.numprocesses = 2
+            config.checkFlapping = false
+        }
+        let start = d.command(.start)
+        d.answer(.afterSpawn, true)
+        d.exit(101)
+        d.exit(102)
+        d.answer(.afterSpawn, true)
+        #expect(d.finished[start] == OperationResult(started: [101, 102]))
+        #expect(d.machine.status == .active)
+        #expect(d.events == ["spawn 101", "reap 101 0", "reap 102 0", "start"])
+        // The respawn of both, in a run, waits for its first after_spawn.
+        #expect(d.spawnedWids == [1, 2, 1])
+    }
+
     @Test func aRunCallsTheHooksItWasPlannedWithWhateverASetChangesMeanwhile() {
         // after_spawn added while a run without it goes on: the run's processes are not
         // waited for; the next run calls it.

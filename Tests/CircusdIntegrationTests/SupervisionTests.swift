@@ -183,6 +183,32 @@ import Glibc
         }
     }
 
+    /// Circus counts the processes a start spawned until its check_delay poll reaps them,
+    /// so a start of programs that end at once succeeds (and they are respawned); it fails
+    /// only when it spawned none. Counting only live processes failed the start of such a
+    /// watcher, and stopped it, whenever its processes ended before the start was over.
+    @Test func aStartOfProgramsThatEndAtOnceSucceeds() async throws {
+        try await withDaemon("""
+            [watcher:quick]
+            cmd = true
+            numprocesses = 2
+            warmup_delay = 1
+            autostart = false
+            check_flapping = false
+            """) { h in
+            let mark = h.mark
+            let reply = try await h.call("start", ["name": "quick", "waiting": true])
+            expectOK(reply, keys: ["info"])
+            #expect(reply["info"]?["started"]?.pids.count == 2)
+            // Each process ended within its warmup, before the start was over.
+            let events = try await h.waitEvents(since: mark, count: 6, "the start, then a respawn") {
+                $0.watcher == "quick"
+            }
+            #expect(Array(events.map(\.name).prefix(6)) == ["spawn", "reap", "spawn", "reap", "start", "spawn"])
+            #expect(try await h.status("quick") == "active")
+        }
+    }
+
     @Test func maxAgeRotatesProcesses() async throws {
         try await withDaemon("""
             [watcher:aging]
