@@ -101,6 +101,24 @@ extension DaemonHarness {
         }
     }
 
+    @Test func circusdsThreadsCarryTheirNames() async throws {
+        // Named so that `top -H`, /proc and a debugger tell them apart: a watcher's hook
+        // thread carries the watcher's name.
+        try await withHookDaemon("""
+            [watcher:web]
+            cmd = sleep 100
+            hooks.after_spawn = %LIB%:allow
+            """) { h, _ in
+            _ = try await h.waitPids("web", count: 1)
+            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(h.pid)/task")
+            let names = Set(tasks.compactMap { tid in
+                (try? String(contentsOfFile: "/proc/\(h.pid)/task/\(tid)/comm", encoding: .utf8))?
+                    .trimmingCharacters(in: .newlines)
+            })
+            #expect(names.isSuperset(of: ["circusd", "log", "deadlines", "hooks:web"]), "\(names.sorted())")
+        }
+    }
+
     @Test func aHungHookInARunFailsAtItsDeadline() async throws {
         try await withHookDaemon("""
             [watcher:w]
