@@ -13,10 +13,10 @@
 //   as systemd does with the processes a service leaves behind.
 // The members are reaped as they end (SIGCHLD). A group is known to be empty when
 // kill(-pgid, 0) fails; the other groups are found among circusd's own children (their
-// session says whose they are), which is a few small reads, done after the respawn. Only
-// a kernel without /proc/<pid>/task/<tid>/children needs a scan of /proc, on a worker
-// thread. A program that left the session
-// on purpose (setsid: it daemonized) is not touched; circusd reaps it when it exits.
+// session says whose they are): a few small reads of /proc, on a worker thread, after the
+// respawn (a kernel without /proc/<pid>/task/<tid>/children needs a scan of /proc
+// instead). A program that left the session on purpose (setsid: it daemonized) is not
+// touched; circusd reaps it when it exits.
 
 import CircusConfig
 import CircusCore
@@ -163,18 +163,7 @@ extension Supervisor {
         leftoverSearch.last = EventLoop.monotonicNow()
         let queued = leftoverSearch.queue
         leftoverSearch.queue = []
-        guard let children = ProcessTree.mainThreadChildren() else {
-            for pid in queued { requestScan(of: pid) }
-            return
-        }
-        var found: [Int32: Set<Int32>] = [:]
-        for child in children where !monitor.isWatching(child) {
-            let session = getsid(child)
-            guard queued.contains(session) else { continue }
-            let group = getpgid(child)
-            if group > 1, group != session { found[session, default: []].insert(group) }
-        }
-        applyScan(scanned: queued, found: found)
+        for pid in queued { requestScan(of: pid) }
     }
 
     /// Signals the groups of `found` that `pid`'s session did not know yet, and keeps them.
@@ -204,7 +193,14 @@ extension Supervisor {
         guard !scanned.isEmpty else { return }
         sessionScanRunning = true
         do {
-            try loop.offload(to: procWorker, { Session.otherGroups(in: scanned) }) { [unowned self] found in
+            // The workers themselves lead their own sessions' groups: skipped, as the
+            // children of circusd it is watching.
+            let watched = Set(monitor.pids)
+            let gate = leftoverGate
+            try loop.offload(to: procWorker, {
+                gate?.wait()
+                return Session.groupsLedByChildren(in: scanned, skipping: watched)
+            }) { [unowned self] found in
                 self.sessionScanRunning = false
                 self.applyScan(scanned: scanned, found: found)
                 if !self.sessionScanQueue.isEmpty { self.startSessionScan() }

@@ -93,6 +93,9 @@ public final class Supervisor {
     /// Holds each walk of a process tree (`CIRCUSD_TEST_PROC_GATE`): only for the tests
     /// proving that the loop serves while a tree is read.
     let treeGate = TestGate(environment: "CIRCUSD_TEST_PROC_GATE")
+    /// Holds each search for the process groups a worker left (`CIRCUSD_TEST_LEFTOVER_GATE`):
+    /// only for the tests proving that the loop serves while it runs.
+    let leftoverGate = TestGate(environment: "CIRCUSD_TEST_LEFTOVER_GATE")
     private var deferred: Deque<() -> Void> = []
     private var drainScheduled = false
     private var draining = false

@@ -38,6 +38,26 @@ public enum ProcessGroup {
 /// such as `timeout` that puts itself and its child in a group of their own. Those groups
 /// are found here.
 public enum Session {
+    /// The process groups of each of `sessions`, other than the session's own group, led
+    /// by a child of this process that is not in `skipping` (orphans whose parent died:
+    /// this process, a child subreaper, adopted them). One read of the main thread's
+    /// `children` file, then the group and session of each child not skipped; on a kernel
+    /// without `children` files, `otherGroups(in:)`'s pass over /proc.
+    ///
+    /// Blocking (reads /proc): run it on a `SerialWorker`.
+    public static func groupsLedByChildren(in sessions: Set<Int32>, skipping: Set<Int32>) -> [Int32: Set<Int32>] {
+        guard !sessions.isEmpty else { return [:] }
+        guard let children = ProcessTree.mainThreadChildren() else { return otherGroups(in: sessions) }
+        var result: [Int32: Set<Int32>] = [:]
+        for child in children where !skipping.contains(child) {
+            let session = getsid(child)
+            guard sessions.contains(session) else { continue }
+            let group = getpgid(child)
+            if group > 1, group != session { result[session, default: []].insert(group) }
+        }
+        return result
+    }
+
     /// The process groups of each of `sessions`, other than the session's own group, from
     /// one pass over /proc.
     ///

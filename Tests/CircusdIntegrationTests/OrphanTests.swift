@@ -206,6 +206,43 @@ private func waitPidsFile(_ h: DaemonHarness, _ path: String, count: Int, timeou
         }
     }
 
+    @Test func theSearchForWhatAWorkerLeftRunsOffTheLoop() async throws {
+        // circusd reads /proc for the groups a dead worker left on a worker thread: held
+        // there (CIRCUSD_TEST_LEFTOVER_GATE), the loop respawns the worker and answers
+        // commands, and the groups get the session's signal once the search goes on.
+        let h = try await DaemonHarness.launch(
+            Self.timeoutsINI, files: ["timeout.sh": Self.timeoutScript],
+            environment: ["CIRCUSD_TEST_LEFTOVER_GATE": "%DIR%/leftover-gate"])
+        do {
+            let worker = try await h.waitPids("timeouts", count: 1)[0]
+            let pair = try await timeoutPair(h, worker: worker)
+            guard mkfifo(h.dir + "/leftover-gate", 0o600) == 0 else { throw HarnessError("mkfifo: errno \(errno)") }
+            let mark = h.mark
+            kill(worker, SIGKILL)
+            let gate = try #require(
+                try await LoopResponsivenessTests.openWhenSamplingWaits(h.dir + "/leftover-gate"),
+                "the search never reached the gate")
+            try await h.waitEvent(since: mark, timeout: 5, "respawn") {
+                $0.topic == "watcher.timeouts.spawn" && $0.pid != worker
+            }
+            #expect(try await h.status("timeouts") == "active")
+            let alive = pair.filter(\.exists)
+            #expect(alive.count == 2, "the other group was signalled before the search was over")
+            // Later searches (the stop at teardown) go through: the gate is only held while
+            // its FIFO exists.
+            unlink(h.dir + "/leftover-gate")
+            var byte: UInt8 = 1
+            #expect(write(gate, &byte, 1) == 1)
+            close(gate)
+            try await h.waitUntil("timeout and its sleep ended and reaped", timeout: 10) { !pair.contains(where: \.exists) }
+            try await h.waitLog("\(pair[0].pid)); sending them SIGTERM")
+        } catch {
+            await h.teardown()
+            throw error
+        }
+        await h.teardown()
+    }
+
     @Test func reparentedGrandchildHasCircusdAsParentAndGoesWithTheStop() async throws {
         // The subshell forks a sleep and exits: the sleep is orphaned while the worker lives.
         try await withDaemon("""
