@@ -297,6 +297,9 @@ static int child_main(void *arg) {
     uint64_t empty = 0;
     r = RAW4(SYS_rt_sigprocmask, SIG_SETMASK, &empty, 0, KSIGSET_SIZE);
     if (r < 0) child_fail(ctx, r, CIRCUS_STAGE_SIGNALS, 0);
+    // For the tests only: a signal in the last window before exec, which must meet the
+    // default disposition and not a handler of the daemon.
+    if (a->flags & CIRCUS_SPAWN_TEST_RAISE_BEFORE_EXEC) RAW2(SYS_kill, RAW0(SYS_getpid), SIGUSR1);
 
     long saved = 0;
     size_t saved_index = 0;

@@ -70,6 +70,10 @@ public struct SpawnRequest: Sendable {
     public var keepFDs: [Int32]
     /// Make the child a session leader (Circus does for every worker).
     public var newSession: Bool
+    /// For the tests only: the child sends itself SIGUSR1 between unblocking its signals
+    /// and exec, where it must meet the default disposition, not one of the daemon's
+    /// handlers.
+    var raisesSignalBeforeExec = false
 
     /// The default search path when the child's environment has no `PATH` (Python's
     /// `os.defpath`).

@@ -153,7 +153,8 @@ public struct Spawner: Sendable {
                         stdio: stdio,
                         keep_fds: keepBuffer.baseAddress,
                         keep_fd_count: keepBuffer.count,
-                        flags: request.newSession ? CIRCUS_SPAWN_SETSID : 0
+                        flags: (request.newSession ? CIRCUS_SPAWN_SETSID : 0)
+                            | (request.raisesSignalBeforeExec ? CIRCUS_SPAWN_TEST_RAISE_BEFORE_EXEC : 0)
                     )
                     return circus_spawn(&attr, &pidfd, &stage)
                 }

@@ -4,7 +4,11 @@
 import CCircusSys
 @testable import CircusSystem
 import Glibc
+import Synchronization
 import Testing
+
+/// How often the SIGUSR1 handler of `noHandlerOfTheParentRunsInTheChildBeforeExec` ran.
+private let parentHandlerRuns = Atomic<Int>(0)
 
 extension CircusSystemTests {
     @Suite struct SpawnerTests {
@@ -315,6 +319,19 @@ extension CircusSystemTests {
             #expect(throws: SpawnError.self) {
                 try spawner.spawn(SpawnRequest(executable: "/bin/true", arguments: []))
             }
+        }
+
+        @Test func noHandlerOfTheParentRunsInTheChildBeforeExec() throws {
+            // The child shares our memory until it execs: a signal it gets once its mask is
+            // cleared must meet the default disposition (here: death by SIGUSR1), never our
+            // handler, which would run on the parent's data.
+            let old = signal(SIGUSR1, { _ in parentHandlerRuns.add(1, ordering: .relaxed) })
+            defer { signal(SIGUSR1, old) }
+            var request = SpawnRequest(executable: "/bin/true")
+            request.raisesSignalBeforeExec = true
+            let result = try Support.run(request)
+            #expect(result.status == .signaled(SIGUSR1, coreDumped: false))
+            #expect(parentHandlerRuns.load(ordering: .relaxed) == 0)
         }
 
         @Test func childSignalStateIsClean() throws {

@@ -37,6 +37,10 @@ extern "C" {
 /// `circus_spawn_attr.flags`: make the child a session (and process-group) leader, as Circus
 /// does for every worker, so a signal to its group never reaches the daemon.
 #define CIRCUS_SPAWN_SETSID 0x1u
+/// `circus_spawn_attr.flags`, for the tests only: the child sends itself SIGUSR1 right
+/// before exec, once its signals are unblocked (it must die of it: no handler of the
+/// daemon may run in a child that shares the daemon's memory).
+#define CIRCUS_SPAWN_TEST_RAISE_BEFORE_EXEC 0x2u
 
 /// The step that failed, written to `*error_stage_out` as `stage | (index << 8)`; `index` is
 /// the position in the list the step walks (rlimit, stdio slot, keep fd, exec candidate) so
