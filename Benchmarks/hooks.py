@@ -26,7 +26,12 @@ hook of that kind. Reported, per watcher:
 5. `start --waiting` of N processes (default 200), wall time / N, rotating order, and
    circusd's CPU time per spawn (every thread, from /proc/PID/task/*/schedstat);
 6. bare: Benchmarks/bare/hook_handoff.c, the machine's cost of the same round trip
-   (hand a call to a sleeping thread, get the answer back into a sleeping epoll loop).
+   (hand a call to a sleeping thread, get the answer back into a sleeping epoll loop),
+   back to back; and Benchmarks/bare/respawn_base.c, a bare respawn (kill, reap, spawn)
+   with kills 50 ms apart as in 4., the spawn made on the loop and then (HOOK_THREAD=1)
+   on a worker thread that also calls an empty hook and answers through an eventfd: what
+   this machine charges a respawn for taking its spawn and hook off the loop thread,
+   which circusd must (a hook never runs on the loop).
 
     swift build -c release --scratch-path .build-release
     Benchmarks/hooks.py --circusd .build-release/release/circusd [--samples 150] [--processes 200] [--rounds 5]
@@ -208,6 +213,9 @@ def main():
                     os.path.join(ROOT, "Tests", "CircusdIntegrationTests", "Fixtures", "testhooks.c")], check=True)
     handoff = os.path.join(tmp, "hook_handoff")
     subprocess.run(["cc", "-O2", "-pthread", "-o", handoff, os.path.join(HERE, "bare", "hook_handoff.c")], check=True)
+    respawn_base = os.path.join(tmp, "respawn_base")
+    subprocess.run(["cc", "-O2", "-pthread", "-I", os.path.join(HERE, "bare"), "-o", respawn_base,
+                    os.path.join(HERE, "bare", "respawn_base.c")], check=True)
     sleep = shutil.which("sleep")
     hooks = {"plain": "",
              "chook": f"hooks.after_spawn = {lib}:quick\nhooks.before_signal = {lib}:quick\n",
@@ -245,6 +253,14 @@ def main():
         spawn_waits = daemon.hook_waits("after_spawn")
         signal_waits = daemon.hook_waits("before_signal")
         bare = json.loads(subprocess.run([handoff, "2000"], check=True, capture_output=True, text=True).stdout)
+        # Alternated, twice: the machine drifts between runs by as much as the difference.
+        bare_respawn = {"loop": [], "thread": []}
+        for _ in range(2):
+            for mode, extra in (("loop", {}), ("thread", {"HOOK_THREAD": "1"})):
+                env = dict(os.environ, PAUSE_MS="50", **extra)
+                out = subprocess.run([respawn_base, str(args.samples), sleep, "3600"], env=env, check=True,
+                                     capture_output=True, text=True).stdout
+                bare_respawn[mode].append(json.loads(out)["p50_us"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -286,6 +302,11 @@ def main():
           target_column=False, paired=True)
     print(f"\nbare thread round trip (Benchmarks/bare/hook_handoff.c, {bare['count']} samples): "
           f"p50 {bare['p50_us']} µs, p99 {bare['p99_us']} µs, mean {bare['mean_us']} µs")
+    pairs = list(zip(bare_respawn["loop"], bare_respawn["thread"]))
+    print(f"bare respawn (Benchmarks/bare/respawn_base.c, {args.samples} kills 50 ms apart, two runs), p50: "
+          + ", ".join(f"{a:.0f}" for a, _ in pairs) + " µs with the spawn on the loop; "
+          + ", ".join(f"{b:.0f}" for _, b in pairs) + " µs with the spawn and an empty hook on a worker thread: "
+          + ", ".join(f"{b - a:+.0f}" for a, b in pairs) + " µs, the machine's price of doing them off the loop")
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
