@@ -26,6 +26,9 @@ struct PluginPlan: Sendable {
     let priority: Int
     /// Not from the configuration: the flapping instance circusd runs by default.
     let isDefault: Bool
+    /// Where its section starts (nil for the default flapping instance): a plugin that
+    /// refuses its options is reported there.
+    var location: SourceLocation? = nil
 
     /// Whether `other` runs the same library with the same config and activity.
     func sameAs(_ other: PluginPlan) -> Bool {
@@ -105,7 +108,8 @@ final class PluginPlanner: Sendable {
         }
         return PluginPlan(
             instance: section.instanceName, source: section.source, library: library, active: section.active,
-            isolated: section.isolate, config: config, priority: section.priority, isDefault: false)
+            isolated: section.isolate, config: config, priority: section.priority, isDefault: false,
+            location: section.location)
     }
 
     /// Opens `path` once (later calls answer from the cache, without I/O). For an

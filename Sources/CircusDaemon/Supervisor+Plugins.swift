@@ -74,7 +74,9 @@ extension Supervisor {
             case .success?:
                 logger.info("plugin \(plan.instance) started (\(library.name) \(library.version) from \(library.path))")
             case .failure(let error)?:
-                throw DaemonError("[plugin:\(plan.instance)] cannot start: \(error.message)")
+                // Its options are refused by the plugin itself: point at its section.
+                let at = plan.location.map { "\($0): " } ?? ""
+                throw DaemonError("\(at)[plugin:\(plan.instance)] cannot start: \(error.message)")
             case nil:
                 throw DaemonError("[plugin:\(plan.instance)] did not start within \(Int(Self.pluginStartTimeout)) s")
             }
@@ -140,20 +142,29 @@ extension Supervisor {
     }
 
     /// Applies the plugin sections of a configuration read again (its libraries were
-    /// opened when it was read: the planner answers from its cache).
-    func reloadPlugins(_ new: CircusConfiguration) {
-        guard let planner = pluginPlanner else { return }
+    /// opened when it was read: the planner answers from its cache), then calls `then`
+    /// on the loop thread with the instances that did not start or take their new options.
+    func reloadPlugins(_ new: CircusConfiguration, then: @escaping (WatcherFailures) -> Void) {
+        guard let planner = pluginPlanner else { return then(WatcherFailures()) }
         do {
-            applyPluginChanges(try planner.plans(for: new))
+            applyPluginChanges(try planner.plans(for: new), then: then)
         } catch {
             logger.error("reloadconfig: \(error)")
+            var failures = WatcherFailures()
+            failures.record(failure: error.description, of: "plugins")
+            then(failures)
         }
     }
 
     /// reloadconfig: sections added are started, removed ones stopped, changed ones
     /// reconfigured (same library) or stopped and started again.
-    func applyPluginChanges(_ newPlans: [PluginPlan]) {
-        guard let host = pluginHost else { return }
+    func applyPluginChanges(_ newPlans: [PluginPlan], then: @escaping (WatcherFailures) -> Void) {
+        guard let host = pluginHost else { return then(WatcherFailures()) }
+        // Each start or reconfiguration answers from the instance's thread; the answers are
+        // gathered on the loop, and `then` runs once the last is in (the pass below counts
+        // as one, so that it runs after the pass even when nothing answers later).
+        let reports = PluginChangeReports(then)
+        let remote = loop.remote
         let old = Dictionary(pluginPlans.map { ($0.instance, $0) }, uniquingKeysWith: { a, _ in a })
         let new = Dictionary(newPlans.map { ($0.instance, $0) }, uniquingKeysWith: { a, _ in a })
         pluginPlans = newPlans
@@ -171,27 +182,41 @@ extension Supervisor {
                 if case .failure(let error) = result {
                     pluginBus?.log(.error, instance: name, message: "reloadconfig: \(error.message)")
                 }
+                remote.post {
+                    if case .failure(let error) = result { reports.failures.record(failure: error.message, of: "plugin:" + name) }
+                    reports.done()
+                }
             }
             let directory: String
             do {
                 directory = try stateDirectory(for: name)
             } catch {
                 logger.error("reloadconfig: plugin \(name): \(error)")
+                reports.failures.record(failure: "\(error)", of: "plugin:" + name)
                 continue
             }
-            switch (before?.active ?? false, plan.active) {
+            // What runs, not what the last configuration asked for: an instance that failed
+            // to start (bad options) is started, not reconfigured, once its section is mended.
+            let running = host.instances.contains { $0.name == name && ($0.state == .started || $0.state == .loaded) }
+            switch (running, plan.active) {
             case (_, false):
-                if before?.active == true { host.stopInstance(name) {} }
+                if running { host.stopInstance(name) {} }
             case (true, true) where before?.library === library && before?.isolated == plan.isolated
                 && library.canReconfigure:
+                reports.pending += 1
                 host.reconfigureInstance(name, config: plan.config, stateDirectory: directory, completion: report)
             case (true, true):
+                reports.pending += 1
                 host.stopInstance(name) { [config = plan.config, isolated = plan.isolated] in
                     do {
                         try host.startInstance(
                             name, of: library, config: config, stateDirectory: directory, isolate: isolated, completion: report)
                     } catch {
                         pluginBus?.log(.error, instance: name, message: "reloadconfig: \(error)")
+                        remote.post {
+                            reports.failures.record(failure: "\(error)", of: "plugin:" + name)
+                            reports.done()
+                        }
                     }
                 }
             case (false, true):
@@ -199,12 +224,15 @@ extension Supervisor {
                     try host.startInstance(
                         name, of: library, config: plan.config, stateDirectory: directory, isolate: plan.isolated,
                         completion: report)
+                    reports.pending += 1
                 } catch {
                     logger.error("reloadconfig: plugin \(name): \(error)")
+                    reports.failures.record(failure: "\(error)", of: "plugin:" + name)
                 }
             }
             logger.info("reloadconfig: plugin \(name) \(before == nil ? "added" : "changed")")
         }
+        reports.done()
     }
 
     /// `plugins`: every instance, running or not.
@@ -305,5 +333,20 @@ final class Latch<Value: Sendable>: @unchecked Sendable {
             if pthread_cond_timedwait(&condition, &mutex, &deadline) == ETIMEDOUT { break }
         }
         return value
+    }
+}
+
+/// The answers of a reloadconfig's plugin starts and reconfigurations (loop thread only).
+private final class PluginChangeReports: @unchecked Sendable {
+    var failures = WatcherFailures()
+    /// Answers still to come, and the pass that asks for them.
+    var pending = 1
+    private let then: (WatcherFailures) -> Void
+
+    init(_ then: @escaping (WatcherFailures) -> Void) { self.then = then }
+
+    func done() {
+        pending -= 1
+        if pending == 0 { then(failures) }
     }
 }

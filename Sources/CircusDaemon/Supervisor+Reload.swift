@@ -104,7 +104,6 @@ extension Supervisor {
         configuration.globalEnv = new.globalEnv
         configuration.sockets = new.sockets
         configuration.plugins = new.plugins
-        reloadPlugins(new)
 
         let newByKey = Dictionary(new.watchers.map { ($0.name.lowercased(), $0) }, uniquingKeysWith: { a, _ in a })
         let removed = watchers.filter { newByKey[$0.key] == nil }
@@ -134,9 +133,13 @@ extension Supervisor {
         }
         let fresh = replaced.map(\.new) + added
         var failures = WatcherFailures()
-        let group = Countdown(3) { [unowned self] in
+        let group = Countdown(4) { [unowned self] in
             self.refreshActivations()
             finish(fresh, failures)
+        }
+        reloadPlugins(new) { pluginFailures in
+            failures.append(contentsOf: pluginFailures)
+            group.done()
         }
         // A changed watcher starts again only if it ran: one that an operator stopped,
         // or that never started (autostart = false), stays stopped until `start`, as
@@ -264,10 +267,14 @@ extension Supervisor {
                         self.configuration.globalEnv = new.globalEnv
                         self.configuration.sockets = new.sockets
                         self.configuration.plugins = new.plugins
-                        self.reloadPlugins(new)
-                        for entry in self.watchers { entry.attached = false }
-                        self.watchers = new.watchers.map(WatcherEntry.init(config:))
-                        start(self.applySocketChanges(sockets, configurations: new.sockets))
+                        // The plugins first, as at start-up.
+                        self.reloadPlugins(new) { pluginFailures in
+                            for entry in self.watchers { entry.attached = false }
+                            self.watchers = new.watchers.map(WatcherEntry.init(config:))
+                            var failures = self.applySocketChanges(sockets, configurations: new.sockets)
+                            failures.append(contentsOf: pluginFailures)
+                            start(failures)
+                        }
                     }
                 case .failure(let error):
                     // Keep running the previous configuration rather than nothing.

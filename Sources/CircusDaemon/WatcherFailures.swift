@@ -18,6 +18,12 @@ struct WatcherFailures {
         if let failure = result.failure { items.append((watcher, failure)) }
     }
 
+    /// Keeps `reason` under `name` (a plugin instance, `plugin:NAME`, as Circus names the
+    /// watcher that runs one).
+    mutating func record(failure reason: String, of name: String) {
+        items.append((name, reason))
+    }
+
     mutating func append(contentsOf other: WatcherFailures) {
         items.append(contentsOf: other.items)
     }

@@ -33,6 +33,9 @@ struct BadConfig: Sendable, CustomTestStringConvertible {
                   line: "[watcher:bad]", option: "cmd"),
         BadConfig(name: "bad umask", ini: "[circus]\numask = 9z\n\n" + markerINI,
                   line: "umask = 9z", option: "umask"),
+        // Refused by the plugin itself when it starts (before any watcher): its section.
+        BadConfig(name: "plugin option", ini: markerINI + "\n\n[plugin:stats]\nuse = statsd\nport = notaport\n",
+                  line: "[plugin:stats]", option: "option port = \"notaport\": not an integer"),
     ]
 
     @Test(arguments: badConfigs)

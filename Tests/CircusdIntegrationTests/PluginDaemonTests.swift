@@ -280,6 +280,21 @@ enum FixturePlugin {
         }
     }
 
+    @Test func reloadconfigAnswersWhyAPluginRefusedItsOptions() async throws {
+        let base = "[watcher:w]\ncmd = sleep 100\n"
+        try await withDaemon(base) { h in
+            try h.rewriteConfig(base + "\n[plugin:stats]\nuse = circus.plugins.statsd.StatsdEmitter\nport = notaport\n")
+            expectError(try await h.call("reloadconfig", ["waiting": true]), errno: 6,
+                        reason: "plugin:stats: option port = \"notaport\": not an integer")
+            #expect(try await h.status("w") == "active")
+            // Mended, it starts.
+            try h.rewriteConfig(base + "\n[plugin:stats]\nuse = circus.plugins.statsd.StatsdEmitter\nport = 18125\n")
+            let mended = try await h.call("reloadconfig", ["waiting": true])
+            expectOK(mended)
+            #expect(try await h.call("plugins")["plugins"]?["stats"]?["state"] == "started")
+        }
+    }
+
     @Test func anIsolatedPluginThatCrashesIsRestartedAndTheDaemonServesThroughout() async throws {
         try await withBlocker(isolated: true) { h in
             let before = try await h.call("plugins")["plugins"]?["blk"]
