@@ -138,32 +138,58 @@ extension Supervisor {
     /// signal when found. A group whose leader's parent still lives is found when that
     /// parent dies.
     ///
-    /// One read of circusd's `children` file serves every session queued since the last
-    /// one, at most one read per `leftoverSearchSpacing`: the file lists all of circusd's
-    /// children, so a watcher of N short-lived processes would otherwise read N pids per
-    /// exit (and a stop of N processes N² in all). The session is not finished while its
-    /// search is pending.
+    /// One read of circusd's `children` file, on `procWorker`, serves every session queued
+    /// since the last one, at most one read per `leftoverSearchSpacing`: the file lists all
+    /// of circusd's children, so a watcher of N short-lived processes would otherwise read
+    /// N pids per exit (and a stop of N processes N² in all). The session is not finished
+    /// while its search is pending.
     private func findOtherGroups(of pid: Int32) {
         guard sessions[pid] != nil else { return }
         sessions[pid]?.scanPending = true
         leftoverSearch.queue.insert(pid)
-        guard leftoverSearch.timer == nil else { return }
-        let due = max(EventLoop.monotonicNow(), leftoverSearch.last + Self.leftoverSearchSpacing)
-        leftoverSearch.timer = loop.schedule(at: due) { [unowned self] in
-            self.searchLeftovers()
-            self.drainDeferred()
-        }
+        scheduleLeftoverSearch()
     }
 
     /// The shortest time between two reads of circusd's `children` file for leftovers.
     static let leftoverSearchSpacing = 0.01
 
+    /// Arms the next search, `leftoverSearchSpacing` after the last began, unless one is
+    /// armed or running (its end arms the next) or nothing is queued.
+    private func scheduleLeftoverSearch() {
+        guard leftoverSearch.timer == nil, !leftoverSearch.running, !leftoverSearch.queue.isEmpty else { return }
+        let due = max(EventLoop.monotonicNow(), leftoverSearch.last + Self.leftoverSearchSpacing)
+        leftoverSearch.timer = loop.schedule(at: due) { [unowned self] in
+            self.leftoverSearch.timer = nil
+            self.searchLeftovers()
+            self.drainDeferred()
+        }
+    }
+
     private func searchLeftovers() {
-        leftoverSearch.timer = nil
-        leftoverSearch.last = EventLoop.monotonicNow()
-        let queued = leftoverSearch.queue
+        let scanned = leftoverSearch.queue
         leftoverSearch.queue = []
-        for pid in queued { requestScan(of: pid) }
+        leftoverSearch.last = EventLoop.monotonicNow()
+        leftoverSearch.running = true
+        do {
+            // The workers themselves lead their own sessions' groups: skipped, as the
+            // children of circusd it is watching.
+            let watched = Set(monitor.pids)
+            let gate = leftoverGate
+            try loop.offload(to: procWorker, {
+                gate?.wait()
+                return Session.groupsLedByChildren(in: scanned, skipping: watched)
+            }) { [unowned self] found in
+                self.leftoverSearch.running = false
+                self.applyScan(scanned: scanned, found: found)
+                self.scheduleLeftoverSearch()
+                self.drainDeferred()
+            }
+        } catch {
+            leftoverSearch.running = false
+            logger.warning("cannot scan /proc for the processes of a stopped worker: \(error)")
+            applyScan(scanned: scanned, found: [:])
+            scheduleLeftoverSearch()
+        }
     }
 
     /// Signals the groups of `found` that `pid`'s session did not know yet, and keeps them.
@@ -180,43 +206,10 @@ extension Supervisor {
         sessions[pid] = session
     }
 
-    private func requestScan(of pid: Int32) {
-        guard sessions[pid] != nil else { return }
-        sessions[pid]?.scanPending = true
-        sessionScanQueue.insert(pid)
-        if !sessionScanRunning { startSessionScan() }
-    }
-
-    private func startSessionScan() {
-        let scanned = sessionScanQueue
-        sessionScanQueue = []
-        guard !scanned.isEmpty else { return }
-        sessionScanRunning = true
-        do {
-            // The workers themselves lead their own sessions' groups: skipped, as the
-            // children of circusd it is watching.
-            let watched = Set(monitor.pids)
-            let gate = leftoverGate
-            try loop.offload(to: procWorker, {
-                gate?.wait()
-                return Session.groupsLedByChildren(in: scanned, skipping: watched)
-            }) { [unowned self] found in
-                self.sessionScanRunning = false
-                self.applyScan(scanned: scanned, found: found)
-                if !self.sessionScanQueue.isEmpty { self.startSessionScan() }
-                self.drainDeferred()
-            }
-        } catch {
-            sessionScanRunning = false
-            logger.warning("cannot scan /proc for the processes of a stopped worker: \(error)")
-            applyScan(scanned: scanned, found: [:])
-        }
-    }
-
     private func applyScan(scanned: Set<Int32>, found: [Int32: Set<Int32>]) {
         for pid in scanned {
             guard sessions[pid] != nil else { continue }
-            sessions[pid]?.scanPending = sessionScanQueue.contains(pid) || leftoverSearch.queue.contains(pid)
+            sessions[pid]?.scanPending = leftoverSearch.queue.contains(pid)
             addGroups(found[pid] ?? [], to: pid)
             guard !finishIfDone(pid), let session = sessions[pid] else { continue }
             if let deadline = session.killAt, session.killTimer == nil {
@@ -310,7 +303,9 @@ struct LeftoverSearch {
     var queue: Set<Int32> = []
     /// The read armed for them.
     var timer: EventLoop.TimerID?
-    /// When the last read was (monotonic clock).
+    /// A read is under way on `procWorker`.
+    var running = false
+    /// When the last read began (monotonic clock).
     var last = -Double.infinity
 }
 

@@ -178,14 +178,17 @@ extension Supervisor {
             if let before, before.sameAs(plan) { continue }
             let name = plan.instance
             let pluginBus = self.pluginBus
-            let report: @Sendable (Result<Void, PluginInstanceError>) -> Void = { result in
-                if case .failure(let error) = result {
-                    pluginBus?.log(.error, instance: name, message: "reloadconfig: \(error.message)")
-                }
+            // The one answer of a start or reconfiguration asked for below (nil: it went
+            // well), from whatever thread it comes, to the loop.
+            let answer: @Sendable (String?) -> Void = { failure in
+                if let failure { pluginBus?.log(.error, instance: name, message: "reloadconfig: \(failure)") }
                 remote.post {
-                    if case .failure(let error) = result { reports.failures.record(failure: error.message, of: "plugin:" + name) }
+                    if let failure { reports.failures.record(failure: failure, of: "plugin:" + name) }
                     reports.done()
                 }
+            }
+            let report: @Sendable (Result<Void, PluginInstanceError>) -> Void = { result in
+                if case .failure(let error) = result { answer(error.message) } else { answer(nil) }
             }
             let directory: String
             do {
@@ -212,11 +215,7 @@ extension Supervisor {
                         try host.startInstance(
                             name, of: library, config: config, stateDirectory: directory, isolate: isolated, completion: report)
                     } catch {
-                        pluginBus?.log(.error, instance: name, message: "reloadconfig: \(error)")
-                        remote.post {
-                            reports.failures.record(failure: "\(error)", of: "plugin:" + name)
-                            reports.done()
-                        }
+                        answer("\(error)")
                     }
                 }
             case (false, true):

@@ -85,8 +85,6 @@ public final class Supervisor {
     var sessionRecheck: EventLoop.TimerID?
     var sessionWaiters: [SessionWaiter] = []
     var leftoverSearch = LeftoverSearch()
-    var sessionScanQueue: Set<Int32> = []
-    var sessionScanRunning = false
     /// Reads /proc off the loop: the process groups of stopped workers' sessions, the
     /// trees that stop_children, the SIGKILL escalation and `signal` reach.
     let procWorker = SerialWorker(name: "proc")

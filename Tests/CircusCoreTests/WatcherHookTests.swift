@@ -25,6 +25,15 @@ extension Driver {
         }
     }
 
+    /// Two processes, short-lived by design (`check_flapping = false`), spawned in runs
+    /// for their after_spawn hook.
+    static func shortLivedPairWithAfterSpawn() -> Driver {
+        Driver(hooks: [.afterSpawn]) { config in
+            config.numprocesses = 2
+            config.checkFlapping = false
+        }
+    }
+
     mutating func answer(_ point: HookPoint, _ allowed: Bool) {
         runHookAnswered(point, allowed)
         apply(machine.hookReturned(point, allowed: allowed, at: now))
@@ -74,10 +83,7 @@ struct WatcherHookTests {
         // Circus settles how many to spawn when the spawning begins. Counted again after
         // each report of a run, processes that end before the run's next report kept the
         // start going for ever, and the stop queued behind it (a `quit`) never ran.
-        var d = Driver(hooks: [.afterSpawn]) { config in
-            config.numprocesses = 2
-            config.checkFlapping = false
-        }
+        var d = Driver.shortLivedPairWithAfterSpawn()
         let start = d.command(.start)
         d.answer(.afterSpawn, true)
         d.exit(101)
@@ -93,10 +99,7 @@ struct WatcherHookTests {
     @Test func aStartWhoseProcessesHaveAlreadyEndedSucceedsAsInCircus() {
         // Circus counts the processes a start spawned until its check_delay poll reaps
         // them: a start of programs that end at once goes on, and they are respawned.
-        var d = Driver(hooks: [.afterSpawn]) { config in
-            config.numprocesses = 2
-            config.checkFlapping = false
-        }
+        var d = Driver.shortLivedPairWithAfterSpawn()
         let start = d.command(.start)
         d.answer(.afterSpawn, true)
         d.exit(101)
